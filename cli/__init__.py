@@ -1,0 +1,1 @@
+"""The ``statemill`` command line."""

@@ -1,0 +1,1 @@
+"""statemill engine: load, validate and durably run Amazon States Language state machines."""

@@ -1,0 +1,1 @@
+"""Durable storage of executions through SQLAlchemy Core."""

@@ -1,0 +1,1 @@
+"""The Amazon States Language JSON Schema used by the validator (``asl.schema.json``)."""

@@ -1,0 +1,1 @@
+"""Example state machines and the demo handlers they use."""

@@ -1,0 +1,1 @@
+"""Draws state machines and live executions with Graphviz."""
