@@ -1,8 +1,52 @@
-"""Entry point of the ``statemill`` command."""
+"""Entry point of the ``statemill`` command: a click group; each command family lives in its own module."""
+from __future__ import annotations
+
+import json
+import sys
+
 import click
 
+from statemill.engine import loader
 
-@click.group()
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="statemill", prog_name="statemill")
 def main() -> None:
-    """statemill: a durable Amazon States Language engine."""
+    """statemill: run Amazon States Language (AWS Step Functions) state machines durably, with Python handlers."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as a JSON list.")
+def validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check state machine definitions (YAML or JSON) and report every problem as FILE:LINE:COL.
+
+    Exits 0 when every file is valid (warnings allowed), 1 when any has errors, 2 when a file cannot be read.
+    """
+    found, unreadable = [], False
+    for file in files:
+        try:
+            found += loader.validate(file)
+        except OSError as exc:
+            click.echo(f"{file}: error: cannot read: {exc.strerror or exc}", err=True)
+            unreadable = True
+        except UnicodeDecodeError:
+            click.echo(f"{file}: error: not UTF-8 text", err=True)
+            unreadable = True
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in found], indent=2))
+    else:
+        for diagnostic in found:
+            click.echo(diagnostic.format())
+        errors = sum(d.severity == "error" for d in found)
+        if not found and not unreadable:
+            click.echo("ok" if len(files) == 1 else f"ok: {len(files)} files")
+        elif found:
+            click.echo(f"{errors} error(s), {len(found) - errors} warning(s)", err=True)
+    if unreadable:
+        sys.exit(2)
+    sys.exit(1 if any(d.severity == "error" for d in found) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

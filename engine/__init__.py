@@ -1,1 +1,71 @@
-"""statemill engine: load, validate and durably run Amazon States Language state machines."""
+"""statemill engine: load, validate and durably run Amazon States Language state machines.
+
+    from statemill.engine import Engine
+
+    engine = Engine("sqlite:///orders.db")
+
+    @engine.handler("charge-card")
+    def charge(order, context):
+        return {"charged": order["amount"]}
+
+    result = engine.run("order.yaml", {"amount": 0})
+"""
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any, Callable, Mapping
+
+from .client import (Client, ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput, InvalidName,
+                     StateMachineDoesNotExist)
+from .clock import FakeClock, SystemClock
+from .errors import CompileError, DefinitionError, StatemillError, StatesError
+from .handlers import HandlerRegistry, TaskContext, TaskFailure
+from .loader import load, loads, validate
+from .model import StateMachine
+from .runtime import TERMINAL
+from .worker import Worker
+
+__all__ = [
+    "Engine", "Client", "Worker", "HandlerRegistry", "TaskContext", "TaskFailure", "FakeClock", "SystemClock",
+    "StateMachine", "load", "loads", "validate", "DefinitionError", "CompileError", "StatemillError", "StatesError",
+    "ExecutionAlreadyExists", "ExecutionDoesNotExist", "InvalidExecutionInput", "InvalidName",
+    "StateMachineDoesNotExist",
+]
+
+
+class Engine(Client):
+    """A client with handlers: register handlers and definitions, start executions and work on them.
+
+    ``run`` drives one execution to its end in this process; ``worker().run()`` serves every execution in the
+    database until stopped. Other processes can use a plain ``Client`` on the same database.
+    """
+
+    def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
+                 concurrency: int = 16, **options: Any):
+        super().__init__(db, **options)
+        self.handlers = HandlerRegistry(handlers)
+        self.concurrency = concurrency
+
+    def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering a handler for a Task ``Resource``."""
+        return self.handlers.handler(resource)
+
+    def worker(self, **options: Any) -> Worker:
+        options.setdefault("concurrency", self.concurrency)
+        return Worker(self, self.handlers, **options)
+
+    def wait(self, arn: str, **worker_options: Any) -> dict:
+        """Work in this process until the execution ``arn`` has finished; return its description."""
+        worker = self.worker(**worker_options)
+        try:
+            worker.run(until=lambda: self.status(arn) in TERMINAL)
+        finally:
+            worker.close()
+        return self.describe(arn)
+
+    def run(self, definition: str | PathLike | Mapping[str, Any], input: Any = None, *, name: str | None = None,
+            machine_name: str | None = None, **worker_options: Any) -> dict:
+        """Register ``definition``, start it with ``input`` and drive it to its end; return DescribeExecution."""
+        machine = self.register(definition, machine_name)
+        started = self.start(machine["name"], input, name=name)
+        return self.wait(started["executionArn"], **worker_options)

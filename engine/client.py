@@ -1,0 +1,279 @@
+"""The out-of-process API: register definitions, start, describe, list, read history, stop, answer task tokens.
+
+A ``Client`` needs only the database: any process that can reach it can start executions or complete a token,
+whether or not a worker is running at that moment. Shapes follow the AWS API (DescribeExecution and friends).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import threading
+import uuid
+from os import PathLike
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+
+from . import loader
+from .clock import SystemClock, iso
+from .errors import StatemillError
+from .history import dumps
+from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
+from .model import StateMachine
+from .runtime import end_execution
+from .store.db import open_engine
+from .store.schema import executions, frames, history_events, state_machines, task_tokens
+
+_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
+
+
+class ExecutionDoesNotExist(StatemillError):
+    """No execution has that ARN."""
+
+
+class StateMachineDoesNotExist(StatemillError):
+    """No state machine has that name."""
+
+
+class ExecutionAlreadyExists(StatemillError):
+    """An execution with that name exists with a different input."""
+
+
+class InvalidExecutionInput(StatemillError):
+    """The execution input is not JSON, or is larger than the payload limit."""
+
+
+class InvalidName(StatemillError):
+    """A state machine or execution name that AWS would refuse."""
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidName(f"invalid {kind} name {name!r}: 1 to 80 characters, without whitespace, brackets, "
+                          "wildcards, control characters or any of \" # % \\ ^ | ~ ` $ & , ; : /")
+    return name
+
+
+def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
+    """Execution input from JSON text (``{}`` when None); InvalidExecutionInput when it is not JSON or too large."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidExecutionInput(f"the input is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                                    f"{exc.colno}") from None
+    check_payload(value, limit, "the input")
+    return value
+
+
+def check_payload(value: Any, limit: int, what: str) -> None:
+    size = len(dumps(value).encode("utf-8"))
+    if size > limit:
+        raise InvalidExecutionInput(f"{what} is {size} bytes, over the payload limit of {limit} bytes")
+
+
+class Client:
+    """Talks to the system database. ``db`` is a URL (default: ``$STATEMILL_DATABASE_URL`` or ``statemill.db``)."""
+
+    def __init__(self, db: str | sa.Engine | None = None, *, region: str = "us-east-1",
+                 account: str = "000000000000", clock: Any = None, payload_limit: int = DEFAULT_PAYLOAD_LIMIT):
+        self.db = db if isinstance(db, sa.Engine) else open_engine(db)
+        self.region = region
+        self.account = account
+        self.clock = clock or SystemClock()
+        self.payload_limit = payload_limit
+        self._machines: dict[int, StateMachine] = {}
+        self._lock = threading.Lock()
+
+    # -- ARNs
+    def machine_arn(self, name: str) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{name}"
+
+    def execution_arn(self, machine: str, name: str) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:execution:{machine}:{name}"
+
+    # -- state machines
+    def register(self, definition: str | PathLike | Mapping[str, Any], name: str | None = None) -> dict:
+        """Validate and store a definition (a file path or a dict) under ``name`` (default: the file's stem).
+
+        A changed definition becomes a new revision; executions keep the revision they started with.
+        """
+        machine = loader.load(definition)
+        if name is None:
+            if isinstance(definition, Mapping):
+                raise TypeError("name= is required when registering a definition given as a dict")
+            stem = str(definition).replace("\\", "/").rsplit("/", 1)[-1]
+            name = re.sub(r"(\.asl)?\.(ya?ml|json)$", "", stem)
+        check_name("state machine", name)
+        text = json.dumps(machine.definition, sort_keys=True, separators=(",", ":"))
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        with self.db.begin() as conn:
+            row = conn.execute(sa.select(state_machines.c.id, state_machines.c.revision)
+                               .where(state_machines.c.name == name, state_machines.c.sha256 == sha)).first()
+            if row is None:
+                revision = (conn.execute(sa.select(sa.func.max(state_machines.c.revision))
+                                         .where(state_machines.c.name == name)).scalar() or 0) + 1
+                machine_id = conn.execute(state_machines.insert().values(
+                    name=name, revision=revision, sha256=sha, definition=text,
+                    created_at=self.clock.now())).inserted_primary_key[0]
+            else:
+                machine_id, revision = row.id, row.revision
+        self._machines[machine_id] = machine
+        return {"stateMachineArn": self.machine_arn(name), "name": name, "revision": revision, "id": machine_id}
+
+    def machine(self, machine_id: int) -> StateMachine:
+        """The compiled definition of a stored revision (compiled once per process)."""
+        found = self._machines.get(machine_id)
+        if found is None:
+            with self.db.connect() as conn:
+                text = conn.execute(sa.select(state_machines.c.definition)
+                                    .where(state_machines.c.id == machine_id)).scalar_one()
+            found = self._machines.setdefault(machine_id, loader.load(json.loads(text)))
+        return found
+
+    def _latest(self, conn, name: str):
+        row = conn.execute(sa.select(state_machines.c.id).where(state_machines.c.name == name)
+                           .order_by(state_machines.c.revision.desc()).limit(1)).first()
+        if row is None:
+            raise StateMachineDoesNotExist(f"no state machine named {name!r} is registered")
+        return row.id
+
+    # -- executions
+    def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
+            -> dict:
+        """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
+
+        Starting again with the same name and the same input returns the existing execution; a different input
+        raises ExecutionAlreadyExists.
+        """
+        value = parse_input(input_text, self.payload_limit) if input_text is not None else \
+            ({} if input is None else input)
+        if input_text is None:
+            check_payload(value, self.payload_limit, "the input")
+        name = check_name("execution", name or str(uuid.uuid4()))
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            machine_id = self._latest(conn, machine)
+            compiled = self.machine(machine_id)
+            arn = self.execution_arn(machine, name)
+            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at)
+                                    .where(executions.c.arn == arn)).first()
+            if existing is not None:
+                if existing.input != value:
+                    raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists with a "
+                                                 "different input")
+                return {"executionArn": arn, "startDate": iso(existing.started_at)}
+            deadline = now + compiled.timeout_seconds if compiled.timeout_seconds else None
+            execution_id = conn.execute(executions.insert().values(
+                machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
+                started_at=now, deadline_at=deadline, event_count=1)).inserted_primary_key[0]
+            conn.execute(history_events.insert().values(
+                execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
+                timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
+                                        "roleArn": self.role_arn}))
+            conn.execute(frames.insert().values(
+                execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
+                state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=1,
+                pending=0))
+        return {"executionArn": arn, "startDate": iso(now)}
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/statemill"
+
+    def execution_info(self, execution_id: int) -> ExecutionInfo:
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
+        return ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
+                             row.machine_name, self.role_arn)
+
+    def _execution(self, conn, arn: str):
+        row = conn.execute(sa.select(executions).where(executions.c.arn == arn)).first()
+        if row is None:
+            raise ExecutionDoesNotExist(f"no execution has the ARN {arn!r}")
+        return row
+
+    def _describe_row(self, row) -> dict:
+        result = {"executionArn": row.arn, "stateMachineArn": self.machine_arn(row.machine_name), "name": row.name,
+                  "status": row.status, "startDate": iso(row.started_at), "input": row.input}
+        if row.stopped_at is not None:
+            result["stopDate"] = iso(row.stopped_at)
+        if row.status == "SUCCEEDED":
+            result["output"] = row.output
+        for key in ("error", "cause"):
+            if getattr(row, key) is not None:
+                result[key] = getattr(row, key)
+        return result
+
+    def describe(self, arn: str) -> dict:
+        """DescribeExecution: status, input, output (JSON values), error, cause, dates."""
+        with self.db.connect() as conn:
+            return self._describe_row(self._execution(conn, arn))
+
+    def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
+        """ListExecutions, newest first."""
+        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc()).limit(limit)
+        if machine:
+            query = query.where(executions.c.machine_name == machine)
+        if status:
+            query = query.where(executions.c.status == status)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
+        return [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
+                for r in rows]
+
+    def history(self, arn: str, reverse: bool = False) -> list[dict]:
+        """GetExecutionHistory's events: id, previousEventId, type, timestamp and the typed details."""
+        with self.db.connect() as conn:
+            execution = self._execution(conn, arn)
+            order = history_events.c.id.desc() if reverse else history_events.c.id
+            rows = conn.execute(sa.select(history_events).where(history_events.c.execution_id == execution.id)
+                                .order_by(order)).all()
+        from .history import Event
+        events = []
+        for row in rows:
+            event = {"timestamp": iso(row.timestamp), "type": row.type, "id": row.id,
+                     "previousEventId": row.previous_event_id}
+            if row.details:
+                event[Event(row.type).details_key()] = row.details
+            events.append(event)
+        return events
+
+    def status(self, arn: str) -> str:
+        with self.db.connect() as conn:
+            return self._execution(conn, arn).status
+
+    def stop(self, arn: str, error: str | None = None, cause: str | None = None) -> dict:
+        """StopExecution: the execution becomes ABORTED; its frames and outstanding task tokens are cancelled."""
+        now = self.clock.now()
+        with self.db.begin() as conn:
+            row = self._execution(conn, arn)
+            end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now)
+        return {"stopDate": iso(now)}
+
+    def pending_tokens(self, arn: str | None = None) -> list[dict]:
+        query = (sa.select(task_tokens, executions.c.arn).join(executions)
+                 .where(task_tokens.c.status == "PENDING").order_by(task_tokens.c.created_at))
+        if arn:
+            query = query.where(executions.c.arn == arn)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
+        return [{"taskToken": r.token, "executionArn": r.arn, "stateName": r.state, "createdAt": iso(r.created_at),
+                 "heartbeatDeadline": iso(r.heartbeat_deadline) if r.heartbeat_deadline else None} for r in rows]
+
+
+def iter_chunks(items: Iterable, size: int):  # pragma: no cover - small utility for bulk operations
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_ = functools

@@ -1,0 +1,165 @@
+"""Task handlers: the registry mapping a Task's ``Resource`` to a Python callable, and what a handler receives.
+
+Only callables an operator registered are reachable: a definition names resources, never Python code. A handler
+is ``fn(input)`` or ``fn(input, context)``, plain or ``async def``; raising fails the task with the exception's class
+name as the error and its message as the cause, or with the names given to ``TaskFailure``.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .errors import TASK_FAILED, StatesError
+
+CALLBACK_SUFFIX = ".waitForTaskToken"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+_LAMBDA_ARN = re.compile(r"^(?:arn:[^:]+:lambda:([^:]*):([^:]*):function:)?([A-Za-z0-9_-]+)(?::[^:]+)?$")
+_PARTIAL_ARN = re.compile(r"^(?:[0-9]{12}:)?function:([A-Za-z0-9_-]+)(?::[^:]+)?$")
+
+
+class TaskFailure(Exception):
+    """Raise from a handler to fail the task with a chosen error name and cause (both may be None)."""
+
+    def __init__(self, error: str | None = None, cause: str | None = None):
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What a handler knows about the task it runs.
+
+    ``idempotency_key`` is the same on every delivery of one attempt (after a worker crash, say), so a handler can
+    deduplicate its side effects; ``attempt`` counts retries (0 for the first attempt).
+    """
+
+    execution_arn: str
+    execution_name: str
+    state_name: str
+    attempt: int
+    idempotency_key: str
+    task_token: str | None = None
+    resource: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    fn: Callable[..., Any]
+    wants_context: bool
+    is_async: bool
+
+    def __call__(self, value: Any, context: TaskContext, timeout: float | None = None) -> Any:
+        """Call the handler; an ``async def`` one runs on its own event loop and is cancelled at ``timeout``."""
+        args = (value, context) if self.wants_context else (value,)
+        if self.is_async:
+            return asyncio.run(asyncio.wait_for(self.fn(*args), timeout))
+        return self.fn(*args)
+
+
+def _wrap(fn: Callable[..., Any]) -> Handler:
+    if not callable(fn):
+        raise TypeError(f"a handler must be callable, got {fn!r}")
+    try:
+        params = inspect.signature(fn).parameters.values()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        wants_context = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    except (TypeError, ValueError):
+        wants_context = False
+    return Handler(fn, wants_context, inspect.iscoroutinefunction(fn))
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A resolved task call: the handler, the value it receives, and how its result is shaped."""
+
+    handler: Handler
+    value: Any
+    lambda_invoke: bool = False
+
+    def shape(self, result: Any) -> Any:
+        if self.lambda_invoke:  # the optimised Lambda integration wraps the function's result
+            return {"ExecutedVersion": "$LATEST", "Payload": result, "StatusCode": 200}
+        return result
+
+
+class HandlerRegistry:
+    """Maps resource strings to handlers. Lambda ARNs and ``lambda:invoke`` calls resolve by function name too."""
+
+    def __init__(self, handlers: Mapping[str, Callable[..., Any]] | None = None):
+        self._exact: dict[str, Handler] = {}
+        self._by_function: dict[str, Handler] = {}
+        if handlers:
+            self.update(handlers)
+
+    def register(self, resource: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        handler = _wrap(fn)
+        self._exact[resource] = handler
+        match = _LAMBDA_ARN.match(resource)
+        if match:
+            self._by_function[match.group(3)] = handler
+        return fn
+
+    def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form: ``@registry.handler("charge-card")``."""
+        return lambda fn: self.register(resource, fn)
+
+    def update(self, handlers: Mapping[str, Callable[..., Any]]) -> None:
+        for resource, fn in handlers.items():
+            self.register(resource, fn)
+
+    def __contains__(self, resource: str) -> bool:
+        return resource in self._exact
+
+    def resources(self) -> list[str]:
+        return sorted(self._exact)
+
+    def _function(self, name: str) -> Handler | None:
+        if name in self._exact:
+            return self._exact[name]
+        match = _LAMBDA_ARN.match(name) or _PARTIAL_ARN.match(name)
+        return self._by_function.get(match.groups()[-1]) if match else None
+
+    def resolve(self, resource: str, value: Any, region: str = "us-east-1", account: str = "000000000000") -> Call:
+        """The call for ``resource`` with the task's effective input; StatesError when nothing is registered."""
+        base = resource[: -len(CALLBACK_SUFFIX)] if resource.endswith(CALLBACK_SUFFIX) else resource
+        handler = self._exact.get(resource) or self._exact.get(base)
+        if handler is not None:
+            return Call(handler, value)
+        if base == LAMBDA_INVOKE:
+            name = value.get("FunctionName") if isinstance(value, dict) else None
+            handler = self._function(name) if isinstance(name, str) else None
+            if handler is None:
+                raise _function_not_found(str(name), region, account)
+            return Call(handler, value.get("Payload"), lambda_invoke=True)
+        if base.startswith("arn:") and ":lambda:" in base:
+            handler = self._function(base)
+            if handler is None:
+                raise _function_not_found(base, region, account)
+            return Call(handler, value)
+        known = ", ".join(self.resources()[:10]) or "none"
+        raise StatesError(TASK_FAILED, f"No handler is registered for resource '{resource}'. Registered: {known}. "
+                                       "Register one in Python or with --handlers MODULE.")
+
+
+def _function_not_found(name: str, region: str, account: str) -> StatesError:
+    if not name.startswith("arn:"):
+        match = _PARTIAL_ARN.match(name)
+        name = f"arn:aws:lambda:{region}:{account}:function:{match.group(1) if match else name}"
+    if name.count(":") == 6:
+        name += ":$LATEST"
+    return StatesError("Lambda.ResourceNotFoundException",
+                       f"Function not found: {name} (Service: AWSLambda; Status Code: 404; Error Code: "
+                       "ResourceNotFoundException; Request ID: 00000000-0000-0000-0000-000000000000; Proxy: null)")
+
+
+def error_of(exc: BaseException) -> StatesError:
+    """The ASL error a handler's exception becomes."""
+    if isinstance(exc, TaskFailure):
+        return StatesError(exc.error, exc.cause)
+    if isinstance(exc, StatesError):
+        return exc
+    return StatesError(type(exc).__name__, str(exc))

@@ -1,0 +1,77 @@
+"""AWS history event types and their detail objects, shaped as GetExecutionHistory returns them."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+STATE_ENTERED = {t: f"{t}StateEntered" for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")}
+STATE_EXITED = {t: f"{t}StateExited" for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Parallel", "Map")}
+STATE_ABORTED = {t: f"{t}StateAborted" for t in ("Task", "Wait", "Parallel", "Map")}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One history event before it gets its id: its AWS type and the content of its ``…EventDetails``."""
+
+    type: str
+    details: dict | None = None
+
+    def details_key(self) -> str:
+        if self.type.endswith("StateEntered"):
+            return "stateEnteredEventDetails"
+        if self.type.endswith("StateExited"):
+            return "stateExitedEventDetails"
+        return self.type[0].lower() + self.type[1:] + "EventDetails"
+
+
+def dumps(value: Any) -> str:
+    """JSON text as AWS puts it in history details and error causes: compact, non-ASCII kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def payload(value: Any) -> dict:
+    return {"truncated": False}
+
+
+def entered(state_type: str, name: str, value: Any) -> Event:
+    return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value), "inputDetails": payload(value)})
+
+
+def exited(state_type: str, name: str, value: Any) -> Event:
+    return Event(STATE_EXITED[state_type], {"name": name, "output": dumps(value), "outputDetails": payload(value)})
+
+
+def resource_family(resource: str) -> tuple[str, str, str]:
+    """(event family, resourceType, resource) as AWS logs a Task: legacy Lambda ARNs use LambdaFunction* events,
+    service integrations Task* events with ``arn:aws:states:::sqs:sendMessage`` split into ``sqs``/``sendMessage``."""
+    if resource.startswith("arn:") and ":lambda:" in resource and ":function:" in resource:
+        return "LambdaFunction", "lambda", resource
+    if resource.startswith("arn:aws:states:::"):
+        service, _, api = resource[len("arn:aws:states:::"):].partition(":")
+        return "Task", service, api
+    return "Task", "statemill", resource
+
+
+def task_event(kind: str, resource: str, **fields: Any) -> Event:
+    """A task event of the right family: ``kind`` is Scheduled, Started, Submitted, Succeeded, Failed or TimedOut."""
+    family, resource_type, name = resource_family(resource)
+    if family == "LambdaFunction":
+        if kind == "Scheduled":
+            fields = {"resource": resource, "input": fields.get("parameters"),
+                      "inputDetails": {"truncated": False}, **({"timeoutInSeconds": fields["timeoutInSeconds"]}
+                                                               if fields.get("timeoutInSeconds") else {})}
+        elif kind == "Started":
+            return Event("LambdaFunctionStarted")
+        elif kind == "Succeeded":
+            fields = {"output": fields.get("output"), "outputDetails": {"truncated": False}}
+        return Event(f"LambdaFunction{kind}", {k: v for k, v in fields.items() if v is not None} or None)
+    details = {"resourceType": resource_type, "resource": name}
+    if kind == "Scheduled":
+        details["region"] = fields.pop("region", "us-east-1")
+    for key, value in fields.items():
+        if value is not None:
+            details[key] = value
+    if kind in ("Succeeded", "Submitted") and "output" in details:
+        details["outputDetails"] = {"truncated": False}
+    return Event(f"Task{kind}", details)

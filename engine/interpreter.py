@@ -1,0 +1,540 @@
+"""The pure interpreter: ``advance(machine, frame, trigger, env) -> Transition``.
+
+A frame is one thread of an execution (the root, a Parallel branch, a Map iteration) positioned at a state and a
+phase. Given what just happened (the frame became runnable, a task returned or failed, children joined), ``advance``
+returns the history events to append, the frame's next position and the work to do next. No I/O, threads or sleeps:
+the runtime persists the transition in one transaction and carries out its effects.
+
+Phases: ``enter`` (about to enter ``state``), ``task`` (the handler must run), ``retry`` (backoff timer before the
+next attempt), ``wait`` (a Wait state's timer), ``join`` (children running), ``callback`` (waiting for a task token).
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import errors as E
+from . import history as h
+from . import model as m
+from .clock import iso
+from .errors import StatesError
+from .scope import Scope
+
+DEFAULT_PAYLOAD_LIMIT = 256 * 1024
+# Errors raised while a state processes its data get AWS's "An error occurred while executing the state ..." prefix.
+_PREFIXED = frozenset({E.RUNTIME, E.QUERY_EVALUATION_ERROR, E.INTRINSIC_FAILURE})
+_UNCATCHABLE = frozenset({E.RUNTIME})
+
+
+# ----------------------------------------------------------------------------------------------- inputs/outputs
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Where a frame stands: state name, phase, the state's raw input, and phase data (JSON-able dict)."""
+
+    state: str
+    phase: str = "enter"
+    input: Any = None
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """What the context object ``$$`` says about the execution."""
+
+    arn: str
+    name: str
+    input: Any
+    start_time: float
+    machine_arn: str
+    machine_name: str
+    role_arn: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    now: float
+    next_event_id: int  # the id the first event of this transition will get
+    execution: ExecutionInfo
+    is_root: bool = True
+    payload_limit: int = DEFAULT_PAYLOAD_LIMIT
+    rng: random.Random | None = None
+    task_token: str | None = None  # the token a callback task will hand out, issued by the runtime
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """What happened: ``step`` (runnable), ``result``, ``error``, ``timeout``, ``joined`` or ``join_failed``."""
+
+    kind: str = "step"
+    value: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+STEP = Trigger()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    resource: str
+    input: Any
+    timeout_at: float | None
+    heartbeat_seconds: int | None
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A frame to start: ``branch`` runs from its StartAt with ``input``; ``data`` seeds its phase data."""
+
+    branch: m.StateMachine
+    input: Any
+    data: dict
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    children: tuple[Child, ...]
+    max_concurrency: int = 0  # 0 = all at once
+
+
+@dataclass
+class Transition:
+    events: list[h.Event] = field(default_factory=list)
+    frame: Frame | None = None  # None once the frame has finished
+    run_at: float | None = None  # when the frame is runnable again; None while waiting on something external
+    task: TaskRequest | None = None
+    fan_out: FanOut | None = None
+    status: str = "RUNNING"  # RUNNING, or SUCCEEDED / FAILED for the frame
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    last_event_id: int = 0  # set by the runtime once the events have ids
+
+
+# ----------------------------------------------------------------------------------------------- entry point
+def advance(machine: m.StateMachine, frame: Frame, trigger: Trigger, env: Env) -> Transition:
+    """Run one transition of ``frame``. Never raises StatesError: failures become events and a failed frame."""
+    return _Step(machine, frame, env).run(trigger)
+
+
+class _Step:
+    def __init__(self, machine: m.StateMachine, frame: Frame, env: Env):
+        self.machine = machine
+        self.frame = frame
+        self.env = env
+        self.state = machine.state(frame.state)
+        self.data = dict(frame.data)
+        self.t = Transition()
+
+    # -- bookkeeping
+    def emit(self, event: h.Event) -> int:
+        self.t.events.append(event)
+        return self.env.next_event_id + len(self.t.events) - 1
+
+    def context(self, token: str | None = None, item: dict | None = None) -> dict:
+        info = self.env.execution
+        ctx = {
+            "Execution": {"Id": info.arn, "Input": info.input, "StartTime": iso(info.start_time), "Name": info.name,
+                          "RoleArn": info.role_arn, "RedriveCount": 0},
+            "StateMachine": {"Id": info.machine_arn, "Name": info.machine_name},
+            "State": {"Name": self.state.name, "EnteredTime": self.data.get("entered_time", iso(self.env.now)),
+                      "RetryCount": self.data.get("attempt", 0)},
+        }
+        if token is not None:
+            ctx["Task"] = {"Token": token}
+        if item is not None:
+            ctx["Map"] = {"Item": item}
+        return ctx
+
+    def scope(self, value: Any, **ctx: Any) -> Scope:
+        return Scope(value, self.context(**ctx), self.data.get("variables") or {}, self.state.name,
+                     self.data.get("entered_id", 0))
+
+    def check_size(self, value: Any, what: str = "output") -> None:
+        size = len(h.dumps(value).encode("utf-8"))
+        if size > self.env.payload_limit:
+            raise StatesError(E.DATA_LIMIT_EXCEEDED,
+                              f"The state/task '{self.state.name}' returned a result with a size exceeding the "
+                              "maximum number of bytes service limit.")
+
+    # -- the step
+    def run(self, trigger: Trigger) -> Transition:
+        try:
+            if self.frame.phase == "enter":
+                self.enter()
+            elif trigger.kind in ("error", "timeout", "join_failed"):
+                self.fail_attempt(trigger)
+            elif self.frame.phase == "task" and trigger.kind == "submitted":
+                self.submitted(trigger.value)
+            elif self.frame.phase == "task":
+                self.task_result(trigger.value)
+            elif self.frame.phase == "retry":
+                self.retry_fired()
+            elif self.frame.phase == "wait":
+                self.exit(self.data["effective"])
+            elif self.frame.phase == "join":
+                self.joined(trigger.value)
+            elif self.frame.phase == "callback":
+                self.task_result(trigger.value)
+            else:
+                raise AssertionError(f"unknown phase {self.frame.phase!r}")
+        except StatesError as exc:
+            self.state_failed(exc.error, exc.cause)
+        return self.t
+
+    def enter(self) -> None:
+        state, raw = self.state, self.frame.input
+        iteration = self.data.get("iteration")
+        if iteration is not None and not self.data.get("iteration_started"):
+            self.emit(h.Event("MapIterationStarted", dict(iteration)))
+            self.data["iteration_started"] = True
+        self.data.update(entered_time=iso(self.env.now), attempt=0, retries=[])
+        self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw))
+        getattr(self, f"enter_{state.type.lower()}")(state, raw)
+
+    def effective_input(self, state: m.State, raw: Any) -> Any:
+        if state.query_language != "JSONPath":
+            raise StatesError(E.RUNTIME, "QueryLanguage JSONata is not supported by this version of statemill")
+        return {} if state.input_path is None else state.input_path.resolve(self.scope(raw))
+
+    def output(self, value: Any) -> Any:
+        state = self.state
+        out = {} if state.output_path is None else state.output_path.resolve(self.scope(value))
+        self.check_size(out)
+        return out
+
+    def apply_result(self, result: Any) -> Any:
+        """ResultPath then OutputPath: the state's output from its raw input and its result."""
+        raw = self.frame.input
+        combined = raw if self.state.result_path is None else self.state.result_path.assign(raw, result)
+        return self.output(combined)
+
+    def exit(self, output: Any, next_state: str | None = None) -> None:
+        state = self.state
+        self.emit(h.exited(state.type, state.name, output))
+        target = next_state or state.next
+        if target is None or (state.end and next_state is None):
+            self.finish(output)
+        else:
+            self.goto(target, output)
+
+    def goto(self, target: str, value: Any) -> None:
+        keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables") if k in self.data}
+        self.t.frame = Frame(target, "enter", value, keep)
+        self.t.run_at = self.env.now
+
+    def finish(self, output: Any) -> None:
+        iteration = self.data.get("iteration")
+        if iteration is not None:
+            self.emit(h.Event("MapIterationSucceeded", dict(iteration)))
+        if self.env.is_root:
+            self.emit(h.Event("ExecutionSucceeded", {"output": h.dumps(output), "outputDetails": h.payload(output)}))
+        self.t.frame, self.t.status, self.t.output = None, "SUCCEEDED", output
+
+    def fail_frame(self, error: str | None, cause: str | None) -> None:
+        iteration = self.data.get("iteration")
+        if iteration is not None:
+            self.emit(h.Event("MapIterationFailed", dict(iteration)))
+        if self.env.is_root:
+            details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+            self.emit(h.Event("ExecutionFailed", details))
+        self.t.frame, self.t.status, self.t.error, self.t.cause = None, "FAILED", error, cause
+
+    def state_failed(self, error: str | None, cause: str | None) -> None:
+        """A data-flow error inside the state (not a task failure): Task/Parallel/Map may still retry or catch."""
+        if error in _PREFIXED:
+            cause = (f"An error occurred while executing the state '{self.state.name}' "
+                     f"(entered at the event id #{self.data.get('entered_id', 0)}). {cause}")
+        if isinstance(self.state, (m.TaskState, m.ParallelState, m.MapState)) and error not in _UNCATCHABLE \
+                and self.frame.phase != "enter":
+            self.handle_error(error, cause)
+        else:
+            self.fail_frame(error, cause)
+
+    # -- Pass, Choice, Succeed, Fail, Wait
+    def enter_pass(self, state: m.PassState, raw: Any) -> None:
+        effective = self.effective_input(state, raw)
+        if state.parameters is not None:
+            effective = state.parameters.evaluate(self.scope(effective))
+        result = effective if state.result is m.MISSING else state.result
+        self.exit(self.apply_result(result))
+
+    def enter_choice(self, state: m.ChoiceState, raw: Any) -> None:
+        effective = self.effective_input(state, raw)
+        scope = self.scope(effective)
+        target = next((branch.next for branch in state.choices if branch.rule.matches(scope)), state.default)
+        if target is None:
+            raise StatesError(E.NO_CHOICE_MATCHED, f"No Matches! in state '{state.name}'")
+        self.exit(self.output(effective), target)
+
+    def enter_succeed(self, state: m.SucceedState, raw: Any) -> None:
+        self.exit(self.output(self.effective_input(state, raw)))
+
+    def enter_fail(self, state: m.FailState, raw: Any) -> None:
+        scope = self.scope(raw)
+        error = _string_field(state.error_path, scope, "ErrorPath") if state.error_path is not None else state.error
+        cause = _string_field(state.cause_path, scope, "CausePath") if state.cause_path is not None else state.cause
+        self.fail_frame(error, cause)
+
+    def enter_wait(self, state: m.WaitState, raw: Any) -> None:
+        effective = self.effective_input(state, raw)
+        scope = self.scope(effective)
+        if state.seconds is not None:
+            until = self.env.now + state.seconds
+        elif state.timestamp is not None:
+            until = _parse_timestamp(state.timestamp, "The Timestamp field")
+        elif state.seconds_path is not None:
+            seconds = state.seconds_path.get(scope)
+            if seconds is m.MISSING or seconds is _path_missing():
+                raise StatesError(E.RUNTIME, f"The SecondsPath parameter does not reference an input value: "
+                                             f"{state.seconds_path.text}")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds != int(seconds):
+                raise StatesError(E.RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: "
+                                             f"{state.seconds_path.text}")
+            if seconds < 0:
+                raise StatesError(E.RUNTIME, f"The SecondsPath parameter references a negative value: "
+                                             f"{state.seconds_path.text}")
+            if seconds > 99_999_999:
+                raise StatesError(E.RUNTIME, "Wait state delay is too long.")
+            until = self.env.now + int(seconds)
+        else:
+            stamp = state.timestamp_path.get(scope)
+            if stamp is m.MISSING or stamp is _path_missing():
+                raise StatesError(E.RUNTIME, f"The TimestampPath parameter does not reference an input value: "
+                                             f"{state.timestamp_path.text}")
+            until = _parse_timestamp(stamp, "The TimestampPath parameter", state.timestamp_path.text)
+        self.data["effective"] = effective
+        self.t.frame = Frame(state.name, "wait", raw, self.data)
+        self.t.run_at = max(until, self.env.now)
+
+    # -- Task
+    def enter_task(self, state: m.TaskState, raw: Any) -> None:
+        effective = self.effective_input(state, raw)
+        self.data["effective"] = effective
+        self.schedule_task()
+
+    def schedule_task(self) -> None:
+        state: m.TaskState = self.state  # type: ignore[assignment]
+        effective = self.data["effective"]
+        token = self.env.task_token if state.wait_for_task_token else None
+        value = effective
+        if state.parameters is not None:
+            value = state.parameters.evaluate(self.scope(effective, token=token))
+        self.check_size(value)
+        timeout = state.timeout_seconds
+        if state.timeout_seconds_path is not None:
+            timeout = _positive_int(state.timeout_seconds_path, self.scope(effective), "TimeoutSecondsPath")
+        heartbeat = state.heartbeat_seconds
+        if state.heartbeat_seconds_path is not None:
+            heartbeat = _positive_int(state.heartbeat_seconds_path, self.scope(effective), "HeartbeatSecondsPath")
+        timeout_at = self.env.now + timeout if timeout else None
+        self.emit(h.task_event("Scheduled", state.resource, parameters=h.dumps(value),
+                               timeoutInSeconds=timeout, heartbeatInSeconds=heartbeat))
+        self.data.update(task_input=value, timeout_at=timeout_at, heartbeat=heartbeat, token=token)
+        self.t.frame = Frame(state.name, "task", self.frame.input, self.data)
+        self.t.run_at = self.env.now
+        self.t.task = TaskRequest(state.resource, value, timeout_at, heartbeat, self.data.get("attempt", 0))
+
+    def submitted(self, response: Any) -> None:
+        """A callback task's handler handed its token out: wait for an answer, a heartbeat or a deadline."""
+        state: m.TaskState = self.state  # type: ignore[assignment]
+        self.emit(h.task_event("Started", state.resource))
+        self.emit(h.task_event("Submitted", state.resource, output=h.dumps(response)))
+        heartbeat = self.data.get("heartbeat")
+        if heartbeat:
+            self.data["heartbeat_at"] = self.env.now + heartbeat
+        deadlines = [d for d in (self.data.get("timeout_at"), self.data.get("heartbeat_at")) if d is not None]
+        self.t.frame = Frame(state.name, "callback", self.frame.input, self.data)
+        self.t.run_at = min(deadlines) if deadlines else None
+
+    def task_result(self, result: Any) -> None:
+        state: m.TaskState = self.state  # type: ignore[assignment]
+        if self.frame.phase == "task" and not state.wait_for_task_token:
+            self.emit(h.task_event("Started", state.resource))
+        try:
+            self.check_size(result)
+        except StatesError as exc:
+            self.emit(h.task_event("Failed", state.resource, error=exc.error, cause=exc.cause))
+            self.handle_error(exc.error, exc.cause)
+            return
+        self.emit(h.task_event("Succeeded", state.resource, output=h.dumps(result)))
+        self.finish_result(result)
+
+    def finish_result(self, result: Any) -> None:
+        state = self.state
+        selected = result
+        if getattr(state, "result_selector", None) is not None:
+            selected = state.result_selector.evaluate(self.scope(result))
+        self.exit(self.apply_result(selected))
+
+    def fail_attempt(self, trigger: Trigger) -> None:
+        """A task failed or timed out, or a Parallel/Map child failed: record it, then Retry/Catch."""
+        state = self.state
+        if trigger.kind == "join_failed":
+            self.emit(h.Event(f"{state.type}StateFailed"))
+        elif trigger.kind == "timeout":
+            if self.frame.phase == "task" and not getattr(state, "wait_for_task_token", False):
+                self.emit(h.task_event("Started", state.resource))
+            self.emit(h.task_event("TimedOut", state.resource, error=trigger.error, cause=trigger.cause))
+        else:
+            if self.frame.phase == "task" and not getattr(state, "wait_for_task_token", False):
+                self.emit(h.task_event("Started", state.resource))
+            self.emit(h.task_event("Failed", state.resource, error=trigger.error, cause=trigger.cause))
+        self.handle_error(trigger.error, trigger.cause)
+
+    def handle_error(self, error: str | None, cause: str | None) -> None:
+        state = self.state
+        retry: tuple[m.Retrier, ...] = getattr(state, "retry", ())
+        catch: tuple[m.Catcher, ...] = getattr(state, "catch", ())
+        if error in _UNCATCHABLE:
+            retry = catch = ()
+        counts = list(self.data.get("retries") or [0] * len(retry))
+        counts += [0] * (len(retry) - len(counts))
+        for i, retrier in enumerate(retry):
+            if not error_matches(retrier.error_equals, error):
+                continue
+            if counts[i] < retrier.max_attempts:
+                delay = retrier.interval_seconds * retrier.backoff_rate ** counts[i]
+                if retrier.max_delay_seconds is not None:
+                    delay = min(delay, retrier.max_delay_seconds)
+                if retrier.jitter_strategy == "FULL":
+                    delay = (self.env.rng or random).uniform(0, delay)
+                counts[i] += 1
+                self.data.update(retries=counts, attempt=self.data.get("attempt", 0) + 1)
+                self.t.frame = Frame(state.name, "retry", self.frame.input, self.data)
+                self.t.run_at = self.env.now + delay
+                return
+            break
+        for catcher in catch:
+            if error_matches(catcher.error_equals, error):
+                error_output = {"Error": error, "Cause": cause}
+                raw = self.frame.input
+                output = raw if catcher.result_path is None else catcher.result_path.assign(raw, error_output)
+                self.check_size(output)
+                self.emit(h.exited(state.type, state.name, output))
+                self.goto(catcher.next, output)
+                return
+        self.fail_frame(error, cause)
+
+    def retry_fired(self) -> None:
+        if isinstance(self.state, m.TaskState):
+            self.schedule_task()
+        else:
+            self.fan_out(self.state, self.data["effective"])
+
+    # -- Parallel and Map
+    def enter_parallel(self, state: m.ParallelState, raw: Any) -> None:
+        effective = self.effective_input(state, raw)
+        if state.parameters is not None:
+            effective = state.parameters.evaluate(self.scope(effective))
+        self.data["effective"] = effective
+        self.fan_out(state, effective)
+
+    def enter_map(self, state: m.MapState, raw: Any) -> None:
+        effective = self.effective_input(state, raw)
+        self.data["effective"] = effective
+        self.fan_out(state, effective)
+
+    def fan_out(self, state: m.State, effective: Any) -> None:
+        if isinstance(state, m.ParallelState):
+            self.emit(h.Event("ParallelStateStarted"))
+            children = tuple(Child(branch, effective, {}) for branch in state.branches)
+            concurrency = 0
+        else:
+            children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
+        self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
+        self.t.run_at = None
+        if not children:
+            self.joined([])
+            return
+        self.t.fan_out = FanOut(children, concurrency)
+
+    def map_children(self, state: m.MapState, effective: Any) -> tuple[tuple[Child, ...], int]:
+        scope = self.scope(effective)
+        items = state.items_path.resolve(scope) if state.items_path is not None else effective
+        if not isinstance(items, list):
+            raise StatesError(E.RUNTIME, f"Map state input must be an array but was: {_java_type(items)}")
+        concurrency = state.max_concurrency
+        if state.max_concurrency_path is not None:
+            value = state.max_concurrency_path.get(scope)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise StatesError(E.RUNTIME, f'The MaxConcurrencyPath field refers to value "{h.dumps(value)}" '
+                                             "which is not a valid integer: "
+                                             f"{state.max_concurrency_path.text}")
+            concurrency = value
+        self.emit(h.Event("MapStateStarted", {"length": len(items)}))
+        children = []
+        for index, item in enumerate(items):
+            value = item
+            if state.item_selector is not None:
+                value = state.item_selector.evaluate(self.scope(effective, item={"Index": index, "Value": item}))
+            children.append(Child(state.processor, value,
+                                  {"iteration": {"name": state.name, "index": index}}))
+        return tuple(children), concurrency
+
+    def joined(self, outputs: list) -> None:
+        self.emit(h.Event(f"{self.state.type}StateSucceeded"))
+        self.finish_result(outputs)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def error_matches(names: tuple[str, ...], error: str | None) -> bool:
+    """ErrorEquals matching as AWS does it: States.ALL matches all but States.Runtime; States.TaskFailed all but
+    timeouts; States.Timeout also matches a heartbeat timeout."""
+    for name in names:
+        if name == error:
+            return True
+        if name == E.ALL and error != E.RUNTIME:
+            return True
+        if name == E.TASK_FAILED and error not in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT, E.RUNTIME):
+            return True
+        if name == E.TIMEOUT and error == E.HEARTBEAT_TIMEOUT:
+            return True
+    return False
+
+
+def _path_missing():
+    from . import paths
+    return paths.MISSING
+
+
+def _string_field(expression: Any, scope: Scope, field: str) -> Any:
+    if hasattr(expression, "resolve_field"):
+        value = expression.resolve_field(scope, field)
+    else:
+        value = expression.evaluate(scope)
+    if not isinstance(value, str):
+        raise StatesError(E.RUNTIME, f"The {field} field must resolve to a string, but was: {h.dumps(value)}")
+    return value
+
+
+def _positive_int(path: Any, scope: Scope, field: str) -> int:
+    value = path.get(scope)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        shown = path.text
+        raise StatesError(E.RUNTIME, f"The {field} parameter does not reference a positive integer: {shown}")
+    return value
+
+
+def _parse_timestamp(value: Any, what: str, path_text: str | None = None) -> float:
+    """Epoch seconds of an RFC 3339 timestamp, or States.Runtime with AWS's message."""
+    from .loader import _is_timestamp
+    if isinstance(value, str) and _is_timestamp(value):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    if path_text is not None:
+        raise StatesError(E.RUNTIME, f"{what} does not reference a valid ISO-8601 extended offset date-time "
+                                     f"format string: {path_text} == {value}")
+    raise StatesError(E.RUNTIME, f"{what} cannot be parsed as an ISO-8601 extended offset date-time format "
+                                 f"string: {value}")
+
+
+def _java_type(value: Any) -> str:
+    """How AWS prints a non-array Map input in its error message."""
+    if isinstance(value, (dict, str)):
+        return h.dumps(value) if isinstance(value, dict) else json.dumps(value)
+    return h.dumps(value)
+

@@ -1,0 +1,491 @@
+"""Load a definition (YAML, JSON, or a dict), validate it, and compile it into a ``model.StateMachine``.
+
+Three passes, each reporting located diagnostics: the JSON Schema in ``schemas/asl.schema.json``; graph checks
+(names, transition targets, reachability, termination); compilation of every path, template, intrinsic call and
+Choice rule. Compilation runs only on a schema-valid document, so it may trust field types.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections import deque
+from datetime import datetime
+from importlib import resources
+from os import PathLike, fspath
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import jsonschema
+
+from . import choice, intrinsics, paths
+from . import model as m
+from .diagnostics import Diagnostic, did_you_mean
+from .errors import ALL, KNOWN_STATES_ERRORS, CompileError, DefinitionError
+from .source import SourceError, SourceMap, escape_pointer_token, guess_kind, join_pointer, parse_text
+
+__all__ = ["load", "loads", "validate", "validates", "schema"]
+
+JSONPATH_ONLY = frozenset({
+    "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "ItemsPath", "SecondsPath",
+    "TimestampPath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "ErrorPath", "CausePath", "MaxConcurrencyPath",
+    "ToleratedFailureCountPath", "ToleratedFailurePercentagePath", "Iterator",
+})
+JSONATA_ONLY = frozenset({"Arguments", "Output", "Items"})
+WAIT_FIELDS = ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
+
+
+@functools.cache
+def schema() -> dict:
+    """The language's JSON Schema (``schemas/asl.schema.json``), as shipped inside the package."""
+    text = resources.files("statemill.schemas").joinpath("asl.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+# ------------------------------------------------------------------------------------------------ public surface
+def load(source: str | PathLike | Mapping[str, Any], *, name: str | None = None) -> m.StateMachine:
+    """Compile a definition file (a path) or a dict; raise ``DefinitionError`` listing every problem."""
+    machine, diagnostics = _analyse(*_read(source, name))
+    if machine is None:
+        raise DefinitionError(diagnostics)
+    return machine
+
+
+def loads(text: str, *, name: str = "<string>") -> m.StateMachine:
+    """Compile a definition given as YAML or JSON text."""
+    machine, diagnostics = _analyse(text, name)
+    if machine is None:
+        raise DefinitionError(diagnostics)
+    return machine
+
+
+def validate(source: str | PathLike | Mapping[str, Any], *, name: str | None = None) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) for a definition file or dict; empty when it is clean."""
+    return _analyse(*_read(source, name))[1]
+
+
+def validates(text: str, *, name: str = "<string>") -> list[Diagnostic]:
+    return _analyse(text, name)[1]
+
+
+def _read(source, name):
+    if isinstance(source, Mapping):
+        return dict(source), name or "<definition>"
+    path = Path(fspath(source))
+    return path.read_text(encoding="utf-8"), name or str(source)
+
+
+def _analyse(source: str | dict, file: str) -> tuple[m.StateMachine | None, list[Diagnostic]]:
+    if isinstance(source, str):
+        try:
+            document, where = parse_text(source, guess_kind(file, source))
+        except SourceError as exc:
+            line, col = (exc.position.line, exc.position.column) if exc.position else (None, None)
+            return None, [Diagnostic(exc.code, "error", exc.message, exc.pointer, file, line, col)]
+    else:
+        document, where = source, None
+    analysis = _Analysis(document, where, file)
+    machine = analysis.run()
+    return machine, analysis.sorted_diagnostics()
+
+
+# ------------------------------------------------------------------------------------------------ the analysis
+def _state_label(pointer: str) -> str:
+    """``state "Charge": `` for a pointer inside a state, else an empty string."""
+    tokens = pointer.split("/")
+    for i in range(len(tokens) - 2, 0, -1):
+        if tokens[i] == "States":
+            return f'state "{tokens[i + 1].replace("~1", "/").replace("~0", "~")}": '
+    return ""
+
+
+class _Analysis:
+    def __init__(self, document: Any, where: SourceMap | None, file: str):
+        self.document = document
+        self.where = where
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- reporting
+    def report(self, code: str, pointer: str, message: str, *, key: bool = False, severity: str = "error") -> None:
+        line = column = None
+        if self.where is not None:
+            position = self.where.locate(pointer, key=key)
+            if position:
+                line, column = position.line, position.column
+        self.diagnostics.append(Diagnostic(code, severity, _state_label(pointer) + message, pointer, self.file,
+                                           line, column))
+
+    def sorted_diagnostics(self) -> list[Diagnostic]:
+        unique = {(d.code, d.pointer, d.message): d for d in self.diagnostics}.values()
+        return sorted(unique, key=lambda d: (d.line or 0, d.column or 0, d.code))
+
+    @property
+    def failed(self) -> bool:
+        return any(d.severity == "error" for d in self.diagnostics)
+
+    def run(self) -> m.StateMachine | None:
+        if not isinstance(self.document, dict):
+            self.report("SM103", "", "a state machine definition must be an object with StartAt and States")
+            return None
+        schema_ok = self.check_schema()
+        self.all_names = set(_all_state_names(self.document))
+        self.check_scope(self.document, "", {})
+        if not schema_ok or self.failed:
+            return None
+        machine = _Compiler(self).machine(self.document)
+        return None if self.failed else machine
+
+    # -- pass 1: JSON Schema
+    def check_schema(self) -> bool:
+        ok = True
+        for error in _validator().iter_errors(self.document):
+            ok = False
+            self.schema_diagnostic(_deepest(error))
+        return ok
+
+    def schema_diagnostic(self, error: jsonschema.ValidationError) -> None:
+        pointer = "".join(join_pointer("", p) for p in error.absolute_path)
+        field = error.absolute_path[-1] if error.absolute_path else None
+        keyword = error.validator
+        if keyword in ("additionalProperties", "unevaluatedProperties"):
+            allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, dict) else set()
+            kind = error.instance.get("Type") if isinstance(error.instance, dict) else None
+            where = f"a {kind} state" if isinstance(kind, str) and pointer.rsplit("/", 2)[-2:-1] == ["States"] \
+                else "this object"
+            for extra in re.findall(r"'((?:[^'\\]|\\.)*)'", error.message.split("(", 1)[-1]):
+                self.report("SM101", join_pointer(pointer, extra),
+                            f'field "{extra}" is not allowed in {where}{did_you_mean(extra, allowed)}', key=True)
+            return
+        if keyword == "required":
+            missing = re.match(r"'((?:[^'\\]|\\.)*)'", error.message)
+            name = missing.group(1) if missing else error.message
+            self.report("SM102", pointer, f'missing required field "{name}"')
+            return
+        code = {"type": "SM103", "enum": "SM103", "const": "SM103", "pattern": "SM103", "format": "SM103",
+                "minimum": "SM104", "maximum": "SM104", "exclusiveMinimum": "SM104",
+                "exclusiveMaximum": "SM104"}.get(keyword, "SM105")
+        label = f'field "{field}": ' if isinstance(field, str) else ""
+        self.report(code, pointer, label + error.message)
+
+    # -- pass 2: the graph of each scope
+    def check_scope(self, scope: Any, pointer: str, seen: dict[str, str]) -> None:
+        states = scope.get("States") if isinstance(scope, dict) else None
+        if not isinstance(states, dict):
+            return
+        start = scope.get("StartAt")
+        if isinstance(start, str) and start not in states:
+            self.report("SM201", join_pointer(pointer, "StartAt"),
+                        f'StartAt "{start}" names no state of this scope{did_you_mean(start, states)}')
+        edges: dict[str, list[str]] = {}
+        for name, state in states.items():
+            at = join_pointer(join_pointer(pointer, "States"), name)
+            if name in seen:
+                self.report("SM202", at, f'a state named "{name}" already exists at {seen[name]}', key=True)
+            else:
+                seen[name] = at
+            if len(name) > 80:
+                self.report("SM204", at, f"state names are at most 80 characters (this one has {len(name)})",
+                            key=True)
+            if not isinstance(state, dict):
+                continue
+            edges[name] = [t for t, _ in self.transitions(state, at, states)]
+            self.check_next_end(state, at)
+            self.check_error_lists(state, at)
+            for i, branch in enumerate(state.get("Branches") or [] if state.get("Type") == "Parallel" else []):
+                self.check_scope(branch, f"{at}/Branches/{i}", seen)
+            if state.get("Type") == "Map":
+                for key in ("ItemProcessor", "Iterator"):
+                    if isinstance(state.get(key), dict):
+                        self.check_scope(state[key], f"{at}/{key}", seen)
+        if isinstance(start, str) and start in states:
+            self.check_reachability(states, start, edges, pointer)
+
+    def transitions(self, state: dict, at: str, states: dict) -> Iterator[tuple[str, str]]:
+        targets = [("Next", state.get("Next")), ("Default", state.get("Default"))]
+        for key in ("Choices", "Catch"):
+            items = state.get(key)
+            if isinstance(items, list):
+                targets += [(f"{key}/{i}/Next", item.get("Next")) for i, item in enumerate(items)
+                            if isinstance(item, dict)]
+        for where, target in targets:
+            if not isinstance(target, str):
+                continue
+            if target in states:
+                yield target, where
+                continue
+            hint = did_you_mean(target, states)
+            label = {"Choices": "Choice rule Next", "Catch": "Catch Next"}.get(where.split("/")[0], where)
+            if target in self.all_names and not hint:
+                message = (f'{label} target "{target}" is in another scope: transitions cannot cross the boundary '
+                           "of a Parallel branch or Map processor")
+            else:
+                message = f'{label} target "{target}" does not exist{hint}'
+            self.report("SM203", f"{at}/{where}", message)
+
+    def check_next_end(self, state: dict, at: str) -> None:
+        kind, has_next, ends = state.get("Type"), "Next" in state, state.get("End") is True
+        if kind == "Choice":
+            if "End" in state:
+                self.report("SM206", f"{at}/End", "a Choice state cannot End; give every rule a Next (and a Default)",
+                            key=True)
+        elif kind in ("Succeed", "Fail"):
+            return
+        elif has_next and ends:
+            self.report("SM205", f"{at}/End", "has both Next and End: keep one", key=True)
+        elif not has_next and not ends and isinstance(kind, str):
+            self.report("SM205", at, "needs either Next or End: true", key=True)
+
+    def check_error_lists(self, state: dict, at: str) -> None:
+        for key in ("Retry", "Catch"):
+            items = state.get(key)
+            if not isinstance(items, list):
+                continue
+            for i, item in enumerate(items):
+                names = item.get("ErrorEquals") if isinstance(item, dict) else None
+                if not isinstance(names, list):
+                    continue
+                for j, name in enumerate(names):
+                    where = f"{at}/{key}/{i}/ErrorEquals/{j}"
+                    if name == ALL and (len(names) > 1 or i != len(items) - 1):
+                        self.report("SM301", where, f"States.ALL must be the only error name of the last {key} entry")
+                    elif isinstance(name, str) and name.startswith("States.") and name not in KNOWN_STATES_ERRORS:
+                        self.report("SM302", where, f'"{name}" is not an error name AWS defines'
+                                    f"{did_you_mean(name, KNOWN_STATES_ERRORS)}")
+
+    def check_reachability(self, states: dict, start: str, edges: dict[str, list[str]], pointer: str) -> None:
+        reached, todo = {start}, deque([start])
+        while todo:
+            for target in edges.get(todo.popleft(), ()):
+                if target not in reached:
+                    reached.add(target)
+                    todo.append(target)
+        for name in states:
+            if name not in reached:
+                self.report("SM207", join_pointer(join_pointer(pointer, "States"), name),
+                            "is unreachable: no transition leads to it from StartAt", key=True)
+        terminal = {n for n, s in states.items() if isinstance(s, dict) and (
+            s.get("End") is True or s.get("Type") in ("Succeed", "Fail"))}
+        if not terminal & reached:
+            where = "the machine" if not pointer else "this branch"
+            self.report("SM208", join_pointer(pointer, "StartAt"),
+                        f"{where} can never finish: no End, Succeed or Fail state is reachable from StartAt")
+
+
+def _all_state_names(scope: Any) -> Iterator[str]:
+    states = scope.get("States") if isinstance(scope, dict) else None
+    for name, state in (states.items() if isinstance(states, dict) else ()):
+        yield name
+        if isinstance(state, dict):
+            for branch in state.get("Branches") or () if isinstance(state.get("Branches"), list) else ():
+                yield from _all_state_names(branch)
+            for key in ("ItemProcessor", "Iterator"):
+                yield from _all_state_names(state.get(key))
+
+
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For anyOf/oneOf failures, the most relevant error of the best alternative."""
+    while error.context:
+        error = jsonschema.exceptions.best_match(error.context)
+    return error
+
+
+# ------------------------------------------------------------------------------------------------ pass 3: compile
+class _Compiler:
+    """Builds the model from a schema-valid document, reporting any path/template/rule that does not compile."""
+
+    def __init__(self, analysis: _Analysis):
+        self.a = analysis
+        self.index: dict[str, m.State] = {}
+        self.machine_language = "JSONPath"
+
+    def machine(self, doc: dict) -> m.StateMachine:
+        self.machine_language = doc.get("QueryLanguage", "JSONPath")
+        root = self.scope(doc, "", top=True)
+        return root
+
+    def scope(self, doc: dict, pointer: str, top: bool = False) -> m.StateMachine:
+        states = {name: self.state(name, spec, f"{pointer}/States/{escape_pointer_token(name)}")
+                  for name, spec in doc["States"].items()}
+        return m.StateMachine(
+            start_at=doc["StartAt"], states=states, pointer=pointer, comment=doc.get("Comment"),
+            timeout_seconds=doc.get("TimeoutSeconds") if top else None,
+            query_language=self.machine_language, index=self.index if top else {},
+            definition=doc if top else {}, source_name=self.a.file if top else "")
+
+    # -- field compilers: each reports its CompileError at the field and returns None
+    def _compile(self, fn, value, at: str, code: str):
+        try:
+            return fn(value)
+        except CompileError as exc:
+            sub = getattr(exc, "pointer", "") or ""
+            self.a.report(getattr(exc, "code", None) or code, at + sub, str(exc))
+            return None
+
+    def path(self, spec: dict, key: str, at: str, default: str | None = "$"):
+        if key not in spec:
+            return paths.compile_path(default) if default else None
+        value = spec[key]
+        return None if value is None else self._compile(paths.compile_path, value, f"{at}/{key}", "SM401")
+
+    def ref_path(self, spec: dict, key: str, at: str, default: str | None = "$"):
+        if key not in spec:
+            return paths.compile_reference_path(default) if default else None
+        value = spec[key]
+        return None if value is None else self._compile(paths.compile_reference_path, value, f"{at}/{key}", "SM402")
+
+    def template(self, spec: dict, key: str, at: str):
+        if key not in spec:
+            return None
+        return self._compile(paths.compile_template, spec[key], f"{at}/{key}", "SM403")
+
+    def path_or_intrinsic(self, spec: dict, key: str, at: str):
+        value = spec.get(key)
+        if value is None:
+            return None
+        if intrinsics.is_intrinsic(value):
+            return self._compile(intrinsics.compile_intrinsic, value, f"{at}/{key}", "SM404")
+        return self._compile(paths.compile_reference_path, value, f"{at}/{key}", "SM402")
+
+    def retriers(self, spec: dict) -> tuple[m.Retrier, ...]:
+        return tuple(m.Retrier(
+            error_equals=tuple(r["ErrorEquals"]), interval_seconds=r.get("IntervalSeconds", 1),
+            max_attempts=r.get("MaxAttempts", 3), backoff_rate=r.get("BackoffRate", 2.0),
+            max_delay_seconds=r.get("MaxDelaySeconds"), jitter_strategy=r.get("JitterStrategy", "NONE"),
+        ) for r in spec.get("Retry", ()))
+
+    def catchers(self, spec: dict, at: str) -> tuple[m.Catcher, ...]:
+        return tuple(m.Catcher(error_equals=tuple(c["ErrorEquals"]), next=c["Next"],
+                               result_path=self.ref_path(c, "ResultPath", f"{at}/Catch/{i}"))
+                     for i, c in enumerate(spec.get("Catch", ())))
+
+    # -- states
+    def state(self, name: str, spec: dict, at: str) -> m.State:
+        language = spec.get("QueryLanguage", self.machine_language)
+        if self.machine_language == "JSONata" and language == "JSONPath":
+            self.a.report("SM505", f"{at}/QueryLanguage",
+                          "this machine's QueryLanguage is JSONata, so its states cannot use JSONPath")
+        other = JSONPATH_ONLY if language == "JSONata" else JSONATA_ONLY
+        for key in spec:
+            if key in other:
+                self.a.report("SM504", f"{at}/{key}", f'field "{key}" belongs to '
+                              f'{"JSONPath" if language == "JSONata" else "JSONata"}, but this state uses {language}',
+                              key=True)
+        kind = spec["Type"]
+        common: dict[str, Any] = dict(name=name, type=kind, pointer=at, comment=spec.get("Comment"),
+                                      next=spec.get("Next"), end=spec.get("End") is True, query_language=language,
+                                      raw=spec)
+        jsonpath = language == "JSONPath"
+        if jsonpath and kind not in ("Fail",):
+            common["input_path"] = self.path(spec, "InputPath", at)
+            common["output_path"] = self.path(spec, "OutputPath", at)
+        build = getattr(self, f"_{kind.lower()}")
+        state = build(spec, at, common, jsonpath)
+        self.index[name] = state
+        return state
+
+    def _pass(self, spec, at, common, jsonpath):
+        if not jsonpath:
+            return m.PassState(**common)
+        return m.PassState(**common, result=spec.get("Result", m.MISSING),
+                           parameters=self.template(spec, "Parameters", at),
+                           result_path=self.ref_path(spec, "ResultPath", at))
+
+    def _task(self, spec, at, common, jsonpath):
+        timeout, heartbeat = spec.get("TimeoutSeconds"), spec.get("HeartbeatSeconds")
+        if isinstance(timeout, int) and isinstance(heartbeat, int) and heartbeat >= timeout:
+            self.a.report("SM503", f"{at}/HeartbeatSeconds",
+                          f"HeartbeatSeconds ({heartbeat}) must be smaller than TimeoutSeconds ({timeout})")
+        extra = {}
+        if jsonpath:
+            extra = dict(parameters=self.template(spec, "Parameters", at),
+                         result_selector=self.template(spec, "ResultSelector", at),
+                         result_path=self.ref_path(spec, "ResultPath", at),
+                         timeout_seconds_path=self.ref_path(spec, "TimeoutSecondsPath", at, None),
+                         heartbeat_seconds_path=self.ref_path(spec, "HeartbeatSecondsPath", at, None))
+        return m.TaskState(**common, **extra, resource=spec["Resource"],
+                           timeout_seconds=timeout if isinstance(timeout, int) else None,
+                           heartbeat_seconds=heartbeat if isinstance(heartbeat, int) else None,
+                           retry=self.retriers(spec), catch=self.catchers(spec, at) if jsonpath else ())
+
+    def _choice(self, spec, at, common, jsonpath):
+        if "Default" not in spec:
+            self.a.report("SM901", at, "has no Default: when no rule matches, the execution fails with "
+                          "States.NoChoiceMatched", key=True, severity="warning")
+        branches = []
+        if jsonpath:
+            for i, rule in enumerate(spec["Choices"]):
+                compiled = self._compile(choice.compile_rule, rule, f"{at}/Choices/{i}", "SM502")
+                branches.append(m.ChoiceBranch(compiled, rule["Next"]))
+        return m.ChoiceState(**common, choices=tuple(branches), default=spec.get("Default"))
+
+    def _wait(self, spec, at, common, jsonpath):
+        given = [k for k in WAIT_FIELDS if k in spec]
+        if len(given) != 1:
+            self.a.report("SM501", at, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath and "
+                          f"TimestampPath (found {', '.join(given) or 'none'})", key=True)
+        stamp = spec.get("Timestamp")
+        if jsonpath and isinstance(stamp, str) and not _is_timestamp(stamp):
+            self.a.report("SM506", f"{at}/Timestamp", f'"{stamp}" is not an RFC 3339 timestamp '
+                          '(for example "2026-03-14T01:59:00Z")')
+        if not jsonpath:
+            return m.WaitState(**common)
+        return m.WaitState(**common, seconds=spec.get("Seconds"), timestamp=stamp,
+                           seconds_path=self.ref_path(spec, "SecondsPath", at, None),
+                           timestamp_path=self.ref_path(spec, "TimestampPath", at, None))
+
+    def _succeed(self, spec, at, common, jsonpath):
+        return m.SucceedState(**common)
+
+    def _fail(self, spec, at, common, jsonpath):
+        if not jsonpath:
+            return m.FailState(**common)
+        return m.FailState(**common, error=spec.get("Error"), cause=spec.get("Cause"),
+                           error_path=self.path_or_intrinsic(spec, "ErrorPath", at),
+                           cause_path=self.path_or_intrinsic(spec, "CausePath", at))
+
+    def _parallel(self, spec, at, common, jsonpath):
+        branches = tuple(self.scope(b, f"{at}/Branches/{i}") for i, b in enumerate(spec["Branches"]))
+        extra = {}
+        if jsonpath:
+            extra = dict(parameters=self.template(spec, "Parameters", at),
+                         result_selector=self.template(spec, "ResultSelector", at),
+                         result_path=self.ref_path(spec, "ResultPath", at))
+        return m.ParallelState(**common, **extra, branches=branches, retry=self.retriers(spec),
+                               catch=self.catchers(spec, at) if jsonpath else ())
+
+    def _map(self, spec, at, common, jsonpath):
+        key = "ItemProcessor" if "ItemProcessor" in spec else "Iterator"
+        processor = self.scope(spec[key], f"{at}/{key}")
+        mode = (spec.get(key, {}).get("ProcessorConfig") or {}).get("Mode", "INLINE")
+        extra = {}
+        if jsonpath:
+            selector_key = "ItemSelector" if "ItemSelector" in spec else "Parameters"
+            extra = dict(items_path=self.ref_path(spec, "ItemsPath", at),
+                         item_selector=self.template(spec, selector_key, at),
+                         max_concurrency_path=self.ref_path(spec, "MaxConcurrencyPath", at, None),
+                         result_selector=self.template(spec, "ResultSelector", at),
+                         result_path=self.ref_path(spec, "ResultPath", at))
+        concurrency = spec.get("MaxConcurrency", 0)
+        count, percentage = spec.get("ToleratedFailureCount"), spec.get("ToleratedFailurePercentage")
+        return m.MapState(**common, **extra, processor=processor, mode=mode,
+                          max_concurrency=concurrency if isinstance(concurrency, int) else 0,
+                          tolerated_failure_count=count if isinstance(count, int) else None,
+                          tolerated_failure_percentage=percentage if isinstance(percentage, (int, float)) else None,
+                          retry=self.retriers(spec), catch=self.catchers(spec, at) if jsonpath else ())
+
+
+def _is_timestamp(text: str) -> bool:
+    if not _RFC3339.match(text):
+        return False
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,279 @@
+"""The durable loop around the pure interpreter: claim a frame, run its task if it has one, commit the transition.
+
+Every transition is one transaction: a compare-and-set on the frame's ``version`` (and the lease this worker holds),
+the history events with ids taken from the execution's counter, the next position of the frame, any children, and
+the execution's final status. A stale or duplicate commit (a zombie worker whose lease expired) changes nothing.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import errors as E
+from . import history as h
+from .interpreter import STEP, Env, ExecutionInfo, Frame, Transition, Trigger, advance
+from .store.schema import executions, frames, history_events, task_tokens
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class StaleTransition(Exception):
+    """The frame moved on (another worker committed, or the execution stopped): this transition is dropped."""
+
+
+def fault(point: str) -> None:
+    """Crash on purpose at a named point when ``STATEMILL_FAULT`` names it (crash tests kill workers here)."""
+    wanted = os.environ.get("STATEMILL_FAULT")
+    if wanted and wanted == point:
+        marker = os.environ.get("STATEMILL_FAULT_ONCE")
+        if marker:
+            if os.path.exists(marker):
+                return
+            open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Claimed:
+    """A frame this worker holds a lease on, as loaded from its row."""
+
+    id: int
+    execution_id: int
+    parent_id: int | None
+    version: int
+    state: str
+    phase: str
+    input: Any
+    data: dict
+    run_at: float | None
+    last_event_id: int = 0
+
+    @classmethod
+    def from_row(cls, row) -> "Claimed":
+        return cls(row.id, row.execution_id, row.parent_id, row.version, row.state, row.phase, row.input,
+                   row.data or {}, row.run_at, row.last_event_id)
+
+    @property
+    def frame(self) -> Frame:
+        return Frame(self.state, self.phase, self.input, self.data)
+
+
+def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: float) -> list[Claimed]:
+    """Lease up to ``limit`` runnable frames. Runs inside the caller's transaction."""
+    pick = (sa.select(frames.c.id)
+            .where(frames.c.status == "ACTIVE", frames.c.run_at <= now,
+                   sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now))
+            .order_by(frames.c.run_at, frames.c.id).limit(limit))
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = [row.id for row in conn.execute(pick)]
+    if not ids:
+        return []
+    # Guarded: only rows still unleased (or expired) are taken, so two claimers never share a frame.
+    rows = conn.execute(
+        frames.update()
+        .where(frames.c.id.in_(ids), frames.c.status == "ACTIVE",
+               sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now))
+        .values(lease_owner=worker_id, lease_until=now + lease)
+        .returning(*frames.c)).all()
+    return [Claimed.from_row(row) for row in rows]
+
+
+def trigger_for(conn: sa.Connection, claimed: Claimed) -> Trigger:
+    """The trigger of a runnable frame that has no task to run: children joined, token answered, timer fired."""
+    if claimed.phase == "join":
+        parent = conn.execute(sa.select(frames.c.failure).where(frames.c.id == claimed.id)).one()
+        if parent.failure is not None:
+            return Trigger("join_failed", error=parent.failure.get("error"), cause=parent.failure.get("cause"))
+        outputs = conn.execute(sa.select(frames.c.output).where(frames.c.parent_id == claimed.id)
+                               .order_by(frames.c.idx)).scalars().all()
+        return Trigger("joined", list(outputs))
+    if claimed.phase == "callback":
+        return callback_trigger(conn, claimed)
+    return STEP
+
+
+def callback_trigger(conn: sa.Connection, claimed: Claimed) -> Trigger:
+    token = claimed.data.get("token")
+    row = conn.execute(sa.select(task_tokens).where(task_tokens.c.token == token)).one_or_none()
+    if row is None or row.status == "CANCELLED":
+        raise StaleTransition
+    if row.status == "SUCCEEDED":
+        return Trigger("result", row.output)
+    if row.status == "FAILED":
+        return Trigger("error", error=row.error, cause=row.cause)
+    late = row.heartbeat_deadline is not None and row.heartbeat_deadline <= (claimed.run_at or 0)
+    return Trigger("timeout", error=E.HEARTBEAT_TIMEOUT if late else E.TIMEOUT)
+
+
+def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, info: ExecutionInfo, worker_id: str,
+           now: float, lease: float, is_root: bool, payload_limit: int, new_token: str | None = None,
+           max_events: int | None = None) -> Transition:
+    """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction.
+
+    Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
+    committed this frame's version first.
+    """
+    execution = conn.execute(sa.select(executions.c.status, executions.c.event_count)
+                             .where(executions.c.id == claimed.execution_id).with_for_update()).one()
+    if execution.status != "RUNNING":
+        raise StaleTransition
+    base = execution.event_count
+    env = Env(now=now, next_event_id=base + 1, execution=info, is_root=is_root, payload_limit=payload_limit,
+              task_token=new_token)
+    t = advance(machine, claimed.frame, trigger, env)
+    if max_events is not None and base + len(t.events) > max_events and t.status == "RUNNING":
+        t = Transition(frame=None, status="FAILED", error=E.RUNTIME,
+                       cause=f"The execution reached the history limit of {max_events} events.")
+        if is_root:
+            t.events.append(h.Event("ExecutionFailed", {"error": t.error, "cause": t.cause}))
+
+    last = base + len(t.events)
+    values: dict[str, Any] = {"version": claimed.version + 1, "last_event_id": last or claimed.last_event_id}
+    if t.frame is not None:
+        keep = t.run_at is not None and t.run_at <= now
+        values.update(state=t.frame.state, phase=t.frame.phase, input=t.frame.input, data=t.frame.data,
+                      run_at=t.run_at, lease_owner=worker_id if keep else None,
+                      lease_until=now + lease if keep else None)
+    else:
+        values.update(status=t.status, run_at=None, lease_owner=None, lease_until=None, output=t.output,
+                      data={**claimed.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
+                      else claimed.data)
+    if claimed.phase == "join" and t.frame is not None and t.frame.phase != "join" or \
+            claimed.phase == "join" and t.frame is None:
+        delete_children(conn, claimed.id)
+    # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
+    done = conn.execute(frames.update()
+                        .where(frames.c.id == claimed.id, frames.c.version == claimed.version,
+                               frames.c.lease_owner == worker_id)
+                        .values(**values)).rowcount
+    if done != 1:
+        raise StaleTransition
+
+    append_events(conn, claimed.execution_id, claimed.id, base, t.events, claimed.last_event_id, now)
+    if t.fan_out is not None:
+        start_children(conn, claimed, t, now, last)
+    if t.frame is None:
+        finish_frame(conn, claimed, t, now, is_root)
+    t.last_event_id = values["last_event_id"]
+    return t
+
+
+def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event], previous: int,
+                  now: float) -> None:
+    """Insert ``events`` with ids base+1.. chained by previousEventId, and move the execution's counter."""
+    if not events:
+        return
+    rows = []
+    previous = previous or base
+    for offset, event in enumerate(events, start=1):
+        rows.append({"execution_id": execution_id, "id": base + offset, "previous_event_id": previous,
+                     "frame_id": frame_id, "type": event.type, "timestamp": now, "details": event.details})
+        previous = base + offset
+    conn.execute(history_events.insert(), rows)
+    conn.execute(executions.update().where(executions.c.id == execution_id).values(event_count=base + len(events)))
+
+
+def start_children(conn, claimed: Claimed, t: Transition, now: float, last_event_id: int) -> None:
+    fan = t.fan_out
+    limit = fan.max_concurrency or len(fan.children)
+    rows = []
+    for index, child in enumerate(fan.children):
+        active = index < limit
+        rows.append({"execution_id": claimed.execution_id, "parent_id": claimed.id, "idx": index,
+                     "status": "ACTIVE" if active else "PENDING", "version": 0, "state": child.branch.start_at,
+                     "phase": "enter", "input": child.input,
+                     "data": child.data,
+                     "run_at": now if active else None, "last_event_id": last_event_id, "pending": 0})
+    conn.execute(frames.insert(), rows)
+    conn.execute(frames.update().where(frames.c.id == claimed.id)
+                 .values(pending=len(rows), failure=None))
+
+
+def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool) -> None:
+    if is_root:
+        conn.execute(executions.update()
+                     .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
+                     .values(status=t.status, output=t.output if t.status == "SUCCEEDED" else None,
+                             error=t.error, cause=t.cause, stopped_at=now))
+        return
+    parent = claimed.parent_id
+    if t.status == "SUCCEEDED":
+        remaining = conn.execute(frames.update().where(frames.c.id == parent)
+                                 .values(pending=frames.c.pending - 1)
+                                 .returning(frames.c.pending, frames.c.failure)).one()
+        if remaining.failure is None:
+            activate_next_pending(conn, parent, now)
+            if remaining.pending == 0:
+                conn.execute(frames.update().where(frames.c.id == parent).values(run_at=now))
+        return
+    # First failure wins (guarded), wakes the parent and cancels the siblings still running or waiting.
+    won = conn.execute(frames.update().where(frames.c.id == parent, frames.c.failure.is_(None))
+                       .values(failure={"error": t.error, "cause": t.cause}, run_at=now)).rowcount
+    if won:
+        cancel_descendants(conn, parent, exclude=claimed.id)
+
+
+def activate_next_pending(conn, parent: int, now: float) -> None:
+    nxt = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id == parent, frames.c.status == "PENDING")
+                       .order_by(frames.c.idx).limit(1)).scalar()
+    if nxt is not None:
+        conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now))
+
+
+def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
+    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit) and their
+    outstanding task tokens."""
+    level = [parent]
+    while level:
+        rows = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id.in_(level))).scalars().all()
+        ids = [i for i in rows if i != exclude]
+        if ids:
+            conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.status.in_(("ACTIVE", "PENDING")))
+                         .values(status="CANCELLED", version=frames.c.version + 1, run_at=None,
+                                 lease_owner=None, lease_until=None))
+            conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
+                                                    task_tokens.c.status == "PENDING")
+                         .values(status="CANCELLED"))
+        level = ids
+
+
+def delete_children(conn, parent: int) -> None:
+    """Remove a joined frame's finished children (and theirs): their results now live in the parent's output."""
+    level, doomed = [parent], []
+    while level:
+        level = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id.in_(level))).scalars().all()
+        doomed += level
+    if doomed:
+        conn.execute(task_tokens.delete().where(task_tokens.c.frame_id.in_(doomed)))
+        conn.execute(frames.delete().where(frames.c.id.in_(doomed)))
+
+
+def end_execution(conn, execution_id: int, status: str, event_type: str, error: str | None, cause: str | None,
+                  now: float) -> bool:
+    """Close a running execution from outside (stop, execution timeout): one event, every frame cancelled."""
+    done = conn.execute(executions.update()
+                        .where(executions.c.id == execution_id, executions.c.status == "RUNNING")
+                        .values(status=status, error=error, cause=cause, stopped_at=now)).rowcount
+    if not done:
+        return False
+    base = conn.execute(sa.select(executions.c.event_count).where(executions.c.id == execution_id)).scalar()
+    details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+    append_events(conn, execution_id, None, base, [h.Event(event_type, details)], 0, now)
+    conn.execute(frames.update().where(frames.c.execution_id == execution_id,
+                                       frames.c.status.in_(("ACTIVE", "PENDING")))
+                 .values(status="CANCELLED", version=frames.c.version + 1, run_at=None, lease_owner=None,
+                         lease_until=None))
+    conn.execute(task_tokens.update().where(task_tokens.c.execution_id == execution_id,
+                                            task_tokens.c.status == "PENDING").values(status="CANCELLED"))
+    return True
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+

@@ -1,0 +1,68 @@
+"""Open the system database: one SQLAlchemy engine configured for SQLite or PostgreSQL, and its tables created.
+
+SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``, so claims and compare-and-set
+commits from many threads and processes serialise on the write lock instead of failing mid-transaction.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .schema import SCHEMA_VERSION, metadata, schema_version
+
+ENV_VAR = "STATEMILL_DATABASE_URL"
+DEFAULT_URL = "sqlite:///statemill.db"
+
+
+def default_url() -> str:
+    """``$STATEMILL_DATABASE_URL``, else a SQLite file ``statemill.db`` in the current directory."""
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def normalise_url(url: str) -> str:
+    """Accept a bare file path for SQLite and ``postgresql://`` for psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def open_engine(url: str | None = None) -> Engine:
+    """Create the engine for ``url`` (default: ``default_url()``) and make sure the schema exists."""
+    url = normalise_url(url or default_url())
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    else:
+        engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    create_schema(engine)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and record the schema version; on PostgreSQL under an advisory lock, so many
+    workers starting at once do not race."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(5127301)"))
+        metadata.create_all(conn, checkfirst=True)
+        found = conn.execute(sa.select(schema_version.c.version)).scalar()
+        if found is None:
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+        elif found > SCHEMA_VERSION:
+            raise RuntimeError(f"the database schema is version {found}, newer than this statemill "
+                               f"({SCHEMA_VERSION}); upgrade statemill")

@@ -1,0 +1,117 @@
+"""The system database's tables, declared once with SQLAlchemy Core for SQLite and PostgreSQL alike.
+
+Frames double as the work queue: a frame (the root thread of an execution, a Parallel branch or a Map
+iteration) is runnable when it is ACTIVE, its ``run_at`` has come and no live lease holds it. Claiming is a guarded
+UPDATE of the lease columns; committing a transition is a compare-and-set on ``version``.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, text)
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+schema_version = Table(
+    "statemill_schema", metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+state_machines = Table(
+    "state_machines", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(80), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("definition", Text, nullable=False),  # the source text as given, so diagnostics keep their lines
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("name", "sha256"),
+    UniqueConstraint("name", "revision"),
+)
+
+executions = Table(
+    "executions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", Integer, ForeignKey("state_machines.id"), nullable=False),
+    Column("machine_name", String(80), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("arn", String(400), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+    Column("input", Json, nullable=True),
+    Column("output", Json, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Column("deadline_at", Float, nullable=True),  # top-level TimeoutSeconds
+    Column("event_count", Integer, nullable=False, default=0),  # last history event id handed out
+    UniqueConstraint("machine_name", "name"),
+    Index("ix_executions_status", "status", "started_at"),
+)
+
+frames = Table(
+    "frames", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", Integer, ForeignKey("executions.id"), nullable=False),
+    Column("parent_id", Integer, ForeignKey("frames.id"), nullable=True),
+    Column("idx", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),  # PENDING | ACTIVE | SUCCEEDED | FAILED | CANCELLED
+    Column("version", Integer, nullable=False, default=0),
+    Column("state", Text, nullable=True),  # current state name
+    Column("phase", String(16), nullable=False),  # what the frame does next (see interpreter.Phase)
+    Column("input", Json, nullable=True),  # raw input of the current state
+    Column("data", Json, nullable=True),  # phase data: effective input, retry counters, deadlines...
+    Column("run_at", Float, nullable=True),  # runnable from then on; NULL while waiting on children or a token
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("last_event_id", Integer, nullable=False, default=0),
+    Column("pending", Integer, nullable=False, default=0),  # children not yet finished
+    Column("failure", Json, nullable=True),  # first child failure {"error", "cause"}
+    Column("output", Json, nullable=True),  # the frame's result once SUCCEEDED
+    Index("ix_frames_runnable", "run_at", postgresql_where=text("status = 'ACTIVE'"),
+          sqlite_where=text("status = 'ACTIVE'")),
+    Index("ix_frames_parent", "parent_id", "idx"),
+    Index("ix_frames_execution", "execution_id"),
+)
+
+history_events = Table(
+    "history_events", metadata,
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),  # AWS's 1-based event id
+    Column("previous_event_id", Integer, nullable=False),
+    Column("frame_id", Integer, nullable=True),
+    Column("type", String(40), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("details", Json, nullable=True),
+)
+
+task_tokens = Table(
+    "task_tokens", metadata,
+    Column("token", String(128), primary_key=True),
+    Column("execution_id", Integer, ForeignKey("executions.id"), nullable=False),
+    Column("frame_id", Integer, ForeignKey("frames.id"), nullable=False),
+    Column("frame_version", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING | SUCCEEDED | FAILED | TIMED_OUT | CANCELLED
+    Column("output", Json, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("heartbeat_seconds", Integer, nullable=True),
+    Column("heartbeat_deadline", Float, nullable=True),
+    Column("completed_at", Float, nullable=True),
+    Index("ix_task_tokens_frame", "frame_id"),
+    Index("ix_task_tokens_pending", "status", "created_at"),
+)
+
+workers = Table(
+    "workers", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_heartbeat", Float, nullable=False),
+)

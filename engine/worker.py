@@ -1,0 +1,224 @@
+"""A worker: claims runnable frames by free slots, runs handlers in a bounded pool, commits transitions.
+
+Nothing waits in a thread: Wait states, retry backoff and timeouts are ``run_at`` times in the database, so a worker
+started later (or after a crash) carries on at the right moment. Leases of frames in flight are renewed while their
+handlers run; a crashed worker's leases simply expire and any worker claims those frames again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Callable
+
+import sqlalchemy as sa
+
+from . import errors as E
+from .client import Client
+from .clock import FakeClock
+from .handlers import HandlerRegistry, TaskContext, error_of
+from .interpreter import Trigger
+from .runtime import Claimed, StaleTransition, claim, commit, end_execution, fault, new_token, trigger_for
+from .store.schema import executions, frames, task_tokens
+
+log = logging.getLogger("statemill.worker")
+
+
+class Worker:
+    """Runs executions stored in ``client``'s database with the handlers of ``registry``."""
+
+    def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
+                 lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
+                 max_events: int | None = None, on_event: Callable[[dict], None] | None = None):
+        self.client = client
+        self.registry = registry
+        self.concurrency = concurrency
+        self.lease = lease_seconds
+        self.poll = poll_seconds
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.max_events = max_events
+        self.on_transition = on_event
+        self._inflight: dict[int, Future] = {}
+        self._machine_ids: dict[int, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
+        self._handlers_pool = ThreadPoolExecutor(concurrency * 2, thread_name_prefix="statemill-handler")
+
+    @property
+    def clock(self):
+        return self.client.clock
+
+    # -- the loop
+    def stop(self) -> None:
+        """Ask the loop to end after the transitions in flight (graceful shutdown)."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Work until ``until()`` is true (checked between claims) or ``stop()`` is called."""
+        renewer = threading.Thread(target=self._renew_leases, daemon=True, name="statemill-lease")
+        renewer.start()
+        try:
+            while not self._stop.is_set():
+                if until is not None and until():
+                    break
+                self._reap()
+                now = self.clock.now()
+                self._expire_executions(now)
+                claimed = []
+                free = self.concurrency - len(self._inflight)
+                if free > 0:
+                    with self.client.db.begin() as conn:
+                        claimed = claim(conn, self.id, free, now, self.lease)
+                for item in claimed:
+                    self._inflight[item.id] = self._frames_pool.submit(self._process, item)
+                if not claimed:
+                    self._idle(now)
+        finally:
+            self._stop.set()
+            for future in list(self._inflight.values()):
+                future.result()
+            self._inflight.clear()
+
+    def close(self) -> None:
+        self._frames_pool.shutdown(wait=True)
+        self._handlers_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _reap(self) -> None:
+        for frame_id, future in list(self._inflight.items()):
+            if future.done():
+                del self._inflight[frame_id]
+                if future.exception() is not None:
+                    log.error("frame %s failed in the worker", frame_id, exc_info=future.exception())
+
+    def _idle(self, now: float) -> None:
+        self._wake.clear()
+        if self._inflight:
+            self._wake.wait(self.poll)
+            return
+        with self.client.db.connect() as conn:
+            due = conn.execute(sa.select(sa.func.min(frames.c.run_at)).where(frames.c.status == "ACTIVE")).scalar()
+            deadline = conn.execute(sa.select(sa.func.min(executions.c.deadline_at))
+                                    .where(executions.c.status == "RUNNING")).scalar()
+        nxt = min((t for t in (due, deadline) if t is not None), default=None)
+        delay = self.poll if nxt is None else max(0.0, nxt - now)
+        if not isinstance(self.clock, FakeClock):
+            delay = min(delay, self.poll)
+        self.clock.sleep(delay, self._wake)
+
+    def _expire_executions(self, now: float) -> None:
+        with self.client.db.connect() as conn:
+            ids = conn.execute(sa.select(executions.c.id).where(executions.c.status == "RUNNING",
+                                                                executions.c.deadline_at <= now)).scalars().all()
+        for execution_id in ids:
+            with self.client.db.begin() as conn:
+                end_execution(conn, execution_id, "TIMED_OUT", "ExecutionTimedOut", E.TIMEOUT, None, now)
+
+    def _renew_leases(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            ids = list(self._inflight)
+            if ids:
+                with self.client.db.begin() as conn:
+                    conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
+                                 .values(lease_until=self.clock.now() + self.lease))
+
+    # -- one frame, as far as it goes without waiting
+    def _process(self, item: Claimed) -> None:
+        try:
+            while item is not None:
+                item = self._transition(item)
+        finally:
+            self._wake.set()
+
+    def _transition(self, item: Claimed) -> Claimed | None:
+        info = self.client.execution_info(item.execution_id)
+        machine = self.client.machine(self._machine_id(item.execution_id))
+        trigger = self._run_task(item, info) if item.phase == "task" else None
+        now = self.clock.now()
+        token = new_token()
+        try:
+            with self.client.db.begin() as conn:
+                t = commit(conn, machine, item, trigger or trigger_for(conn, item), info, self.id, now, self.lease,
+                           item.parent_id is None, self.client.payload_limit, token, self.max_events)
+                self._track_tokens(conn, item, t, token, now)
+        except StaleTransition:
+            return None
+        fault("after_commit")
+        if self.on_transition is not None:
+            self.on_transition({"execution": info.arn, "events": [e.type for e in t.events],
+                                "state": t.frame.state if t.frame else None})
+        if t.frame is None or t.run_at is None or t.run_at > now:
+            return None
+        return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
+                       t.frame.input, t.frame.data, t.run_at, t.last_event_id)
+
+    def _machine_id(self, execution_id: int) -> int:
+        found = self._machine_ids.get(execution_id)
+        if found is None:
+            with self.client.db.connect() as conn:
+                found = conn.execute(sa.select(executions.c.machine_id)
+                                     .where(executions.c.id == execution_id)).scalar_one()
+            self._machine_ids[execution_id] = found
+        return found
+
+    @staticmethod
+    def _track_tokens(conn, item: Claimed, t, token: str, now: float) -> None:
+        """Keep task-token rows in step with the transition just committed (same transaction)."""
+        old = item.data.get("token")
+        if old and (t.frame is None or t.frame.data.get("token") != old):
+            # The attempt that owned the old token is over (answered, timed out or failed): refuse it from now on.
+            conn.execute(task_tokens.update().where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
+                         .values(status="TIMED_OUT", completed_at=now))
+        if t.task is not None and t.frame.data.get("token") == token:
+            heartbeat = t.task.heartbeat_seconds
+            conn.execute(task_tokens.insert().values(
+                token=token, execution_id=item.execution_id, frame_id=item.id, frame_version=item.version + 1,
+                state=t.frame.state, status="PENDING", created_at=now, heartbeat_seconds=heartbeat))
+        if t.frame is not None and t.frame.phase == "callback":
+            # A callback may have arrived while the handler was still running: wake the frame at once.
+            status = conn.execute(sa.select(task_tokens.c.status).where(task_tokens.c.token == old)).scalar()
+            if status in ("SUCCEEDED", "FAILED"):
+                conn.execute(frames.update().where(frames.c.id == item.id).values(run_at=now))
+            elif t.frame.data.get("heartbeat_at"):
+                conn.execute(task_tokens.update().where(task_tokens.c.token == old)
+                             .values(heartbeat_deadline=t.frame.data["heartbeat_at"]))
+
+    def _run_task(self, item: Claimed, info) -> Trigger:
+        data = item.data
+        timeout_at = data.get("timeout_at")
+        if timeout_at is not None and self.clock.now() >= timeout_at:
+            return Trigger("timeout", error=E.TIMEOUT)
+        resource = self.client.machine(self._machine_id(item.execution_id)).state(item.state).raw["Resource"]
+        context = TaskContext(execution_arn=info.arn, execution_name=info.name, state_name=item.state,
+                              attempt=data.get("attempt", 0), task_token=data.get("token"), resource=resource,
+                              idempotency_key=f"{info.arn}#{item.id}#{item.version}")
+        try:
+            call = self.registry.resolve(resource, data.get("task_input"), self.client.region, self.client.account)
+        except E.StatesError as exc:
+            return Trigger("error", error=exc.error, cause=exc.cause)
+        fault("before_handler")
+        remaining = None if timeout_at is None else max(0.0, timeout_at - self.clock.now())
+        future = self._handlers_pool.submit(call.handler, call.value, context, remaining)
+        try:
+            result = future.result(timeout=remaining)
+        except FutureTimeout:
+            future.cancel()
+            return Trigger("timeout", error=E.TIMEOUT)
+        except BaseException as exc:  # noqa: BLE001 - any handler failure becomes an ASL error
+            if isinstance(exc, TimeoutError) and remaining is not None:
+                return Trigger("timeout", error=E.TIMEOUT)
+            failure = error_of(exc)
+            return Trigger("error", error=failure.error, cause=failure.cause)
+        fault("after_handler")
+        try:
+            result = json.loads(json.dumps(call.shape(result)))
+        except (TypeError, ValueError) as exc:
+            return Trigger("error", error=type(exc).__name__, cause=f"the handler's result is not JSON: {exc}")
+        return Trigger("submitted" if data.get("token") else "result", result)
+
