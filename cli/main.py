@@ -48,5 +48,18 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
     sys.exit(1 if any(d.severity == "error" for d in found) else 0)
 
 
+def _add_commands() -> None:
+    from . import executions
+    for command in executions.COMMANDS:
+        main.add_command(command)
+    try:
+        from .render import render
+    except ImportError:  # pragma: no cover - the visualizer is part of the package; this guards partial installs
+        return
+    main.add_command(render)
+
+
+_add_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

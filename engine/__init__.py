@@ -19,14 +19,14 @@ from .client import (Client, ExecutionAlreadyExists, ExecutionDoesNotExist, Inva
                      StateMachineDoesNotExist)
 from .clock import FakeClock, SystemClock
 from .errors import CompileError, DefinitionError, StatemillError, StatesError
-from .handlers import HandlerRegistry, TaskContext, TaskFailure
+from .handlers import HandlerRegistry, TaskContext, TaskFailure, default_registry, handler
 from .loader import load, loads, validate
 from .model import StateMachine
 from .runtime import TERMINAL
 from .worker import Worker
 
 __all__ = [
-    "Engine", "Client", "Worker", "HandlerRegistry", "TaskContext", "TaskFailure", "FakeClock", "SystemClock",
+    "Engine", "Client", "handler", "default_registry", "Worker", "HandlerRegistry", "TaskContext", "TaskFailure", "FakeClock", "SystemClock",
     "StateMachine", "load", "loads", "validate", "DefinitionError", "CompileError", "StatemillError", "StatesError",
     "ExecutionAlreadyExists", "ExecutionDoesNotExist", "InvalidExecutionInput", "InvalidName",
     "StateMachineDoesNotExist",
@@ -43,7 +43,9 @@ class Engine(Client):
     def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
                  concurrency: int = 16, **options: Any):
         super().__init__(db, **options)
-        self.handlers = HandlerRegistry(handlers)
+        self.handlers = HandlerRegistry(default_registry.mapping())
+        if handlers:
+            self.handlers.update(handlers)
         self.concurrency = concurrency
 
     def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -182,7 +182,8 @@ class Client:
 
     @property
     def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account}:role/statemill"
+        """The execution role ARN the context object shows (``$$.Execution.RoleArn``); nothing assumes it."""
+        return f"arn:aws:iam::{self.account}:role/statemill-sfn-role"
 
     def execution_info(self, execution_id: int) -> ExecutionInfo:
         with self.db.connect() as conn:

@@ -34,6 +34,7 @@ CODES: dict[str, str] = {
     "SM504": "a field of the other query language (JSONPath vs JSONata) is used in this state",
     "SM505": "a machine whose QueryLanguage is JSONata cannot contain a JSONPath state",
     "SM506": "a timestamp is not an RFC 3339 date-time",
+    "SM507": "a JSONata expression does not parse, or a string is only half enclosed in {% %}",
     "SM901": "warning: a Choice state without Default fails with States.NoChoiceMatched when no rule matches",
 }
 

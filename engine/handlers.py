@@ -111,6 +111,10 @@ class HandlerRegistry:
         for resource, fn in handlers.items():
             self.register(resource, fn)
 
+    def mapping(self) -> dict[str, Callable[..., Any]]:
+        """Every registered resource with its original callable."""
+        return {resource: handler.fn for resource, handler in self._exact.items()}
+
     def __contains__(self, resource: str) -> bool:
         return resource in self._exact
 
@@ -143,6 +147,15 @@ class HandlerRegistry:
         known = ", ".join(self.resources()[:10]) or "none"
         raise StatesError(TASK_FAILED, f"No handler is registered for resource '{resource}'. Registered: {known}. "
                                        "Register one in Python or with --handlers MODULE.")
+
+
+default_registry = HandlerRegistry()
+
+
+def handler(resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a handler in the process-wide default registry, which every ``Engine`` starts from; this is how a
+    module named with ``--handlers`` registers handlers at import time."""
+    return default_registry.handler(resource)
 
 
 def _function_not_found(name: str, region: str, account: str) -> StatesError:

@@ -53,6 +53,12 @@ def resource_family(resource: str) -> tuple[str, str, str]:
     return "Task", "statemill", resource
 
 
+def result_owner(resource: str) -> str:
+    """How AWS names a task in a result-size error: the function ARN, the integrated service, or the resource."""
+    family, resource_type, _ = resource_family(resource)
+    return resource if family == "LambdaFunction" or resource_type == "statemill" else resource_type
+
+
 def task_event(kind: str, resource: str, **fields: Any) -> Event:
     """A task event of the right family: ``kind`` is Scheduled, Started, Submitted, Succeeded, Failed or TimedOut."""
     family, resource_type, name = resource_family(resource)

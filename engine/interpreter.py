@@ -24,6 +24,7 @@ from .errors import StatesError
 from .scope import Scope
 
 DEFAULT_PAYLOAD_LIMIT = 256 * 1024
+MAX_WAIT_SECONDS = 2**31 - 1  # AWS refuses longer waits ("Wait state delay is too long.")
 # Errors raised while a state processes its data get AWS's "An error occurred while executing the state ..." prefix.
 _PREFIXED = frozenset({E.RUNTIME, E.QUERY_EVALUATION_ERROR, E.INTRINSIC_FAILURE})
 _UNCATCHABLE = frozenset({E.RUNTIME})
@@ -141,9 +142,10 @@ class _Step:
             "Execution": {"Id": info.arn, "Input": info.input, "StartTime": iso(info.start_time), "Name": info.name,
                           "RoleArn": info.role_arn, "RedriveCount": 0},
             "StateMachine": {"Id": info.machine_arn, "Name": info.machine_name},
-            "State": {"Name": self.state.name, "EnteredTime": self.data.get("entered_time", iso(self.env.now)),
-                      "RetryCount": self.data.get("attempt", 0)},
+            "State": {"Name": self.state.name, "EnteredTime": self.data.get("entered_time", iso(self.env.now))},
         }
+        if isinstance(self.state, (m.TaskState, m.ParallelState, m.MapState)):
+            ctx["State"]["RetryCount"] = self.data.get("attempt", 0)
         if token is not None:
             ctx["Task"] = {"Token": token}
         if item is not None:
@@ -154,12 +156,14 @@ class _Step:
         return Scope(value, self.context(**ctx), self.data.get("variables") or {}, self.state.name,
                      self.data.get("entered_id", 0))
 
-    def check_size(self, value: Any, what: str = "output") -> None:
+    def check_size(self, value: Any, who: str | None = None) -> None:
+        """States.DataLimitExceeded when ``value`` is over the payload limit; AWS names the state, or for a task
+        result the resource (the service for an integration, the function ARN for a legacy Lambda)."""
         size = len(h.dumps(value).encode("utf-8"))
         if size > self.env.payload_limit:
             raise StatesError(E.DATA_LIMIT_EXCEEDED,
-                              f"The state/task '{self.state.name}' returned a result with a size exceeding the "
-                              "maximum number of bytes service limit.")
+                              f"The state/task '{who or self.state.name}' returned a result with a size exceeding "
+                              "the maximum number of bytes service limit.")
 
     # -- the step
     def run(self, trigger: Trigger) -> Transition:
@@ -289,12 +293,12 @@ class _Step:
             until = _parse_timestamp(state.timestamp, "The Timestamp field")
         elif state.seconds_path is not None:
             seconds = state.seconds_path.get(scope)
-            if seconds is m.MISSING or seconds is _path_missing():
+            if seconds is m.MISSING:
                 raise StatesError(E.RUNTIME, f"The SecondsPath parameter does not reference an input value: "
                                              f"{state.seconds_path.text}")
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds != int(seconds):
                 raise StatesError(E.RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: "
-                                             f"{state.seconds_path.text}")
+                                             f"{state.seconds_path.text} == {_plain(seconds)}")
             if seconds < 0:
                 raise StatesError(E.RUNTIME, f"The SecondsPath parameter references a negative value: "
                                              f"{state.seconds_path.text}")
@@ -303,10 +307,12 @@ class _Step:
             until = self.env.now + int(seconds)
         else:
             stamp = state.timestamp_path.get(scope)
-            if stamp is m.MISSING or stamp is _path_missing():
+            if stamp is m.MISSING:
                 raise StatesError(E.RUNTIME, f"The TimestampPath parameter does not reference an input value: "
                                              f"{state.timestamp_path.text}")
             until = _parse_timestamp(stamp, "The TimestampPath parameter", state.timestamp_path.text)
+        if until - self.env.now > MAX_WAIT_SECONDS:
+            raise StatesError(E.RUNTIME, "Wait state delay is too long.")
         self.data["effective"] = effective
         self.t.frame = Frame(state.name, "wait", raw, self.data)
         self.t.run_at = max(until, self.env.now)
@@ -356,7 +362,7 @@ class _Step:
         if self.frame.phase == "task" and not state.wait_for_task_token:
             self.emit(h.task_event("Started", state.resource))
         try:
-            self.check_size(result)
+            self.check_size(result, h.result_owner(state.resource))
         except StatesError as exc:
             self.emit(h.task_event("Failed", state.resource, error=exc.error, cause=exc.cause))
             self.handle_error(exc.error, exc.cause)
@@ -497,11 +503,6 @@ def error_matches(names: tuple[str, ...], error: str | None) -> bool:
     return False
 
 
-def _path_missing():
-    from . import paths
-    return paths.MISSING
-
-
 def _string_field(expression: Any, scope: Scope, field: str) -> Any:
     if hasattr(expression, "resolve_field"):
         value = expression.resolve_field(scope, field)
@@ -530,6 +531,11 @@ def _parse_timestamp(value: Any, what: str, path_text: str | None = None) -> flo
                                      f"format string: {path_text} == {value}")
     raise StatesError(E.RUNTIME, f"{what} cannot be parsed as an ISO-8601 extended offset date-time format "
                                  f"string: {value}")
+
+
+def _plain(value: Any) -> str:
+    """A value as AWS prints it after ``==`` in Wait errors: strings bare, anything else as JSON."""
+    return value if isinstance(value, str) else h.dumps(value)
 
 
 def _java_type(value: Any) -> str:

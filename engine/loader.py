@@ -29,7 +29,7 @@ __all__ = ["load", "loads", "validate", "validates", "schema"]
 JSONPATH_ONLY = frozenset({
     "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "ItemsPath", "SecondsPath",
     "TimestampPath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "ErrorPath", "CausePath", "MaxConcurrencyPath",
-    "ToleratedFailureCountPath", "ToleratedFailurePercentagePath", "Iterator",
+    "ToleratedFailureCountPath", "ToleratedFailurePercentagePath",
 })
 JSONATA_ONLY = frozenset({"Arguments", "Output", "Items"})
 WAIT_FIELDS = ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
@@ -172,7 +172,11 @@ class _Analysis:
                 "minimum": "SM104", "maximum": "SM104", "exclusiveMinimum": "SM104",
                 "exclusiveMaximum": "SM104"}.get(keyword, "SM105")
         label = f'field "{field}": ' if isinstance(field, str) else ""
-        self.report(code, pointer, label + error.message)
+        message = error.message
+        described = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if keyword in ("not", "pattern", "minProperties", "maxProperties", "dependentRequired") and described:
+            message = described
+        self.report(code, pointer, label + message)
 
     # -- pass 2: the graph of each scope
     def check_scope(self, scope: Any, pointer: str, seen: dict[str, str]) -> None:
@@ -304,6 +308,7 @@ class _Compiler:
         self.a = analysis
         self.index: dict[str, m.State] = {}
         self.machine_language = "JSONPath"
+        self.one_language = True  # a JSONata machine may not contain JSONPath states (SM505)
 
     def machine(self, doc: dict) -> m.StateMachine:
         self.machine_language = doc.get("QueryLanguage", "JSONPath")
@@ -368,7 +373,7 @@ class _Compiler:
     # -- states
     def state(self, name: str, spec: dict, at: str) -> m.State:
         language = spec.get("QueryLanguage", self.machine_language)
-        if self.machine_language == "JSONata" and language == "JSONPath":
+        if self.one_language and self.machine_language == "JSONata" and language == "JSONPath":
             self.a.report("SM505", f"{at}/QueryLanguage",
                           "this machine's QueryLanguage is JSONata, so its states cannot use JSONPath")
         other = JSONPATH_ONLY if language == "JSONata" else JSONATA_ONLY
@@ -377,6 +382,14 @@ class _Compiler:
                 self.a.report("SM504", f"{at}/{key}", f'field "{key}" belongs to '
                               f'{"JSONPath" if language == "JSONata" else "JSONata"}, but this state uses {language}',
                               key=True)
+        for holder in ("ItemReader", "ResultWriter"):
+            wrong = "Arguments" if language == "JSONPath" else "Parameters"
+            if isinstance(spec.get(holder), dict) and wrong in spec[holder]:
+                self.a.report("SM504", f"{at}/{holder}/{wrong}", f'field "{wrong}" of {holder} belongs to '
+                              f'{"JSONata" if wrong == "Arguments" else "JSONPath"}, but this state uses {language}',
+                              key=True)
+        if language == "JSONata":
+            self.check_jsonata(spec, at)
         kind = spec["Type"]
         common: dict[str, Any] = dict(name=name, type=kind, pointer=at, comment=spec.get("Comment"),
                                       next=spec.get("Next"), end=spec.get("End") is True, query_language=language,
@@ -389,6 +402,25 @@ class _Compiler:
         state = build(spec, at, common, jsonpath)
         self.index[name] = state
         return state
+
+    def check_jsonata(self, value: Any, at: str) -> None:
+        """Every ``{% ... %}`` string of a JSONata state must parse; half-delimited strings are mistakes."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key not in _NOT_EXPRESSIONS:
+                    self.check_jsonata(item, join_pointer(at, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.check_jsonata(item, f"{at}/{i}")
+        elif isinstance(value, str):
+            opens, closes = value.startswith("{%"), value.endswith("%}")
+            if opens and closes and len(value) >= 4:
+                problem = _jsonata_problem(value[2:-2])
+                if problem:
+                    self.a.report("SM507", at, f"the JSONata expression {value!r} does not parse: {problem}")
+            elif opens or closes:
+                self.a.report("SM507", at, f"{value!r} looks like a JSONata expression but is not enclosed in "
+                              '"{% ... %}"')
 
     def _pass(self, spec, at, common, jsonpath):
         if not jsonpath:
@@ -462,8 +494,13 @@ class _Compiler:
 
     def _map(self, spec, at, common, jsonpath):
         key = "ItemProcessor" if "ItemProcessor" in spec else "Iterator"
-        processor = self.scope(spec[key], f"{at}/{key}")
         mode = (spec.get(key, {}).get("ProcessorConfig") or {}).get("Mode", "INLINE")
+        outer, strict = self.machine_language, self.one_language
+        if mode == "DISTRIBUTED":  # a distributed processor runs as a child state machine: it may mix languages
+            self.machine_language = spec[key].get("QueryLanguage", outer)
+            self.one_language = False
+        processor = self.scope(spec[key], f"{at}/{key}")
+        self.machine_language, self.one_language = outer, strict
         extra = {}
         if jsonpath:
             selector_key = "ItemSelector" if "ItemSelector" in spec else "Parameters"
@@ -479,6 +516,21 @@ class _Compiler:
                           tolerated_failure_count=count if isinstance(count, int) else None,
                           tolerated_failure_percentage=percentage if isinstance(percentage, (int, float)) else None,
                           retry=self.retriers(spec), catch=self.catchers(spec, at) if jsonpath else ())
+
+
+_NOT_EXPRESSIONS = frozenset({"Type", "Next", "End", "Comment", "Resource", "QueryLanguage", "States", "StartAt",
+                              "Branches", "ItemProcessor", "Iterator", "ErrorEquals", "Default", "ProcessorConfig"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _jsonata_problem(expression: str) -> str | None:
+    """The parser's complaint about a JSONata expression, or None when it parses."""
+    import jsonata
+    try:
+        jsonata.Jsonata(expression)
+    except Exception as exc:  # noqa: BLE001 - the parser raises its own exception types
+        return str(exc)
+    return None
 
 
 def _is_timestamp(text: str) -> bool:

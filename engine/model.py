@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
+from .paths import MISSING  # one "no value" sentinel for the whole engine  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,8 +191,9 @@ def start_children(conn, claimed: Claimed, t: Transition, now: float, last_event
                      "data": child.data,
                      "run_at": now if active else None, "last_event_id": last_event_id, "pending": 0})
     conn.execute(frames.insert(), rows)
+    # sa.null(): a plain None would be stored as JSON 'null', which the first-failure guard (IS NULL) never matches.
     conn.execute(frames.update().where(frames.c.id == claimed.id)
-                 .values(pending=len(rows), failure=None))
+                 .values(pending=len(rows), failure=sa.null()))
 
 
 def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool) -> None:

@@ -6,11 +6,13 @@ handlers run; a crashed worker's leases simply expire and any worker claims thos
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -151,8 +153,9 @@ class Worker:
             return None
         fault("after_commit")
         if self.on_transition is not None:
-            self.on_transition({"execution": info.arn, "events": [e.type for e in t.events],
-                                "state": t.frame.state if t.frame else None})
+            self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
+                                                                  for e in t.events],
+                                "state": t.frame.state if t.frame else None, "status": t.status})
         if t.frame is None or t.run_at is None or t.run_at > now:
             return None
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
@@ -197,21 +200,25 @@ class Worker:
         resource = self.client.machine(self._machine_id(item.execution_id)).state(item.state).raw["Resource"]
         context = TaskContext(execution_arn=info.arn, execution_name=info.name, state_name=item.state,
                               attempt=data.get("attempt", 0), task_token=data.get("token"), resource=resource,
-                              idempotency_key=f"{info.arn}#{item.id}#{item.version}")
+                              # The attempt's TaskScheduled event id: unique in the execution and the same on every
+                              # redelivery (frame ids are not: SQLite reuses the ids of deleted child frames).
+                              idempotency_key=f"{info.arn}#{item.last_event_id}")
         try:
             call = self.registry.resolve(resource, data.get("task_input"), self.client.region, self.client.account)
         except E.StatesError as exc:
             return Trigger("error", error=exc.error, cause=exc.cause)
         fault("before_handler")
         remaining = None if timeout_at is None else max(0.0, timeout_at - self.clock.now())
+        started = time.monotonic()
         future = self._handlers_pool.submit(call.handler, call.value, context, remaining)
         try:
             result = future.result(timeout=remaining)
-        except FutureTimeout:
-            future.cancel()
-            return Trigger("timeout", error=E.TIMEOUT)
         except BaseException as exc:  # noqa: BLE001 - any handler failure becomes an ASL error
-            if isinstance(exc, TimeoutError) and remaining is not None:
+            # Only a deadline that has passed is States.Timeout, not a handler's own TimeoutError raised early (an
+            # async handler's wait_for raises one at the deadline; on 3.11+ all three classes are TimeoutError).
+            if isinstance(exc, (FutureTimeout, TimeoutError, asyncio.TimeoutError)) and remaining is not None and \
+                    (not future.done() or time.monotonic() - started >= remaining):
+                future.cancel()
                 return Trigger("timeout", error=E.TIMEOUT)
             failure = error_of(exc)
             return Trigger("error", error=failure.error, cause=failure.cause)

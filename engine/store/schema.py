@@ -6,14 +6,33 @@ UPDATE of the lease columns; committing a transition is a compare-and-set on ``v
 """
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, text)
+import json
+
+from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        TypeDecorator, UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSONB
 
 SCHEMA_VERSION = 1
 
 metadata = MetaData()
-Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class JsonText(TypeDecorator):
+    """JSON stored as TEXT. A column declared ``JSON`` gets NUMERIC affinity in SQLite, which would turn the text
+    ``0.0`` into the integer 0; TEXT keeps every JSON value exactly as written."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        # JSON null is stored as SQL NULL, so `IS NULL` guards (first failure wins) see it.
+        return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else json.loads(value)
+
+
+Json = JsonText().with_variant(JSONB(none_as_null=True), "postgresql")
 
 schema_version = Table(
     "statemill_schema", metadata,
