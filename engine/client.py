@@ -61,12 +61,23 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = json.loads(text, parse_constant=_not_json)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            raise InvalidExecutionInput(f"the input is not valid JSON: {exc}") from None
         raise InvalidExecutionInput(f"the input is not valid JSON: {exc.msg} at line {exc.lineno} column "
                                     f"{exc.colno}") from None
     check_payload(value, limit, "the input")
     return value
+
+
+def _not_json(word: str):
+    raise ValueError(f"{word} is not a JSON value")
+
+
+def canonical(value: Any) -> str:
+    """JSON text that tells apart what Python's == confuses (False vs 0, 1 vs 1.0)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def check_payload(value: Any, limit: int, what: str) -> None:
@@ -146,8 +157,8 @@ class Client:
             -> dict:
         """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
 
-        Starting again with the same name and the same input returns the existing execution; a different input
-        raises ExecutionAlreadyExists.
+        As on AWS, starting again with the same name and the same input while the execution runs returns it;
+        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists.
         """
         value = parse_input(input_text, self.payload_limit) if input_text is not None else \
             ({} if input is None else input)
@@ -159,10 +170,13 @@ class Client:
             machine_id = self._latest(conn, machine)
             compiled = self.machine(machine_id)
             arn = self.execution_arn(machine, name)
-            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at)
+            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
                                     .where(executions.c.arn == arn)).first()
             if existing is not None:
-                if existing.input != value:
+                if existing.status != "RUNNING":
+                    raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists and has "
+                                                 f"closed ({existing.status}); choose another name")
+                if canonical(existing.input) != canonical(value):
                     raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists with a "
                                                  "different input")
                 return {"executionArn": arn, "startDate": iso(existing.started_at)}
@@ -252,7 +266,7 @@ class Client:
         now = self.clock.now()
         with self.db.begin() as conn:
             row = self._execution(conn, arn)
-            end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now)
+            end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now, self.machine(row.machine_id))
         return {"stopDate": iso(now)}
 
     def pending_tokens(self, arn: str | None = None) -> list[dict]:

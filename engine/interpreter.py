@@ -417,6 +417,8 @@ class _Step:
             break
         for catcher in catch:
             if error_matches(catcher.error_equals, error):
+                if cause is None and error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT):
+                    cause = ""  # AWS hands a caught timeout's catcher an empty cause, not null
                 error_output = {"Error": error, "Cause": cause}
                 raw = self.frame.input
                 output = raw if catcher.result_path is None else catcher.result_path.assign(raw, error_output)

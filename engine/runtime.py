@@ -256,8 +256,9 @@ def delete_children(conn, parent: int) -> None:
 
 
 def end_execution(conn, execution_id: int, status: str, event_type: str, error: str | None, cause: str | None,
-                  now: float) -> bool:
-    """Close a running execution from outside (stop, execution timeout): one event, every frame cancelled."""
+                  now: float, machine=None) -> bool:
+    """Close a running execution from outside (stop, execution timeout): each state still running gets its
+    ``<Type>StateAborted`` event (when ``machine`` is given), then the execution's event; every frame is cancelled."""
     done = conn.execute(executions.update()
                         .where(executions.c.id == execution_id, executions.c.status == "RUNNING")
                         .values(status=status, error=error, cause=cause, stopped_at=now)).rowcount
@@ -265,7 +266,16 @@ def end_execution(conn, execution_id: int, status: str, event_type: str, error: 
         return False
     base = conn.execute(sa.select(executions.c.event_count).where(executions.c.id == execution_id)).scalar()
     details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
-    append_events(conn, execution_id, None, base, [h.Event(event_type, details)], 0, now)
+    events = []
+    if machine is not None:
+        running = conn.execute(sa.select(frames.c.state, frames.c.phase)
+                               .where(frames.c.execution_id == execution_id, frames.c.status == "ACTIVE")
+                               .order_by(frames.c.id)).all()
+        for state, phase in running:
+            kind = machine.state(state).type
+            if phase != "enter" and kind in h.STATE_ABORTED:
+                events.append(h.Event(h.STATE_ABORTED[kind], {"name": state}))
+    append_events(conn, execution_id, None, base, [*events, h.Event(event_type, details)], 0, now)
     conn.execute(frames.update().where(frames.c.execution_id == execution_id,
                                        frames.c.status.in_(("ACTIVE", "PENDING")))
                  .values(status="CANCELLED", version=frames.c.version + 1, run_at=None, lease_owner=None,

@@ -226,8 +226,6 @@ def test_timeout_fails_the_task_at_its_deadline_and_discards_the_late_result(rea
     assert "TaskSucceeded" not in types(events)
 
 
-@pytest.mark.xfail(strict=True, reason="interpreter: a caught task timeout's error output has Cause null; AWS "
-                                       "records Cause \"\" (conformance: TestTaskServiceLambda::test_invoke_timeout)")
 def test_a_caught_timeout_has_an_empty_cause(real_engine):
     @real_engine.handler("py:slow")
     def slow(value):
@@ -423,8 +421,6 @@ def test_stop_aborts_a_waiting_execution(engine, fake_clock, reason):
     assert "WaitStateExited" not in types(events) and after == []
 
 
-@pytest.mark.xfail(strict=True, reason="runtime.end_execution records no WaitStateAborted (AWS: the running state "
-                                       "gets <Type>StateAborted before ExecutionAborted)")
 def test_stop_records_the_running_state_as_aborted(engine):
     engine.register(single({"Type": "Wait", "Seconds": 3600}), "m")
     arn = engine.start("m", DATA)["executionArn"]
@@ -444,8 +440,6 @@ def test_start_with_the_same_name_and_input_is_idempotent(engine):
     assert len(engine.list("m")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="client.start compares inputs with Python ==, where False == 0 and "
-                                       "1 == 1.0: a different input is taken for the same one")
 @pytest.mark.parametrize("other", [{**DATA, "no": 0}, {**DATA, "zero": False}],
                          ids=["false_is_not_0", "0_is_not_false"])
 def test_start_with_an_input_differing_only_in_type_is_refused(engine, other):
@@ -455,8 +449,6 @@ def test_start_with_an_input_differing_only_in_type_is_refused(engine, other):
         engine.start("m", other, name="once")
 
 
-@pytest.mark.xfail(strict=True, reason="client.start returns the closed execution; AWS: 'When the original "
-                                       "execution is closed, ExecutionAlreadyExists is returned regardless of input'")
 def test_start_after_the_execution_closed_raises_even_with_the_same_input(engine):
     result = run(engine, single({"Type": "Pass"}), DATA, name="once")
     assert result["status"] == "SUCCEEDED"
@@ -483,8 +475,6 @@ def test_bad_input_is_refused_before_anything_is_written(engine, text):
     assert count_rows(engine) == before
 
 
-@pytest.mark.xfail(strict=True, reason="client.parse_input uses json.loads, which accepts NaN/Infinity; they are "
-                                       "not JSON and AWS refuses them as InvalidExecutionInput")
 @pytest.mark.parametrize("text", ["NaN", '{"x": Infinity}'], ids=["nan", "infinity"])
 def test_non_json_numbers_are_refused(engine, text):
     engine.register(single({"Type": "Pass"}), "m")
