@@ -511,7 +511,8 @@ def run_until(engine: Engine, definition: dict, value: dict, event: str, name: s
     arn = engine.start("orders", value, name=name)["executionArn"]
     worker = engine.worker()
     try:
-        worker.run(until=lambda: any(e["type"] == event for e in engine.history(arn)))
+        worker.run(until=lambda: engine.status(arn) != "RUNNING" or
+                   any(e["type"] == event for e in engine.history(arn)))
     finally:
         worker.close()
     return arn, *load_execution(engine, arn)
@@ -519,7 +520,8 @@ def run_until(engine: Engine, definition: dict, value: dict, event: str, name: s
 
 def test_waiting_on_a_timer(live):
     definition = {**ORDER, "States": {**ORDER["States"], "Hold": {"Type": "Wait", "Seconds": 3600, "Next": "Ship"}}}
-    arn, machine, overlay = run_until(live, definition, {"amount": 0, "items": []}, "WaitStateEntered")
+    arn, machine, overlay = run_until(live, definition, {"amount": 0, "status": "new", "items": []},
+                                        "WaitStateEntered")
     assert live.status(arn) == overlay.status == "RUNNING"
     assert statuses(overlay) == {"Validate": "succeeded", "Route": "succeeded", "Hold": "waiting-timer"}
     assert ("Route", "Hold", "next") in overlay.transitions
@@ -633,7 +635,7 @@ def test_command_unknown_execution(tmp_path, db_url):
 
 @needs_dot
 def test_command_renders_an_execution_to_svg(engine, db_url, tmp_path):
-    done, _, _ = run(engine, ORDER, {"amount": 0, "items": ["a", "broken"]}, name="stuck")
+    done, _, _ = run(engine, ORDER, {"amount": 0, "status": "new", "items": ["a", "broken"]}, name="stuck")
     out = tmp_path / "run.svg"
     result = CliRunner().invoke(render_command, ["--execution", done["executionArn"], "--db", db_url, "-o", str(out)])
     assert result.exit_code == 0, result.output

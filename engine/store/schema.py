@@ -10,7 +10,7 @@ import json
 
 from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
                         TypeDecorator, UniqueConstraint, text)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON
 
 SCHEMA_VERSION = 1
 
@@ -32,7 +32,8 @@ class JsonText(TypeDecorator):
         return None if value is None else json.loads(value)
 
 
-Json = JsonText().with_variant(JSONB(none_as_null=True), "postgresql")
+# PostgreSQL's `json` keeps the text verbatim; JSONB would reorder object keys, and outputs must keep AWS's order.
+Json = JsonText().with_variant(JSON(none_as_null=True), "postgresql")
 
 schema_version = Table(
     "statemill_schema", metadata,
