@@ -198,7 +198,8 @@ def profile(fn: Callable[[], Any], top: int = 18) -> tuple[Any, str]:
     stats = pstats.Stats(profiler)
     by_category: Counter[str] = Counter()
     total = 0.0
-    for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    raw = stats.stats  # type: ignore[attr-defined]
+    for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in raw.items():
         by_category[_category(filename, name)] += tottime
         total += tottime
     lines = [f"self time by package (cProfile, total {total:.2f} s; profiling inflates Python-heavy code):"]

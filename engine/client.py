@@ -97,6 +97,7 @@ class Client:
         self.clock = clock or SystemClock()
         self.payload_limit = payload_limit
         self._machines: dict[int, StateMachine] = {}
+        self._infos: dict[int, ExecutionInfo] = {}
         self._lock = threading.Lock()
 
     # -- ARNs
@@ -200,10 +201,17 @@ class Client:
         return f"arn:aws:iam::{self.account}:role/statemill-sfn-role"
 
     def execution_info(self, execution_id: int) -> ExecutionInfo:
-        with self.db.connect() as conn:
-            row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
-        return ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
-                             row.machine_name, self.role_arn)
+        """What ``$$.Execution`` shows; it never changes, so it is read once per execution (bounded cache)."""
+        found = self._infos.get(execution_id)
+        if found is None:
+            with self.db.connect() as conn:
+                row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
+            found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
+                                  row.machine_name, self.role_arn, row.machine_id)
+            if len(self._infos) >= 10_000:
+                self._infos.pop(next(iter(self._infos)))
+            self._infos[execution_id] = found
+        return found
 
     def _execution(self, conn, arn: str):
         row = conn.execute(sa.select(executions).where(executions.c.arn == arn)).first()

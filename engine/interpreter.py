@@ -52,6 +52,7 @@ class ExecutionInfo:
     machine_arn: str
     machine_name: str
     role_arn: str = ""
+    machine_id: int = 0  # the stored definition revision the execution pinned
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,6 @@ class Worker:
         self.max_events = max_events
         self.on_transition = on_event
         self._inflight: dict[int, Future] = {}
-        self._machine_ids: dict[int, int] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
@@ -140,7 +139,7 @@ class Worker:
 
     def _transition(self, item: Claimed) -> Claimed | None:
         info = self.client.execution_info(item.execution_id)
-        machine = self.client.machine(self._machine_id(item.execution_id))
+        machine = self.client.machine(info.machine_id)
         trigger = self._run_task(item, info) if item.phase == "task" else None
         now = self.clock.now()
         token = new_token()
@@ -160,15 +159,6 @@ class Worker:
             return None
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
-
-    def _machine_id(self, execution_id: int) -> int:
-        found = self._machine_ids.get(execution_id)
-        if found is None:
-            with self.client.db.connect() as conn:
-                found = conn.execute(sa.select(executions.c.machine_id)
-                                     .where(executions.c.id == execution_id)).scalar_one()
-            self._machine_ids[execution_id] = found
-        return found
 
     @staticmethod
     def _track_tokens(conn, item: Claimed, t, token: str, now: float) -> None:
@@ -197,7 +187,7 @@ class Worker:
         timeout_at = data.get("timeout_at")
         if timeout_at is not None and self.clock.now() >= timeout_at:
             return Trigger("timeout", error=E.TIMEOUT)
-        resource = self.client.machine(self._machine_id(item.execution_id)).state(item.state).raw["Resource"]
+        resource = self.client.machine(info.machine_id).state(item.state).raw["Resource"]
         context = TaskContext(execution_arn=info.arn, execution_name=info.name, state_name=item.state,
                               attempt=data.get("attempt", 0), task_token=data.get("token"), resource=resource,
                               # The attempt's TaskScheduled event id: unique in the execution and the same on every
