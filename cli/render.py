@@ -21,8 +21,8 @@ _TEXT = ("dot", "mermaid")
               help="Force the format. Without -o, dot and mermaid print to standard output.")
 @click.option("-e", "--execution", metavar="ARN",
               help="Draw this execution's machine coloured by its history (an execution ARN or name).")
-@click.option("--db", metavar="URL", help="System database of --execution (default: $STATEMILL_DATABASE_URL, "
-                                          "else statemill.db).")
+@click.option("--db", metavar="URL", help="Database of --execution (default: $STATEMILL_DATABASE_URL, "
+                                          "[tool.statemill] database, or sqlite:///statemill.db).")
 @click.option("--title", help="A heading over the drawing.")
 def render(file: str | None, output: str | None, fmt: str | None, execution: str | None, db: str | None,
            title: str | None) -> None:
@@ -67,5 +67,7 @@ def _source(file: str | None, execution: str | None, db: str | None):
     if execution is None:
         return graph.as_diagram(file), None
     from statemill.engine.client import Client
-    machine, layer = overlay.load_execution(Client(db), execution)
+
+    from .config import database_url
+    machine, layer = overlay.load_execution(Client(database_url(db)), execution)
     return machine, layer

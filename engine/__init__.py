@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from .client import (Client, ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput, InvalidName,
                      StateMachineDoesNotExist)
+from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
 from .clock import FakeClock, SystemClock
 from .errors import CompileError, DefinitionError, StatemillError, StatesError
 from .handlers import HandlerRegistry, TaskContext, TaskFailure, default_registry, handler
@@ -29,7 +30,7 @@ __all__ = [
     "Engine", "Client", "handler", "default_registry", "Worker", "HandlerRegistry", "TaskContext", "TaskFailure", "FakeClock", "SystemClock",
     "StateMachine", "load", "loads", "validate", "DefinitionError", "CompileError", "StatemillError", "StatesError",
     "ExecutionAlreadyExists", "ExecutionDoesNotExist", "InvalidExecutionInput", "InvalidName",
-    "StateMachineDoesNotExist",
+    "StateMachineDoesNotExist", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut", "InvalidOutput",
 ]
 
 

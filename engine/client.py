@@ -22,7 +22,7 @@ from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .model import StateMachine
-from .runtime import end_execution
+from .runtime import end_execution, notify
 from .store.db import open_engine
 from .store.schema import executions, frames, history_events, state_machines, task_tokens
 
@@ -47,6 +47,22 @@ class InvalidExecutionInput(StatemillError):
 
 class InvalidName(StatemillError):
     """A state machine or execution name that AWS would refuse."""
+
+
+class InvalidToken(StatemillError):
+    """SendTask*: the task token is malformed or was never issued by this database."""
+
+
+class TaskDoesNotExist(StatemillError):
+    """SendTask*: the token is known but the execution or thread that issued it no longer exists."""
+
+
+class TaskTimedOut(StatemillError):
+    """SendTask*: the token is closed: already answered, timed out, its attempt is over, or its execution ended."""
+
+
+class InvalidOutput(StatemillError):
+    """SendTaskSuccess: the output is not JSON or is over the payload limit (SendTaskFailure: error/cause too long)."""
 
 
 def check_name(kind: str, name: str) -> str:
@@ -193,6 +209,7 @@ class Client:
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=1,
                 pending=0))
+            notify(conn)
         return {"executionArn": arn, "startDate": iso(now)}
 
     @property
@@ -286,6 +303,22 @@ class Client:
             rows = conn.execute(query).all()
         return [{"taskToken": r.token, "executionArn": r.arn, "stateName": r.state, "createdAt": iso(r.created_at),
                  "heartbeatDeadline": iso(r.heartbeat_deadline) if r.heartbeat_deadline else None} for r in rows]
+
+    # -- task tokens (the work is in engine/tokens.py)
+    def send_task_success(self, token: str, output: Any) -> dict:
+        """SendTaskSuccess: ``output`` (JSON text, or a JSON-able value) becomes the waiting task's result."""
+        from .tokens import send_task_success
+        return send_task_success(self, token, output)
+
+    def send_task_failure(self, token: str, error: str | None = None, cause: str | None = None) -> dict:
+        """SendTaskFailure: the waiting task fails with ``error``/``cause`` (both may be None), then Retry/Catch."""
+        from .tokens import send_task_failure
+        return send_task_failure(self, token, error, cause)
+
+    def send_task_heartbeat(self, token: str) -> dict:
+        """SendTaskHeartbeat: restart the task's HeartbeatSeconds clock (never its TimeoutSeconds)."""
+        from .tokens import send_task_heartbeat
+        return send_task_heartbeat(self, token)
 
 
 def iter_chunks(items: Iterable, size: int):  # pragma: no cover - small utility for bulk operations

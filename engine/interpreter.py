@@ -183,6 +183,8 @@ class _Step:
                 self.exit(self.data["effective"])
             elif self.frame.phase == "join":
                 self.joined(trigger.value)
+            elif self.frame.phase == "callback" and trigger.kind == "rearm":
+                self.rearm(trigger.value)
             elif self.frame.phase == "callback":
                 self.task_result(trigger.value)
             else:
@@ -354,8 +356,18 @@ class _Step:
         heartbeat = self.data.get("heartbeat")
         if heartbeat:
             self.data["heartbeat_at"] = self.env.now + heartbeat
+        self.await_callback()
+
+    def rearm(self, heartbeat_at: float | None) -> None:
+        """A callback task woke before any of its deadlines passed (``heartbeat_at`` is the heartbeat deadline as
+        the token now has it): wait again, without an event."""
+        if heartbeat_at is not None:
+            self.data["heartbeat_at"] = heartbeat_at
+        self.await_callback()
+
+    def await_callback(self) -> None:
         deadlines = [d for d in (self.data.get("timeout_at"), self.data.get("heartbeat_at")) if d is not None]
-        self.t.frame = Frame(state.name, "callback", self.frame.input, self.data)
+        self.t.frame = Frame(self.state.name, "callback", self.frame.input, self.data)
         self.t.run_at = min(deadlines) if deadlines else None
 
     def task_result(self, result: Any) -> None:
@@ -384,11 +396,11 @@ class _Step:
         if trigger.kind == "join_failed":
             self.emit(h.Event(f"{state.type}StateFailed"))
         elif trigger.kind == "timeout":
-            if self.frame.phase == "task" and not getattr(state, "wait_for_task_token", False):
+            if self.frame.phase == "task":  # a callback task's handler failing: TaskStarted was not logged yet
                 self.emit(h.task_event("Started", state.resource))
             self.emit(h.task_event("TimedOut", state.resource, error=trigger.error, cause=trigger.cause))
         else:
-            if self.frame.phase == "task" and not getattr(state, "wait_for_task_token", False):
+            if self.frame.phase == "task":
                 self.emit(h.task_event("Started", state.resource))
             self.emit(h.task_event("Failed", state.resource, error=trigger.error, cause=trigger.cause))
         self.handle_error(trigger.error, trigger.cause)

@@ -84,7 +84,7 @@ def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: fl
     return [Claimed.from_row(row) for row in rows]
 
 
-def trigger_for(conn: sa.Connection, claimed: Claimed) -> Trigger:
+def trigger_for(conn: sa.Connection, claimed: Claimed, now: float | None = None) -> Trigger:
     """The trigger of a runnable frame that has no task to run: children joined, token answered, timer fired."""
     if claimed.phase == "join":
         parent = conn.execute(sa.select(frames.c.failure).where(frames.c.id == claimed.id)).one()
@@ -94,21 +94,29 @@ def trigger_for(conn: sa.Connection, claimed: Claimed) -> Trigger:
                                .order_by(frames.c.idx)).scalars().all()
         return Trigger("joined", list(outputs))
     if claimed.phase == "callback":
-        return callback_trigger(conn, claimed)
+        return callback_trigger(conn, claimed, now)
     return STEP
 
 
-def callback_trigger(conn: sa.Connection, claimed: Claimed) -> Trigger:
+def callback_trigger(conn: sa.Connection, claimed: Claimed, now: float | None = None) -> Trigger:
+    """A waiting callback task woke up: its answer, the deadline that passed, or ``rearm`` when none did (woken
+    early, or a heartbeat moved the deadline after the frame was claimed)."""
     token = claimed.data.get("token")
-    row = conn.execute(sa.select(task_tokens).where(task_tokens.c.token == token)).one_or_none()
+    # FOR UPDATE (PostgreSQL): a SendTask* call in flight on this token finishes before we decide.
+    row = conn.execute(sa.select(task_tokens).where(task_tokens.c.token == token).with_for_update()).one_or_none()
     if row is None or row.status == "CANCELLED":
         raise StaleTransition
     if row.status == "SUCCEEDED":
         return Trigger("result", row.output)
     if row.status == "FAILED":
         return Trigger("error", error=row.error, cause=row.cause)
-    late = row.heartbeat_deadline is not None and row.heartbeat_deadline <= (claimed.run_at or 0)
-    return Trigger("timeout", error=E.HEARTBEAT_TIMEOUT if late else E.TIMEOUT)
+    now = (claimed.run_at or 0) if now is None else now
+    timeout_at, heartbeat_at = claimed.data.get("timeout_at"), row.heartbeat_deadline
+    if heartbeat_at is not None and heartbeat_at <= now and (timeout_at is None or heartbeat_at < timeout_at):
+        return Trigger("timeout", error=E.HEARTBEAT_TIMEOUT)
+    if timeout_at is not None and timeout_at <= now:
+        return Trigger("timeout", error=E.TIMEOUT)
+    return Trigger("rearm", heartbeat_at)
 
 
 def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, info: ExecutionInfo, worker_id: str,
@@ -134,7 +142,9 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
             t.events.append(h.Event("ExecutionFailed", {"error": t.error, "cause": t.cause}))
 
     last = base + len(t.events)
-    values: dict[str, Any] = {"version": claimed.version + 1, "last_event_id": last or claimed.last_event_id}
+    # A transition without events (a callback re-arming its deadline) keeps the frame's own last event.
+    values: dict[str, Any] = {"version": claimed.version + 1,
+                              "last_event_id": last if t.events else claimed.last_event_id}
     if t.frame is not None:
         keep = t.run_at is not None and t.run_at <= now
         values.update(state=t.frame.state, phase=t.frame.phase, input=t.frame.input, data=t.frame.data,
@@ -160,8 +170,16 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
         start_children(conn, claimed, t, now, last)
     if t.frame is None:
         finish_frame(conn, claimed, t, now, is_root)
+    if t.fan_out is not None or (t.frame is None and not is_root):
+        notify(conn)  # children to run, or a parent/sibling woken: tell idle workers elsewhere
     t.last_event_id = values["last_event_id"]
     return t
+
+
+def notify(conn: sa.Connection) -> None:
+    """On PostgreSQL, wake listening workers when this transaction commits (polling covers SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("NOTIFY statemill"))
 
 
 def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event], previous: int,
@@ -251,7 +269,10 @@ def delete_children(conn, parent: int) -> None:
         level = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id.in_(level))).scalars().all()
         doomed += level
     if doomed:
-        conn.execute(task_tokens.delete().where(task_tokens.c.frame_id.in_(doomed)))
+        # Their tokens stay, re-attached to the parent, so answering one again is TaskTimedOut, not InvalidToken.
+        conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(doomed))
+                     .values(frame_id=parent, status=sa.case((task_tokens.c.status == "PENDING", "TIMED_OUT"),
+                                                             else_=task_tokens.c.status)))
         conn.execute(frames.delete().where(frames.c.id.in_(doomed)))
 
 

@@ -26,7 +26,7 @@ from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext, error_of
 from .interpreter import Trigger
 from .runtime import Claimed, StaleTransition, claim, commit, end_execution, fault, new_token, trigger_for
-from .store.schema import executions, frames, task_tokens
+from .store.schema import executions, frames, task_tokens, workers
 
 log = logging.getLogger("statemill.worker")
 
@@ -48,6 +48,7 @@ class Worker:
         self._inflight: dict[int, Future] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._last_expiry_check = float("-inf")
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._handlers_pool = ThreadPoolExecutor(concurrency * 2, thread_name_prefix="statemill-handler")
 
@@ -63,15 +64,21 @@ class Worker:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Work until ``until()`` is true (checked between claims) or ``stop()`` is called."""
-        renewer = threading.Thread(target=self._renew_leases, daemon=True, name="statemill-lease")
-        renewer.start()
+        self._register()
+        helpers = [threading.Thread(target=self._housekeep, daemon=True, name="statemill-housekeeping")]
+        if self.client.db.dialect.name == "postgresql":
+            helpers.append(threading.Thread(target=self._listen, daemon=True, name="statemill-listen"))
+        for thread in helpers:
+            thread.start()
         try:
             while not self._stop.is_set():
                 if until is not None and until():
                     break
                 self._reap()
                 now = self.clock.now()
-                self._expire_executions(now)
+                if now - self._last_expiry_check >= self.poll:
+                    self._expire_executions(now)
+                    self._last_expiry_check = now
                 claimed = []
                 free = self.concurrency - len(self._inflight)
                 if free > 0:
@@ -86,6 +93,49 @@ class Worker:
             for future in list(self._inflight.values()):
                 future.result()
             self._inflight.clear()
+            self._deregister()
+
+    # -- liveness: the workers table, lease renewal, the sweeper, wake-ups
+    def _register(self) -> None:
+        now = self.clock.now()
+        with self.client.db.begin() as conn:
+            conn.execute(workers.insert().values(id=self.id, host=socket.gethostname(), pid=os.getpid(),
+                                                 started_at=now, last_heartbeat=now))
+
+    def _deregister(self) -> None:
+        """Graceful stop: release what this worker still holds and leave the workers table."""
+        with self.client.db.begin() as conn:
+            conn.execute(frames.update().where(frames.c.lease_owner == self.id)
+                         .values(lease_owner=None, lease_until=None))
+            conn.execute(workers.delete().where(workers.c.id == self.id))
+
+    def _housekeep(self) -> None:
+        """Every third of a lease: heartbeat, renew the leases of frames in flight, and sweep: return expired
+        leases (a crashed worker's) to the queue and forget workers silent for three leases."""
+        while not self._stop.wait(min(self.lease / 3, 10.0)):
+            now = self.clock.now()
+            ids = list(self._inflight)
+            with self.client.db.begin() as conn:
+                conn.execute(workers.update().where(workers.c.id == self.id).values(last_heartbeat=now))
+                if ids:
+                    conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
+                                 .values(lease_until=now + self.lease))
+                conn.execute(frames.update().where(frames.c.lease_until < now)
+                             .values(lease_owner=None, lease_until=None))
+                conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
+
+    def _listen(self) -> None:
+        """PostgreSQL: wake the loop when another process commits new work (NOTIFY statemill)."""
+        import psycopg
+        url = self.client.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("LISTEN statemill")
+                while not self._stop.is_set():
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        self._wake.set()
+        except psycopg.Error:
+            log.warning("LISTEN failed; falling back to polling every %.2fs", self.poll, exc_info=True)
 
     def close(self) -> None:
         self._frames_pool.shutdown(wait=True)
@@ -121,14 +171,6 @@ class Worker:
             with self.client.db.begin() as conn:
                 end_execution(conn, execution_id, "TIMED_OUT", "ExecutionTimedOut", E.TIMEOUT, None, now)
 
-    def _renew_leases(self) -> None:
-        while not self._stop.wait(self.lease / 3):
-            ids = list(self._inflight)
-            if ids:
-                with self.client.db.begin() as conn:
-                    conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
-                                 .values(lease_until=self.clock.now() + self.lease))
-
     # -- one frame, as far as it goes without waiting
     def _process(self, item: Claimed) -> None:
         try:
@@ -145,7 +187,7 @@ class Worker:
         token = new_token()
         try:
             with self.client.db.begin() as conn:
-                t = commit(conn, machine, item, trigger or trigger_for(conn, item), info, self.id, now, self.lease,
+                t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
                            item.parent_id is None, self.client.payload_limit, token, self.max_events)
                 self._track_tokens(conn, item, t, token, now)
         except StaleTransition:
@@ -164,8 +206,9 @@ class Worker:
     def _track_tokens(conn, item: Claimed, t, token: str, now: float) -> None:
         """Keep task-token rows in step with the transition just committed (same transaction)."""
         old = item.data.get("token")
-        if old and (t.frame is None or t.frame.data.get("token") != old):
-            # The attempt that owned the old token is over (answered, timed out or failed): refuse it from now on.
+        if old and (t.frame is None or t.frame.data.get("token") != old or t.frame.phase not in ("task", "callback")):
+            # The attempt that owned the old token is over (answered, timed out or failed, perhaps waiting to be
+            # retried with a fresh token): refuse it from now on.
             conn.execute(task_tokens.update().where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
                          .values(status="TIMED_OUT", completed_at=now))
         if t.task is not None and t.frame.data.get("token") == token:
@@ -175,7 +218,8 @@ class Worker:
                 state=t.frame.state, status="PENDING", created_at=now, heartbeat_seconds=heartbeat))
         if t.frame is not None and t.frame.phase == "callback":
             # A callback may have arrived while the handler was still running: wake the frame at once.
-            status = conn.execute(sa.select(task_tokens.c.status).where(task_tokens.c.token == old)).scalar()
+            status = conn.execute(sa.select(task_tokens.c.status).where(task_tokens.c.token == old)
+                                  .with_for_update()).scalar()
             if status in ("SUCCEEDED", "FAILED"):
                 conn.execute(frames.update().where(frames.c.id == item.id).values(run_at=now))
             elif t.frame.data.get("heartbeat_at"):

@@ -643,3 +643,20 @@ def test_command_renders_an_execution_to_svg(engine, db_url, tmp_path):
     svg = out.read_text()
     assert "orders / stuck" in svg and style.STATUS["caught"].fill in svg and style.STATUS["failed"].fill in svg
     assert "caught: OutOfStock" in svg
+
+
+def test_a_jsonata_condition_is_shown_as_its_expression():
+    definition = {"QueryLanguage": "JSONata", "StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n = 0 %}", "Next": "Zero"}],
+              "Default": "Other"},
+        "Zero": {"Type": "Succeed"}, "Other": {"Type": "Succeed"}}}
+    labels = [(e.kind, e.label, e.target) for e in build(definition).edges_from("C")]
+    assert labels == [("choice", "$states.input.n = 0", "Zero"), ("default", "Default", "Other")]
+
+
+def test_the_api_returns_a_graphviz_digraph():
+    import graphviz
+    graph = digraph(ORDER, title="Orders")
+    assert isinstance(graph, graphviz.Digraph)
+    assert graph.source == dot_source(ORDER, title="Orders")
+    assert "label=<<b>Orders</b>>" in graph.source

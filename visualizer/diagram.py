@@ -170,9 +170,8 @@ class _Builder:
     def transitions(self, state: m.State, exit: str, root: bool) -> None:
         tail = self.join.get(state.name, state.name)
         if isinstance(state, m.ChoiceState):
-            for branch in state.choices:
-                rule = branch.rule.describe()
-                self.edges.append(Edge(tail, branch.next, "choice", _wrap_rule(rule), rule, state.name, branch.next))
+            for rule, target in choice_rules(state):
+                self.edges.append(Edge(tail, target, "choice", _wrap_rule(rule), rule, state.name, target))
             if state.default is not None:
                 self.edges.append(Edge(tail, state.default, "default", "Default", "Default: no rule matched",
                                        state.name, state.default))
@@ -187,6 +186,19 @@ class _Builder:
 
 
 # ------------------------------------------------------------------------------------------------ labels
+def choice_rules(state: m.ChoiceState) -> list[tuple[str, str]]:
+    """(rule in plain words, target) per Choice rule; a JSONata ``Condition`` is shown as its expression."""
+    raw = [c for c in state.raw.get("Choices", ()) if isinstance(c, Mapping)]
+    if len(state.choices) == len(raw):
+        return [(branch.rule.describe(), branch.next) for branch in state.choices]
+    return [(_condition(c.get("Condition")), c.get("Next")) for c in raw if c.get("Next")]
+
+
+def _condition(text: Any) -> str:
+    text = str(text).strip()
+    return text[2:-2].strip() if text.startswith("{%") and text.endswith("%}") else text
+
+
 def describe(state: m.State) -> Iterator[str]:
     """The short facts shown under a state's name: its type and what it does, timeouts, retry policy."""
     raw = state.raw
@@ -220,8 +232,13 @@ def describe(state: m.State) -> Iterator[str]:
         count = len(state.branches)
         yield f"Parallel · {count} branch{'es' if count != 1 else ''}"
     elif isinstance(state, m.MapState):
-        items = raw.get("ItemsPath", "$")
-        yield f"Map · each item of {_clip(str(items), 36)}"
+        reader = raw.get("ItemReader")
+        if isinstance(reader, Mapping) and reader.get("Resource"):
+            yield f"Map · each item read by {_clip(str(reader['Resource']).removeprefix('arn:aws:states:::'), 30)}"
+        else:
+            yield f"Map · each item of {_clip(str(raw.get('ItemsPath', raw.get('Items', '$'))), 36)}"
+        if state.mode == "DISTRIBUTED":
+            yield "distributed"
         if state.max_concurrency or raw.get("MaxConcurrencyPath"):
             yield f"at most {state.max_concurrency or raw.get('MaxConcurrencyPath')} at a time"
         if state.tolerated_failure_count or state.tolerated_failure_percentage:

@@ -210,8 +210,9 @@ def _heading(overlay: o.Overlay | None, title: str | None) -> str | None:
     cells = "".join(f'<td bgcolor="{s.STATUS[k].fill}" color="{s.STATUS[k].line}" border="1" cellpadding="3">'
                     f'<font point-size="9">{_esc(o.LABELS[k])}</font></td>' for k in (*o.PRIORITY, o.NOT_REACHED)
                     if k in present)
-    text = "".join(f'<tr><td align="left" colspan="{len(present)}">{row}</td></tr>' for row in rows)
-    return f'<<table border="0" cellspacing="3">{text}<tr>{cells}</tr></table>>'
+    legend = f'<table border="0" cellspacing="3" cellpadding="0"><tr>{cells}</tr></table>'
+    text = "".join(f'<tr><td align="left">{row}</td></tr>' for row in rows)
+    return f'<<table border="0" cellspacing="2">{text}<tr><td align="left">{legend}</td></tr></table>>'
 
 
 def _esc(text: str) -> str:

@@ -225,9 +225,10 @@ class _Replay:
     def end_execution(self, kind: str, details: Mapping[str, Any]) -> None:
         self.status = _END_EVENTS[kind]
         self.error, self.cause = details.get("error"), details.get("cause")
-        root_visit = self.root.open
-        if root_visit is not None and self.status in ("FAILED", "TIMED_OUT") and root_visit.error is None:
-            root_visit.error, root_visit.cause = self.error, self.cause
+        last = self.root.visits[-1] if self.root.visits else None
+        if last is not None and last.status in (None, FAILED) and self.status in ("FAILED", "TIMED_OUT") \
+                and last.error is None:
+            last.error, last.cause = self.error, self.cause
         self.settle(self.root, FAILED if self.status in ("FAILED", "TIMED_OUT") else
                     CANCELLED if self.status == "ABORTED" else SUCCEEDED)
         for thread in self.threads:

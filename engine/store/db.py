@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .schema import SCHEMA_VERSION, metadata, schema_version
+from .migrations import upgrade
 
 ENV_VAR = "STATEMILL_DATABASE_URL"
 DEFAULT_URL = "sqlite:///statemill.db"
@@ -54,15 +54,5 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables and record the schema version; on PostgreSQL under an advisory lock, so many
-    workers starting at once do not race."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(5127301)"))
-        metadata.create_all(conn, checkfirst=True)
-        found = conn.execute(sa.select(schema_version.c.version)).scalar()
-        if found is None:
-            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-        elif found > SCHEMA_VERSION:
-            raise RuntimeError(f"the database schema is version {found}, newer than this statemill "
-                               f"({SCHEMA_VERSION}); upgrade statemill")
+    """Bring the schema to this release's version (see ``migrations``)."""
+    upgrade(engine)

@@ -12,8 +12,6 @@ from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, Str
                         TypeDecorator, UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSON
 
-SCHEMA_VERSION = 1
-
 metadata = MetaData()
 
 

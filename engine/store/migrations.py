@@ -1,0 +1,46 @@
+"""Numbered schema migrations and the recorded schema version.
+
+Version 1 is the schema as ``schema.py`` declares it. A later release appends a function that moves version N-1
+to N; ``upgrade`` applies the missing ones in order, in one transaction, under a PostgreSQL advisory lock (SQLite's
+``BEGIN IMMEDIATE`` already serialises it), so many workers starting at once never race.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlalchemy as sa
+
+from .schema import metadata, schema_version
+
+_LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
+
+
+def _v1_create_tables(conn: sa.Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(conn: sa.Connection) -> int:
+    """The recorded version; 0 for an empty database."""
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+
+
+def upgrade(engine: sa.Engine) -> tuple[int, int]:
+    """Apply every missing migration; returns (version before, version after)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"))
+        before = current_version(conn)
+        if before > LATEST:
+            raise RuntimeError(f"the database schema is version {before}, newer than this statemill knows "
+                               f"({LATEST}); upgrade statemill")
+        for version in range(before + 1, LATEST + 1):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert().values(version=version))
+    return before, LATEST
