@@ -49,8 +49,8 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
 
 def _add_commands() -> None:
-    from . import executions
-    for command in executions.COMMANDS:
+    from . import admin, executions, tokens
+    for command in [*executions.COMMANDS, *tokens.COMMANDS, *admin.COMMANDS]:
         main.add_command(command)
     try:
         from .render import render

@@ -5,14 +5,13 @@ whether or not a worker is running at that moment. Shapes follow the AWS API (De
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
 import threading
 import uuid
 from os import PathLike
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import sqlalchemy as sa
 
@@ -24,7 +23,7 @@ from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine
-from .store.schema import executions, frames, history_events, state_machines, task_tokens
+from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
 
@@ -294,6 +293,33 @@ class Client:
             end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now, self.machine(row.machine_id))
         return {"stopDate": iso(now)}
 
+    def prune(self, older_than_seconds: float) -> int:
+        """Delete executions that closed more than ``older_than_seconds`` ago, with their history, frames and
+        tokens; returns how many. Running executions are never touched."""
+        cutoff = self.clock.now() - older_than_seconds
+        with self.db.begin() as conn:
+            ids = conn.execute(sa.select(executions.c.id).where(executions.c.status != "RUNNING",
+                                                                executions.c.stopped_at < cutoff)).scalars().all()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for table in (history_events, task_tokens, frames):
+                    conn.execute(table.delete().where(table.c.execution_id.in_(chunk)))
+                conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
+        return len(ids)
+
+    def workers(self) -> list[dict]:
+        """Workers with a recent heartbeat and the frames each holds a live lease on."""
+        now = self.clock.now()
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(workers).order_by(workers.c.started_at)).all()
+            held = conn.execute(sa.select(frames.c.lease_owner, sa.func.count())
+                                .where(frames.c.lease_owner.is_not(None), frames.c.lease_until > now)
+                                .group_by(frames.c.lease_owner)).all()
+        counts = dict(held)
+        return [{"workerId": r.id, "host": r.host, "pid": r.pid, "startDate": iso(r.started_at),
+                 "lastHeartbeat": iso(r.last_heartbeat), "secondsSinceHeartbeat": round(now - r.last_heartbeat, 1),
+                 "framesHeld": counts.get(r.id, 0)} for r in rows]
+
     def pending_tokens(self, arn: str | None = None) -> list[dict]:
         query = (sa.select(task_tokens, executions.c.arn).join(executions)
                  .where(task_tokens.c.status == "PENDING").order_by(task_tokens.c.created_at))
@@ -320,16 +346,3 @@ class Client:
         from .tokens import send_task_heartbeat
         return send_task_heartbeat(self, token)
 
-
-def iter_chunks(items: Iterable, size: int):  # pragma: no cover - small utility for bulk operations
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-_ = functools
