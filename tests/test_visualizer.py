@@ -660,3 +660,32 @@ def test_the_api_returns_a_graphviz_digraph():
     assert isinstance(graph, graphviz.Digraph)
     assert graph.source == dot_source(ORDER, title="Orders")
     assert "label=<<b>Orders</b>>" in graph.source
+
+
+def test_an_error_caught_after_the_task_returned_is_still_shown_caught(db_url):
+    """Output over the payload limit fails the state after TaskSucceeded: no failure event, but a Catch taken."""
+    small = Engine(db_url, payload_limit=60)
+    definition = {"StartAt": "Grow", "States": {
+        "Grow": task("app:grow", "Fine", ResultPath="$.grown",
+                     Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Trim"}]),
+        "Fine": {"Type": "Succeed"}, "Trim": {"Type": "Pass", "End": True}}}
+    small.handlers.register("app:grow", lambda value: "x" * 40)
+    try:
+        done = small.run(definition, {"n": 0, "s": ""}, machine_name="grow")
+        _, overlay = load_execution(small, done["executionArn"])
+        events = small.history(done["executionArn"])
+    finally:
+        small.db.dispose()
+    assert done["status"] == "SUCCEEDED"
+    assert [e["type"] for e in events if e["type"].startswith("Task")] == [
+        "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited"]
+    assert statuses(overlay) == {"Grow": "caught", "Trim": "succeeded"}
+    assert ("Grow", "Trim", "catch") in overlay.transitions
+
+
+@pytest.mark.parametrize("seconds,shown", [(0, "Wait 0 s"), (45, "Wait 45 s"), (90, "Wait 90 s"),
+                                           (5400, "Wait 90 min"), (3600, "Wait 1 h"), (604800, "Wait 7 d")],
+                         ids=["zero", "seconds", "not-whole-minutes", "minutes", "hours", "days"])
+def test_durations_read_in_their_largest_whole_unit(seconds, shown):
+    definition = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": seconds, "End": True}}}
+    assert build(definition).nodes["W"].lines == (shown,)

@@ -294,7 +294,13 @@ def _number(value: float) -> str:
 
 
 def _seconds(value: Any) -> str:
-    return f"{_number(value)} s" if isinstance(value, (int, float)) else str(value)
+    """A duration in the largest whole unit: ``45 s``, ``90 min``, ``1 h``, ``7 d``; a path is shown as is."""
+    if not isinstance(value, (int, float)):
+        return str(value)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if value >= size and value % size == 0:
+            return f"{_number(value / size)} {unit}"
+    return f"{_number(value)} s"
 
 
 def _clip(text: str, width: int) -> str:

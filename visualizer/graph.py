@@ -144,15 +144,14 @@ def _node_attrs(node: Node, overlay: o.Overlay | None) -> dict[str, str]:
             attrs["penwidth"] = "2.8"
         elif status == o.NOT_REACHED:
             attrs["style"] += ",dashed"
-    attrs["label"] = _label(node, notes, look)
+    attrs["label"] = _label(node, notes)
     return attrs
 
 
-def _label(node: Node, notes: list[str], look: s.Look) -> str:
+def _label(node: Node, notes: list[str]) -> str:
     title = "<br/>".join(_esc(line) for line in textwrap.wrap(node.title, 30, break_on_hyphens=False) or [""])
     parts = [f"<b>{title}</b>"]
-    sub = "#80868b" if look.text != s.STATUS[o.NOT_REACHED].text else look.text
-    parts += [f'<font point-size="9" color="{sub}">{_esc(line)}</font>' for line in node.lines]
+    parts += [f'<font point-size="9" color="{s.MUTED}">{_esc(line)}</font>' for line in node.lines]
     parts += [f'<font point-size="9"><i>{_esc(line)}</i></font>' for line in notes]
     return "<" + "<br/>".join(parts) + ">"
 

@@ -254,6 +254,8 @@ class _Replay:
                     visit.status = self.live_status(visit) if thread.ended is None else CANCELLED
                 every.setdefault(visit.state.name, []).append(visit)
             for before, after in zip(thread.visits, thread.visits[1:]):
+                if before.status == SUCCEEDED and _caught_by(before.state, after.state.name):
+                    before.status = CAUGHT  # an error after the task returned (ResultSelector...) leaves no event
                 kind = "catch" if before.status == CAUGHT else "next"
                 transitions.add((before.state.name, after.state.name, kind))
             if thread.visits:
@@ -275,6 +277,11 @@ class _Replay:
                                     _iterations(visits) if isinstance(chosen.state, m.MapState) else None)
         return Overlay(self.status, states, frozenset(transitions), frozenset(entered_first), frozenset(finished),
                        title, self.error, self.cause)
+
+
+def _caught_by(state: m.State, target: str) -> bool:
+    """Whether moving on to ``target`` can only have been a Catch of ``state`` (no normal transition goes there)."""
+    return target != state.next and target in {c.next for c in getattr(state, "catch", ())}
 
 
 def _iterations(visits: list[_Visit]) -> dict[str, int]:
@@ -319,8 +326,6 @@ def load_execution(client: Any, execution: str) -> tuple[m.StateMachine, Overlay
     arn = execution_arn(client, execution)
     machine = client.machine(machine_id(client, arn))
     events = client.history(arn)  # one query, so one consistent snapshot even while the execution runs
-    name = arn.rsplit(":", 2)
-    overlay = from_history(machine, events)
-    title = f"{name[-2]} / {name[-1]}" if len(name) == 3 else arn
-    return machine, Overlay(overlay.status, overlay.states, overlay.transitions, overlay.entered_first,
-                            overlay.finished, title, overlay.error, overlay.cause)
+    parts = arn.split(":")
+    title = f"{parts[-2]} / {parts[-1]}" if len(parts) >= 8 else arn  # machine / execution
+    return machine, from_history(machine, events, title)

@@ -19,6 +19,7 @@ class Look:
 
 FONT = "Helvetica,Arial,sans-serif"
 GREY = "#5f6368"
+MUTED = "#80868b"  # the small facts under a state's name
 FAINT = "#bdc1c6"
 
 # Graphviz shape and style per node kind (state type or marker).
