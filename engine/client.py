@@ -22,7 +22,7 @@ from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .model import StateMachine
 from .runtime import end_execution, notify
-from .store.db import open_engine
+from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
@@ -107,6 +107,7 @@ class Client:
     def __init__(self, db: str | sa.Engine | None = None, *, region: str = "us-east-1",
                  account: str = "000000000000", clock: Any = None, payload_limit: int = DEFAULT_PAYLOAD_LIMIT):
         self.db = db if isinstance(db, sa.Engine) else open_engine(db)
+        self.reader = reader(self.db)
         self.region = region
         self.account = account
         self.clock = clock or SystemClock()
@@ -155,7 +156,7 @@ class Client:
         """The compiled definition of a stored revision (compiled once per process)."""
         found = self._machines.get(machine_id)
         if found is None:
-            with self.db.connect() as conn:
+            with self.reader.connect() as conn:
                 text = conn.execute(sa.select(state_machines.c.definition)
                                     .where(state_machines.c.id == machine_id)).scalar_one()
             found = self._machines.setdefault(machine_id, loader.load(json.loads(text)))
@@ -220,7 +221,7 @@ class Client:
         """What ``$$.Execution`` shows; it never changes, so it is read once per execution (bounded cache)."""
         found = self._infos.get(execution_id)
         if found is None:
-            with self.db.connect() as conn:
+            with self.reader.connect() as conn:
                 row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
             found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
                                   row.machine_name, self.role_arn, row.machine_id)
@@ -249,7 +250,7 @@ class Client:
 
     def describe(self, arn: str) -> dict:
         """DescribeExecution: status, input, output (JSON values), error, cause, dates."""
-        with self.db.connect() as conn:
+        with self.reader.connect() as conn:
             return self._describe_row(self._execution(conn, arn))
 
     def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
@@ -259,14 +260,14 @@ class Client:
             query = query.where(executions.c.machine_name == machine)
         if status:
             query = query.where(executions.c.status == status)
-        with self.db.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(query).all()
         return [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
                 for r in rows]
 
     def history(self, arn: str, reverse: bool = False) -> list[dict]:
         """GetExecutionHistory's events: id, previousEventId, type, timestamp and the typed details."""
-        with self.db.connect() as conn:
+        with self.reader.connect() as conn:
             execution = self._execution(conn, arn)
             order = history_events.c.id.desc() if reverse else history_events.c.id
             rows = conn.execute(sa.select(history_events).where(history_events.c.execution_id == execution.id)
@@ -282,7 +283,7 @@ class Client:
         return events
 
     def status(self, arn: str) -> str:
-        with self.db.connect() as conn:
+        with self.reader.connect() as conn:
             return self._execution(conn, arn).status
 
     def stop(self, arn: str, error: str | None = None, cause: str | None = None) -> dict:
@@ -310,7 +311,7 @@ class Client:
     def workers(self) -> list[dict]:
         """Workers with a recent heartbeat and the frames each holds a live lease on."""
         now = self.clock.now()
-        with self.db.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(sa.select(workers).order_by(workers.c.started_at)).all()
             held = conn.execute(sa.select(frames.c.lease_owner, sa.func.count())
                                 .where(frames.c.lease_owner.is_not(None), frames.c.lease_until > now)
@@ -325,7 +326,7 @@ class Client:
                  .where(task_tokens.c.status == "PENDING").order_by(task_tokens.c.created_at))
         if arn:
             query = query.where(executions.c.arn == arn)
-        with self.db.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(query).all()
         return [{"taskToken": r.token, "executionArn": r.arn, "stateName": r.state, "createdAt": iso(r.created_at),
                  "heartbeatDeadline": iso(r.heartbeat_deadline) if r.heartbeat_deadline else None} for r in rows]

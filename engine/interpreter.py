@@ -154,8 +154,8 @@ class _Step:
         return ctx
 
     def scope(self, value: Any, **ctx: Any) -> Scope:
-        return Scope(value, self.context(**ctx), self.data.get("variables") or {}, self.state.name,
-                     self.data.get("entered_id", 0))
+        return Scope(value, None, self.data.get("variables") or {}, self.state.name,
+                     self.data.get("entered_id", 0), make_context=lambda: self.context(**ctx))
 
     def check_size(self, value: Any, who: str | None = None) -> None:
         """States.DataLimitExceeded when ``value`` is over the payload limit; AWS names the state, or for a task

@@ -127,8 +127,7 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
     committed this frame's version first.
     """
-    execution = conn.execute(sa.select(executions.c.status, executions.c.event_count)
-                             .where(executions.c.id == claimed.execution_id).with_for_update()).one()
+    execution = conn.execute(_LOCK_EXECUTION, {"e": claimed.execution_id}).one()
     if execution.status != "RUNNING":
         raise StaleTransition
     base = execution.event_count
@@ -158,10 +157,9 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
             claimed.phase == "join" and t.frame is None:
         delete_children(conn, claimed.id)
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
-    done = conn.execute(frames.update()
-                        .where(frames.c.id == claimed.id, frames.c.version == claimed.version,
-                               frames.c.lease_owner == worker_id)
-                        .values(**values)).rowcount
+    statement = _MOVE_FRAME if t.frame is not None else _FINISH_FRAME
+    done = conn.execute(statement, {"f": claimed.id, "v": claimed.version, "owner": worker_id,
+                                    **{"n_" + k: v for k, v in values.items()}}).rowcount
     if done != 1:
         raise StaleTransition
 
@@ -174,6 +172,22 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
         notify(conn)  # children to run, or a parent/sibling woken: tell idle workers elsewhere
     t.last_event_id = values["last_event_id"]
     return t
+
+
+# The statements of every transition, built once: building them per call cost more than SQLite's own work.
+_LOCK_EXECUTION = (sa.select(executions.c.status, executions.c.event_count)
+                   .where(executions.c.id == sa.bindparam("e")).with_for_update())
+_CAS = (frames.c.id == sa.bindparam("f"), frames.c.version == sa.bindparam("v"),
+        frames.c.lease_owner == sa.bindparam("owner"))
+_MOVE_FRAME = frames.update().where(*_CAS).values(
+    {c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
+     ("version", "last_event_id", "state", "phase", "input", "data", "run_at", "lease_owner", "lease_until")})
+_FINISH_FRAME = frames.update().where(*_CAS).values(
+    {c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
+     ("version", "last_event_id", "status", "run_at", "lease_owner", "lease_until", "output", "data")})
+_INSERT_EVENTS = history_events.insert()
+_COUNT_EVENTS = executions.update().where(executions.c.id == sa.bindparam("e")).values(
+    event_count=sa.bindparam("n"))
 
 
 def notify(conn: sa.Connection) -> None:
@@ -193,8 +207,8 @@ def append_events(conn, execution_id: int, frame_id: int | None, base: int, even
         rows.append({"execution_id": execution_id, "id": base + offset, "previous_event_id": previous,
                      "frame_id": frame_id, "type": event.type, "timestamp": now, "details": event.details})
         previous = base + offset
-    conn.execute(history_events.insert(), rows)
-    conn.execute(executions.update().where(executions.c.id == execution_id).values(event_count=base + len(events)))
+    conn.execute(_INSERT_EVENTS, rows)
+    conn.execute(_COUNT_EVENTS, {"e": execution_id, "n": base + len(events)})
 
 
 def start_children(conn, claimed: Claimed, t: Transition, now: float, last_event_id: int) -> None:

@@ -1,21 +1,35 @@
 """What a path, intrinsic call or Choice rule is evaluated against: ``$``, ``$$`` and variables."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
-@dataclass(frozen=True, slots=True)
 class Scope:
     """The data an expression sees. ``input`` is ``$``, ``context`` is ``$$`` (the context object), ``variables``
-    holds workflow variables (``$name``). ``field`` names the definition field being evaluated, for error causes
-    (for example ``"Parameters"`` or ``"ItemsPath"``)."""
+    holds workflow variables (``$name``). The context object can be given as a function: it is then built on first
+    use only, since most expressions never read ``$$``."""
 
-    input: Any
-    context: Mapping[str, Any] = field(default_factory=dict)
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    state_name: str = ""
-    entered_event_id: int = 0
+    __slots__ = ("input", "_context", "_make_context", "variables", "state_name", "entered_event_id")
+
+    def __init__(self, input: Any, context: Mapping[str, Any] | None = None,
+                 variables: Mapping[str, Any] | None = None, state_name: str = "", entered_event_id: int = 0,
+                 make_context: Callable[[], Mapping[str, Any]] | None = None):
+        self.input = input
+        self._context = context
+        self._make_context = make_context
+        self.variables = variables if variables is not None else {}
+        self.state_name = state_name
+        self.entered_event_id = entered_event_id
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        if self._context is None:
+            self._context = self._make_context() if self._make_context is not None else {}
+        return self._context
 
     def with_input(self, value: Any) -> "Scope":
-        return Scope(value, self.context, self.variables, self.state_name, self.entered_event_id)
+        return Scope(value, self._context, self.variables, self.state_name, self.entered_event_id,
+                     self._make_context)
+
+    def __repr__(self) -> str:
+        return f"Scope(input={self.input!r}, state_name={self.state_name!r})"

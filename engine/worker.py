@@ -72,6 +72,7 @@ class Worker:
             thread.start()
         try:
             while not self._stop.is_set():
+                self._wake.clear()  # before looking for work, so a frame finishing meanwhile still wakes us
                 if until is not None and until():
                     break
                 self._reap()
@@ -149,11 +150,10 @@ class Worker:
                     log.error("frame %s failed in the worker", frame_id, exc_info=future.exception())
 
     def _idle(self, now: float) -> None:
-        self._wake.clear()
         if self._inflight:
             self._wake.wait(self.poll)
             return
-        with self.client.db.connect() as conn:
+        with self.client.reader.connect() as conn:
             due = conn.execute(sa.select(sa.func.min(frames.c.run_at)).where(frames.c.status == "ACTIVE")).scalar()
             deadline = conn.execute(sa.select(sa.func.min(executions.c.deadline_at))
                                     .where(executions.c.status == "RUNNING")).scalar()
@@ -164,7 +164,7 @@ class Worker:
         self.clock.sleep(delay, self._wake)
 
     def _expire_executions(self, now: float) -> None:
-        with self.client.db.connect() as conn:
+        with self.client.reader.connect() as conn:
             ids = conn.execute(sa.select(executions.c.id).where(executions.c.status == "RUNNING",
                                                                 executions.c.deadline_at <= now)).scalars().all()
         for execution_id in ids:

@@ -37,11 +37,22 @@ def open_engine(url: str | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_connect)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     create_schema(engine)
     return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine for read-only work: on SQLite its transactions take no write lock (WAL readers see a
+    consistent snapshot), so describing or polling never waits for, or blocks, a commit."""
+    return engine.execution_options(statemill_read_only=True)
+
+
+def _sqlite_begin(conn) -> None:
+    read_only = conn.get_execution_options().get("statemill_read_only")
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:
