@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import uuid
+from pathlib import Path
 from os import PathLike
 from typing import Any, Mapping
 
@@ -114,6 +115,7 @@ class Client:
         self.payload_limit = payload_limit
         self._machines: dict[int, StateMachine] = {}
         self._infos: dict[int, ExecutionInfo] = {}
+        self._compiled: dict[str, StateMachine] = {}
         self._lock = threading.Lock()
 
     # -- ARNs
@@ -129,7 +131,7 @@ class Client:
 
         A changed definition becomes a new revision; executions keep the revision they started with.
         """
-        machine = loader.load(definition)
+        machine = self._compile(definition)
         if name is None:
             if isinstance(definition, Mapping):
                 raise TypeError("name= is required when registering a definition given as a dict")
@@ -151,6 +153,20 @@ class Client:
                 machine_id, revision = row.id, row.revision
         self._machines[machine_id] = machine
         return {"stateMachineArn": self.machine_arn(name), "name": name, "revision": revision, "id": machine_id}
+
+    def _compile(self, definition: str | PathLike | Mapping[str, Any]) -> StateMachine:
+        """Validate and compile a definition, once per distinct source text in this process."""
+        if isinstance(definition, Mapping):
+            text, file = canonical(definition), None
+        else:
+            file = str(definition)
+            text = Path(file).read_text(encoding="utf-8")
+        key = hashlib.sha256(f"{file}\0{text}".encode()).hexdigest()
+        found = self._compiled.get(key)
+        if found is None:
+            found = loader.load(definition) if file is None else loader.loads(text, name=file)
+            self._compiled[key] = found
+        return found
 
     def machine(self, machine_id: int) -> StateMachine:
         """The compiled definition of a stored revision (compiled once per process)."""
