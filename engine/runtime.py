@@ -153,9 +153,8 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
         values.update(status=t.status, run_at=None, lease_owner=None, lease_until=None, output=t.output,
                       data={**claimed.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
                       else claimed.data)
-    if claimed.phase == "join" and t.frame is not None and t.frame.phase != "join" or \
-            claimed.phase == "join" and t.frame is None:
-        delete_children(conn, claimed.id)
+    if claimed.phase == "join" and (t.frame is None or t.frame.phase != "join"):
+        delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
     statement = _MOVE_FRAME if t.frame is not None else _FINISH_FRAME
     done = conn.execute(statement, {"f": claimed.id, "v": claimed.version, "owner": worker_id,
