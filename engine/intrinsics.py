@@ -12,6 +12,8 @@ adds the "An error occurred while executing the state ..." prefix.
 """
 from __future__ import annotations
 
+import functools
+
 import base64
 import binascii
 import difflib
@@ -364,6 +366,12 @@ def compile_intrinsic(text: str) -> Intrinsic:
     """Parse an intrinsic call once. Raises ``CompileError`` with a message a user can act on."""
     if not isinstance(text, str):
         raise CompileError(f"An intrinsic function call must be a string, not {type(text).__name__}")
+    return _compile_cached(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _compile_cached(text: str) -> Intrinsic:
+    """Compiled calls are immutable, so a definition repeating a call (or a reload) shares one."""
     parser = _Parser(text)
     name, run = parser.parse()
     return Intrinsic(text, name, tuple(parser.references), run)
