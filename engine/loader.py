@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import jsonschema
+import jsonschema_rs
 
 from . import choice, intrinsics, paths
 from . import model as m
@@ -41,6 +42,12 @@ def schema() -> dict:
     """The language's JSON Schema (``schemas/asl.schema.json``), as shipped inside the package."""
     text = resources.files("statemill.schemas").joinpath("asl.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+@functools.cache
+def _fast_validator():
+    """The same schema compiled by jsonschema-rs: about 100 times faster at saying "valid"."""
+    return jsonschema_rs.validator_for(schema())
 
 
 @functools.cache
@@ -111,6 +118,7 @@ class _Analysis:
         self.where = where
         self.file = file
         self.diagnostics: list[Diagnostic] = []
+        self.mirrored: list[Diagnostic] = []  # schema errors restating a semantic rule, under that rule's code
 
     # -- reporting
     def report(self, code: str, pointer: str, message: str, *, key: bool = False, severity: str = "error") -> None:
@@ -137,6 +145,7 @@ class _Analysis:
         schema_ok = self.check_schema()
         self.all_names = set(_all_state_names(self.document))
         self.check_scope(self.document, "", {})
+        self.drop_mirrored()
         if not schema_ok or self.failed:
             return None
         machine = _Compiler(self).machine(self.document)
@@ -144,6 +153,8 @@ class _Analysis:
 
     # -- pass 1: JSON Schema
     def check_schema(self) -> bool:
+        if _fast_validator().is_valid(self.document):  # compiled fast path; errors are explained by jsonschema
+            return True
         ok = True
         for error in _validator().iter_errors(self.document):
             ok = False
@@ -154,14 +165,31 @@ class _Analysis:
         pointer = "".join(join_pointer("", p) for p in error.absolute_path)
         field = error.absolute_path[-1] if error.absolute_path else None
         keyword = error.validator
+        mirrored = self.mirror(error, pointer)
+        if mirrored:
+            code, at, message = mirrored
+            self.report(code, at, message, key=at != pointer or keyword == "required")
+            self.mirrored.append(self.diagnostics[-1])
+            return
         if keyword in ("additionalProperties", "unevaluatedProperties"):
             allowed = set(error.schema.get("properties", {})) if isinstance(error.schema, dict) else set()
             kind = error.instance.get("Type") if isinstance(error.instance, dict) else None
             where = f"a {kind} state" if isinstance(kind, str) and pointer.rsplit("/", 2)[-2:-1] == ["States"] \
                 else "this object"
+            language = error.instance.get("QueryLanguage") if isinstance(error.instance, dict) else None
             for extra in re.findall(r"'((?:[^'\\]|\\.)*)'", error.message.split("(", 1)[-1]):
-                self.report("SM101", join_pointer(pointer, extra),
-                            f'field "{extra}" is not allowed in {where}{did_you_mean(extra, allowed)}', key=True)
+                if kind == "Choice" and extra == "End":
+                    code, message = "SM206", _CHOICE_END
+                elif (language, extra in JSONPATH_ONLY, extra in JSONATA_ONLY) in (("JSONata", True, False),
+                                                                                   ("JSONPath", False, True)):
+                    other = "JSONPath" if language == "JSONata" else "JSONata"
+                    code, message = "SM504", f'field "{extra}" belongs to {other}, but this state uses {language}'
+                else:
+                    code = "SM101"
+                    message = f'field "{extra}" is not allowed in {where}{did_you_mean(extra, allowed)}'
+                self.report(code, join_pointer(pointer, extra), message, key=True)
+                if code != "SM101":
+                    self.mirrored.append(self.diagnostics[-1])
             return
         if keyword == "required":
             missing = re.match(r"'((?:[^'\\]|\\.)*)'", error.message)
@@ -178,6 +206,60 @@ class _Analysis:
             message = described
         self.report(code, pointer, label + message)
 
+    def mirror(self, error: jsonschema.ValidationError, pointer: str) -> tuple[str, str, str] | None:
+        """``(code, pointer, message)`` when a schema error restates a semantic rule (Next/End, Wait fields, one
+        Choice operator, timestamps, ``.$`` values...), so it is reported once under that rule's specific code."""
+        keyword, tokens = error.validator, list(error.absolute_path)
+        field, instance = (tokens[-1] if tokens else None), error.instance
+        parent = _node(self.document, tokens[:-1])
+        state_at = pointer.rsplit("/", 1)[0]
+        described = (error.schema.get("description") if isinstance(error.schema, dict) else None) or ""
+        if keyword == "maxLength" and "propertyNames" in error.relative_schema_path and isinstance(instance, str):
+            return "SM204", join_pointer(pointer, instance), _long_name(instance)
+        missing = re.match(r"'((?:[^'\\]|\\.)*)'", error.message) if keyword == "required" else None
+        is_wait = isinstance(instance, dict) and instance.get("Type") == "Wait"
+        if missing and missing.group(1) in WAIT_FIELDS and is_wait:
+            return "SM501", pointer, _wait_message(instance)
+        if keyword == "not" and field in WAIT_FIELDS and isinstance(parent, dict) and parent.get("Type") == "Wait":
+            return "SM501", state_at, _wait_message(parent)
+        if missing and missing.group(1) == "Next" and isinstance(instance, dict) and "Type" in instance \
+                and "End" not in instance:
+            return "SM205", pointer, _NEITHER
+        if keyword == "not" and field == "Next" and isinstance(parent, dict) and "End" in parent:
+            return "SM205", f"{state_at}/End", _BOTH
+        if keyword == "const" and field == "End" and isinstance(parent, dict) and "Next" not in parent:
+            return "SM205", state_at, _NEITHER
+        if keyword == "maxItems" and field == "ErrorEquals" and isinstance(instance, list) and ALL in instance:
+            kind = tokens[-3] if len(tokens) >= 3 else "Retry"
+            return "SM301", join_pointer(pointer, instance.index(ALL)), _all_message(kind)
+        if keyword in ("minProperties", "maxProperties") and "Choices" in tokens and isinstance(instance, dict):
+            try:
+                choice.compile_rule(instance)
+            except CompileError as exc:
+                return "SM502", pointer + (getattr(exc, "pointer", "") or ""), str(exc)
+            return "SM502", pointer, described or error.message
+        if keyword == "pattern" and "RFC 3339" in described and isinstance(instance, str):
+            return "SM506", pointer, _timestamp_message(instance)
+        if field in ("ErrorPath", "CausePath") and intrinsics.is_intrinsic(instance):
+            try:
+                intrinsics.compile_intrinsic(instance)
+            except CompileError as exc:
+                return "SM404", pointer, str(exc)
+        if isinstance(field, str) and field.endswith(".$"):
+            try:
+                paths.compile_template({field: instance})
+            except CompileError as exc:
+                return _template_code({field: instance}, join_pointer("", field)), pointer, str(exc)
+            return "SM403", pointer, f'field "{field}": {described or error.message}'
+        return None
+
+    def drop_mirrored(self) -> None:
+        """Drop a restated schema error when the semantic checks reported the same code at the same state."""
+        mine = {id(d) for d in self.mirrored}
+        semantic = {(d.code, _state_of(d.pointer)) for d in self.diagnostics if id(d) not in mine}
+        self.diagnostics = [d for d in self.diagnostics
+                            if id(d) not in mine or (d.code, _state_of(d.pointer)) not in semantic]
+
     # -- pass 2: the graph of each scope
     def check_scope(self, scope: Any, pointer: str, seen: dict[str, str]) -> None:
         states = scope.get("States") if isinstance(scope, dict) else None
@@ -188,6 +270,7 @@ class _Analysis:
             self.report("SM201", join_pointer(pointer, "StartAt"),
                         f'StartAt "{start}" names no state of this scope{did_you_mean(start, states)}')
         edges: dict[str, list[str]] = {}
+        broken = False  # a missing target or a dead end: reachability findings would only restate it
         for name, state in states.items():
             at = join_pointer(join_pointer(pointer, "States"), name)
             if name in seen:
@@ -195,12 +278,14 @@ class _Analysis:
             else:
                 seen[name] = at
             if len(name) > 80:
-                self.report("SM204", at, f"state names are at most 80 characters (this one has {len(name)})",
-                            key=True)
+                self.report("SM204", at, _long_name(name), key=True)
             if not isinstance(state, dict):
+                broken = True
                 continue
-            edges[name] = [t for t, _ in self.transitions(state, at, states)]
-            self.check_next_end(state, at)
+            targets = [t for t, _ in self.transitions(state, at, states)]
+            edges[name] = [t for t in targets if t in states]
+            dead_end = self.check_next_end(state, at)
+            broken = broken or dead_end or len(edges[name]) < len(targets)
             self.check_error_lists(state, at)
             for i, branch in enumerate(state.get("Branches") or [] if state.get("Type") == "Parallel" else []):
                 self.check_scope(branch, f"{at}/Branches/{i}", seen)
@@ -208,7 +293,7 @@ class _Analysis:
                 for key in ("ItemProcessor", "Iterator"):
                     if isinstance(state.get(key), dict):
                         self.check_scope(state[key], f"{at}/{key}", seen)
-        if isinstance(start, str) and start in states:
+        if isinstance(start, str) and start in states and not broken:
             self.check_reachability(states, start, edges, pointer)
 
     def transitions(self, state: dict, at: str, states: dict) -> Iterator[tuple[str, str]]:
@@ -221,8 +306,8 @@ class _Analysis:
         for where, target in targets:
             if not isinstance(target, str):
                 continue
+            yield target, where  # missing ones too: the caller learns its scope has a broken edge
             if target in states:
-                yield target, where
                 continue
             hint = did_you_mean(target, states)
             label = {"Choices": "Choice rule Next", "Catch": "Catch Next"}.get(where.split("/")[0], where)
@@ -233,18 +318,20 @@ class _Analysis:
                 message = f'{label} target "{target}" does not exist{hint}'
             self.report("SM203", f"{at}/{where}", message)
 
-    def check_next_end(self, state: dict, at: str) -> None:
+    def check_next_end(self, state: dict, at: str) -> bool:
+        """Report a bad Next/End combination; True when the state is a dead end (neither Next nor End)."""
         kind, has_next, ends = state.get("Type"), "Next" in state, state.get("End") is True
         if kind == "Choice":
             if "End" in state:
-                self.report("SM206", f"{at}/End", "a Choice state cannot End; give every rule a Next (and a Default)",
-                            key=True)
+                self.report("SM206", f"{at}/End", _CHOICE_END, key=True)
         elif kind in ("Succeed", "Fail"):
-            return
+            return False
         elif has_next and ends:
-            self.report("SM205", f"{at}/End", "has both Next and End: keep one", key=True)
-        elif not has_next and not ends and isinstance(kind, str):
-            self.report("SM205", at, "needs either Next or End: true", key=True)
+            self.report("SM205", f"{at}/End", _BOTH, key=True)
+        elif not has_next and not ends and kind in ("Pass", "Task", "Wait", "Parallel", "Map"):
+            self.report("SM205", at, _NEITHER, key=True)
+            return True
+        return False
 
     def check_error_lists(self, state: dict, at: str) -> None:
         for key in ("Retry", "Catch"):
@@ -258,7 +345,7 @@ class _Analysis:
                 for j, name in enumerate(names):
                     where = f"{at}/{key}/{i}/ErrorEquals/{j}"
                     if name == ALL and (len(names) > 1 or i != len(items) - 1):
-                        self.report("SM301", where, f"States.ALL must be the only error name of the last {key} entry")
+                        self.report("SM301", where, _all_message(key))
                     elif isinstance(name, str) and name.startswith("States.") and name not in KNOWN_STATES_ERRORS:
                         self.report("SM302", where, f'"{name}" is not an error name AWS defines'
                                     f"{did_you_mean(name, KNOWN_STATES_ERRORS)}")
@@ -280,6 +367,91 @@ class _Analysis:
             where = "the machine" if not pointer else "this branch"
             self.report("SM208", join_pointer(pointer, "StartAt"),
                         f"{where} can never finish: no End, Succeed or Fail state is reachable from StartAt")
+
+
+_CHOICE_END = "a Choice state cannot End; give every rule a Next (and a Default)"
+_BOTH = "has both Next and End: keep one"
+_NEITHER = "needs either Next or End: true"
+
+
+def _long_name(name: str) -> str:
+    return f"state names are at most 80 characters (this one has {len(name)})"
+
+
+def _all_message(key: Any) -> str:
+    return f"States.ALL must be the only error name of the last {key} entry"
+
+
+def _wait_message(state: dict) -> str:
+    given = [k for k in WAIT_FIELDS if k in state]
+    return ("a Wait state needs exactly one of Seconds, Timestamp, SecondsPath and TimestampPath "
+            f"(found {', '.join(given) or 'none'})")
+
+
+def _timestamp_message(stamp: str) -> str:
+    return f'"{stamp}" is not an RFC 3339 timestamp (for example "2026-03-14T01:59:00Z")'
+
+
+def _state_of(pointer: str) -> str:
+    """The pointer of the state that ``pointer`` lies in (``/States/A`` for ``/States/A/Retry/0``), else ``""``."""
+    tokens = pointer.split("/")
+    for i in range(len(tokens) - 2, 0, -1):
+        if tokens[i] == "States":
+            return "/".join(tokens[:i + 2])
+    return ""
+
+
+def _node(value: Any, tokens) -> Any:
+    """The value at a path of keys/indexes inside ``value``, or None when there is none."""
+    for token in tokens:
+        if isinstance(value, dict):
+            value = value.get(token)
+        elif isinstance(value, list) and isinstance(token, int) and token < len(value):
+            value = value[token]
+        else:
+            return None
+    return value
+
+
+def _unescape(sub: str) -> list[Any]:
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in sub.split("/")[1:]]
+    return [int(t) if t.isdigit() else t for t in tokens]
+
+
+def _template_code(template: Any, sub: str) -> str:
+    """The code of a payload-template error at ``sub``: a key collision (SM405), an intrinsic call (SM404), a path
+    that does not parse (SM401), else a value that is neither (SM403)."""
+    tokens = _unescape(sub)
+    parent = _node(template, tokens[:-1])
+    key = tokens[-1] if tokens else None
+    if not isinstance(parent, dict) or not isinstance(key, str):
+        return "SM403"
+    base = key[:-2] if key.endswith(".$") else key
+    if base in parent and f"{base}.$" in parent:
+        return "SM405"
+    value = parent.get(key)
+    if intrinsics.is_intrinsic(value):
+        return "SM404"
+    return "SM401" if isinstance(value, str) and value.startswith("$") else "SM403"
+
+
+def _choice_code(rule: Any, sub: str) -> str:
+    """The code of a Choice rule error at ``sub``: a path that does not parse (SM401), a bad timestamp (SM506), else
+    a malformed rule (SM502)."""
+    tokens = _unescape(sub)
+    field, value = (tokens[-1] if tokens else ""), _node(rule, tokens)
+    if not isinstance(field, str) or not isinstance(value, str):
+        return "SM502"
+    if (field == "Variable" or field.endswith("Path")) and not paths.is_path(value):
+        return "SM401"
+    if field.startswith("Timestamp") and not field.endswith("Path") and not _is_timestamp(value):
+        return "SM506"
+    return "SM502"
+
+
+def _reference_code(value: Any, sub: str) -> str:
+    """A Reference Path that is not even a Path is SM401; one that is a Path but not a single node is SM402."""
+    return "SM402" if paths.is_path(value) else "SM401"
 
 
 def _all_state_names(scope: Any) -> Iterator[str]:
@@ -325,11 +497,13 @@ class _Compiler:
             definition=doc if top else {}, source_name=self.a.file if top else "")
 
     # -- field compilers: each reports its CompileError at the field and returns None
-    def _compile(self, fn, value, at: str, code: str):
+    def _compile(self, fn, value, at: str, code):
+        """``fn(value)``, or None after reporting its CompileError under ``code`` (or ``code(value, sub_pointer)``)."""
         try:
             return fn(value)
         except CompileError as exc:
             sub = getattr(exc, "pointer", "") or ""
+            code = code(value, sub) if callable(code) else code
             self.a.report(getattr(exc, "code", None) or code, at + sub, str(exc))
             return None
 
@@ -343,12 +517,14 @@ class _Compiler:
         if key not in spec:
             return paths.compile_reference_path(default) if default else None
         value = spec[key]
-        return None if value is None else self._compile(paths.compile_reference_path, value, f"{at}/{key}", "SM402")
+        if value is None:
+            return None
+        return self._compile(paths.compile_reference_path, value, f"{at}/{key}", _reference_code)
 
     def template(self, spec: dict, key: str, at: str):
         if key not in spec:
             return None
-        return self._compile(paths.compile_template, spec[key], f"{at}/{key}", "SM403")
+        return self._compile(paths.compile_template, spec[key], f"{at}/{key}", _template_code)
 
     def path_or_intrinsic(self, spec: dict, key: str, at: str):
         value = spec.get(key)
@@ -356,7 +532,7 @@ class _Compiler:
             return None
         if intrinsics.is_intrinsic(value):
             return self._compile(intrinsics.compile_intrinsic, value, f"{at}/{key}", "SM404")
-        return self._compile(paths.compile_reference_path, value, f"{at}/{key}", "SM402")
+        return self._compile(paths.compile_reference_path, value, f"{at}/{key}", _reference_code)
 
     def retriers(self, spec: dict) -> tuple[m.Retrier, ...]:
         return tuple(m.Retrier(
@@ -453,19 +629,17 @@ class _Compiler:
         branches = []
         if jsonpath:
             for i, rule in enumerate(spec["Choices"]):
-                compiled = self._compile(choice.compile_rule, rule, f"{at}/Choices/{i}", "SM502")
+                compiled = self._compile(choice.compile_rule, rule, f"{at}/Choices/{i}", _choice_code)
                 branches.append(m.ChoiceBranch(compiled, rule["Next"]))
         return m.ChoiceState(**common, choices=tuple(branches), default=spec.get("Default"))
 
     def _wait(self, spec, at, common, jsonpath):
         given = [k for k in WAIT_FIELDS if k in spec]
         if len(given) != 1:
-            self.a.report("SM501", at, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath and "
-                          f"TimestampPath (found {', '.join(given) or 'none'})", key=True)
+            self.a.report("SM501", at, _wait_message(spec), key=True)
         stamp = spec.get("Timestamp")
         if jsonpath and isinstance(stamp, str) and not _is_timestamp(stamp):
-            self.a.report("SM506", f"{at}/Timestamp", f'"{stamp}" is not an RFC 3339 timestamp '
-                          '(for example "2026-03-14T01:59:00Z")')
+            self.a.report("SM506", f"{at}/Timestamp", _timestamp_message(stamp))
         if not jsonpath:
             return m.WaitState(**common)
         return m.WaitState(**common, seconds=spec.get("Seconds"), timestamp=stamp,

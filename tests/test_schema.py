@@ -72,6 +72,9 @@ def test_main_definitions_are_described():
 # ------------------------------------------------------------------------------------------------
 # Definitions the schema accepts.
 VALID = {
+    # statemill resources are handler names: any non-blank word, not only ARNs.
+    "resource_plain_handler_name": machine(task(Resource="x")),
+    "resource_dotted_handler_name": machine(task(Resource="payments.charge")),
     # top level
     "minimal_machine": machine(pass_()),
     "top_level_optional_fields": machine(pass_(), Comment="", Version="1.0", TimeoutSeconds=1,
@@ -266,8 +269,8 @@ INVALID = {
     # Task
     "task_without_resource": (machine({"Type": "Task", "End": True}), "$.States.S"),
     "resource_empty": (machine(task(Resource="")), "$.States.S.Resource"),
-    "resource_not_a_uri": (machine(task(Resource="x")), "$.States.S.Resource"),
-    "resource_unresolved_substitution": (machine(task(Resource="${lambdaArn}")), "$.States.S.Resource"),
+    "resource_with_whitespace": (machine(task(Resource="charge card")), "$.States.S.Resource"),
+    "resource_empty": (machine(task(Resource="")), "$.States.S.Resource"),
     "resource_object": (machine(task(Resource={"Ref": "fn"})), "$.States.S.Resource"),
     "lambda_arn_with_empty_alias": (machine(task(Resource=LAMBDA + ":")), "$.States.S.Resource"),
     "lambda_arn_with_bad_alias": (machine(task(Resource=LAMBDA + ":$*#")), "$.States.S.Resource"),
