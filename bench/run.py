@@ -21,8 +21,9 @@ sys.path.insert(0, str(HERE))
 
 from _common import Context, table  # noqa: E402
 
-MODULES = ["bench_interpreter", "bench_durable", "bench_validate", "bench_parallel"]
-OPTIONAL = ["render_bench"]  # written separately; joins the suite when it defines BENCHMARKS
+MODULES = ["bench_interpreter", "bench_durable", "bench_validate", "bench_parallel", "render_bench",
+           "bench_scaling", "callbacks_bench"]
+OPTIONAL: list[str] = []
 GROUPS = [
     ("interpreter", "interpreter: advance() in memory, no database"),
     ("ceiling", "ceiling: what SQLite allows (WAL, synchronous=NORMAL, BEGIN IMMEDIATE)"),
@@ -30,6 +31,8 @@ GROUPS = [
     ("validate", "validation of a large definition"),
     ("parallel", "I/O-bound handlers in a Parallel / Map"),
     ("render", "drawing a large definition"),
+    ("scaling", "worker processes on SQLite and PostgreSQL"),
+    ("callbacks", "task-token callbacks"),
 ]
 
 
