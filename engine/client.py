@@ -246,6 +246,10 @@ class Client:
             self._infos[execution_id] = found
         return found
 
+    def forget(self, execution_id: int) -> None:
+        """Drop what this process cached about an execution (it finished, or waits on the outside world)."""
+        self._infos.pop(execution_id, None)
+
     def _execution(self, conn, arn: str):
         row = conn.execute(sa.select(executions).where(executions.c.arn == arn)).first()
         if row is None:

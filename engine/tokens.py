@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
+from .runtime import notify
 from .store.schema import executions, frames, task_tokens
 
 TOKEN_MAX = 2048  # AWS: a task token is 1 to 2,048 characters
@@ -103,7 +104,7 @@ def _no_constant(word: str):
 
 def _check_shape(token: Any) -> None:
     if not isinstance(token, str) or not token or len(token) > TOKEN_MAX or not token.isprintable():
-        raise InvalidToken("Invalid Token: the task token is empty, too long or not text")
+        raise InvalidToken("the task token is empty, too long or not text")
 
 
 def _complete(client, token: str, status: str, output: Any = None, error: str | None = None,
@@ -117,11 +118,13 @@ def _complete(client, token: str, status: str, output: Any = None, error: str | 
                            .where(task_tokens.c.token == token, task_tokens.c.status == "PENDING")
                            .values(status=status, output=output, error=error, cause=cause, completed_at=now)).rowcount
         if won != 1:  # another process answered first (PostgreSQL; SQLite serialises before the read)
-            raise TaskTimedOut("Task Timed Out: another caller completed the task at the same moment")
+            raise TaskTimedOut("another caller completed the task at the same moment")
         # Runnable now if the frame waits for the answer; if its handler is still running, the worker sees the
         # answer when it commits the hand-out (worker._track_tokens) and wakes the frame itself.
-        conn.execute(frames.update().where(frames.c.id == frame.id, frames.c.status == "ACTIVE",
-                                           frames.c.phase == "callback").values(run_at=now))
+        woken = conn.execute(frames.update().where(frames.c.id == frame.id, frames.c.status == "ACTIVE",
+                                                   frames.c.phase == "callback").values(run_at=now)).rowcount
+        if woken:
+            notify(conn)  # PostgreSQL: idle workers elsewhere wake at once instead of at their next poll
     return {"executionArn": execution.arn, "stateName": row.state}
 
 
@@ -130,23 +133,23 @@ def _open_task(conn, token: str, now: float):
     # FOR UPDATE (PostgreSQL): serialise with a worker deciding this callback (runtime.callback_trigger).
     row = conn.execute(sa.select(task_tokens).where(task_tokens.c.token == token).with_for_update()).one_or_none()
     if row is None:
-        raise InvalidToken("Invalid Token: no task was ever given this token")
+        raise InvalidToken("no task was ever given this token")
     if row.status != "PENDING":
-        raise TaskTimedOut(f"Task Timed Out: {_CLOSED.get(row.status, 'the task is closed')}")
+        raise TaskTimedOut(_CLOSED.get(row.status, "the task is closed"))
     execution = conn.execute(sa.select(executions.c.arn, executions.c.status)
                              .where(executions.c.id == row.execution_id)).one_or_none()
     frame = conn.execute(sa.select(frames.c.id, frames.c.status, frames.c.phase, frames.c.data, frames.c.version)
                          .where(frames.c.id == row.frame_id)).one_or_none()
     if execution is None or frame is None:
-        raise TaskDoesNotExist("Task Does Not Exist: the execution that issued this token no longer exists")
+        raise TaskDoesNotExist("the execution that issued this token no longer exists")
     if execution.status != "RUNNING":
-        raise TaskTimedOut(f"Task Timed Out: its execution has ended ({execution.status})")
+        raise TaskTimedOut(f"the execution that issued this token has ended ({execution.status})")
     data = frame.data or {}
     if frame.status != "ACTIVE" or frame.phase not in ("task", "callback") or data.get("token") != token:
-        raise TaskTimedOut(f"Task Timed Out: {_CLOSED['TIMED_OUT']}")
+        raise TaskTimedOut(_CLOSED["TIMED_OUT"])
     timeout_at = data.get("timeout_at")
     if timeout_at is not None and now >= timeout_at:
-        raise TaskTimedOut("Task Timed Out: the task's TimeoutSeconds have passed")
+        raise TaskTimedOut("the task's TimeoutSeconds have passed")
     if row.heartbeat_deadline is not None and now >= row.heartbeat_deadline:
-        raise TaskTimedOut("Task Timed Out: no heartbeat came within the task's HeartbeatSeconds")
+        raise TaskTimedOut("no heartbeat came within the task's HeartbeatSeconds")
     return row, execution, frame

@@ -193,6 +193,9 @@ class Worker:
         except StaleTransition:
             return None
         fault("after_commit")
+        if (t.frame is None and item.parent_id is None) or (t.frame is not None and t.frame.phase == "callback"):
+            # Finished, or parked on a task token perhaps for weeks: keep nothing of it in this worker's memory.
+            self.client.forget(item.execution_id)
         if self.on_transition is not None:
             self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
                                                                   for e in t.events],

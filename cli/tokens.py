@@ -1,0 +1,133 @@
+"""Commands that answer and list task tokens: send-task-success, send-task-failure, send-task-heartbeat, tokens.
+
+Named and shaped as the AWS CLI's ``aws stepfunctions send-task-*``. They need only the database, not a worker: an
+answer is stored at once and the next worker to run carries the execution on. A refused call prints AWS's error
+name and a one-line explanation on stderr and exits 1 (2 for usage errors); the database is then unchanged.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+from statemill.engine import Client, InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
+
+from .config import database_url, project_settings
+from .executions import db_option, err, json_option, read_input
+
+REFUSED = (InvalidToken, TaskDoesNotExist, TaskTimedOut, InvalidOutput)
+
+
+def token_option(fn):
+    return click.option("--task-token", "token", required=True, metavar="TOKEN",
+                        help="The token the task handed out ($$.Task.Token); `statemill tokens` lists them.")(fn)
+
+
+def make_client(db: str | None) -> Client:
+    settings = project_settings()
+    options = {key: settings[key] for key in ("region", "account") if key in settings}
+    return Client(database_url(db), **options)
+
+
+def refused(exc: Exception) -> None:
+    err.print(f"[red]{type(exc).__name__}[/red]: {exc}", markup=True, soft_wrap=True)
+    raise SystemExit(1)
+
+
+def done(result: dict, verb: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        err.print(f"{verb}: {result['stateName']} of {result['executionArn']}", markup=False, soft_wrap=True)
+
+
+@click.command(name="send-task-success")
+@token_option
+@click.option("--task-output", "output", required=True, metavar="JSON|@FILE",
+              help="The task's result: JSON text, @file, or @- for stdin.")
+@db_option
+@json_option
+def send_task_success(token, output, db, as_json):
+    """Complete a waiting task with OUTPUT as its result (SendTaskSuccess)."""
+    text = read_input(output)
+    try:
+        result = make_client(db).send_task_success(token, text)
+    except REFUSED as exc:
+        refused(exc)
+    done(result, "succeeded", as_json)
+
+
+@click.command(name="send-task-failure")
+@token_option
+@click.option("--error", metavar="NAME", help="Error name Retry and Catch match (default: none).")
+@click.option("--cause", metavar="TEXT", help="A longer explanation (default: none).")
+@db_option
+@json_option
+def send_task_failure(token, error, cause, db, as_json):
+    """Fail a waiting task with ERROR and CAUSE; its Retry and Catch apply (SendTaskFailure)."""
+    try:
+        result = make_client(db).send_task_failure(token, error, cause)
+    except REFUSED as exc:
+        refused(exc)
+    done(result, "failed", as_json)
+
+
+@click.command(name="send-task-heartbeat")
+@token_option
+@db_option
+@json_option
+def send_task_heartbeat(token, db, as_json):
+    """Tell a waiting task its worker is alive: its HeartbeatSeconds start again (SendTaskHeartbeat)."""
+    try:
+        result = make_client(db).send_task_heartbeat(token)
+    except REFUSED as exc:
+        refused(exc)
+    done(result, "heartbeat", as_json)
+
+
+@click.command()
+@click.option("--execution", "arn", metavar="ARN", help="Only the tokens of this execution.")
+@db_option
+@json_option
+def tokens(arn, db, as_json):
+    """List the task tokens waiting for an answer: execution, state, age, heartbeat deadline and token."""
+    client = make_client(db)
+    waiting = client.pending_tokens(arn)
+    if as_json:
+        click.echo(json.dumps({"tokens": waiting}))
+        return
+    if not waiting:
+        err.print("no task is waiting for a token", markup=False)
+        return
+    now = client.clock.now()
+    rows = [("EXECUTION", "STATE", "AGE", "HEARTBEAT DEADLINE", "TOKEN")]
+    for item in waiting:
+        execution = item["executionArn"].split(":execution:", 1)[-1]
+        rows.append((execution, item["stateName"], age(now - _epoch(item["createdAt"])),
+                     item["heartbeatDeadline"] or "-", item["taskToken"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:  # plain text, never wrapped: the token must stay copyable
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+def age(seconds: float) -> str:
+    """A short duration: 42s, 3m05s, 2h07m, 3d04h."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+COMMANDS = [send_task_success, send_task_failure, send_task_heartbeat, tokens]
