@@ -2,12 +2,17 @@
 clock, and an engine on both.
 
 PostgreSQL: ``$STATEMILL_TEST_POSTGRES_URL`` (a server URL; the tests create and drop their own database on it),
-else the server on 127.0.0.1:5432 as user ``postgres``. When none answers, the PostgreSQL variants are skipped
-with the reason.
+else the server on 127.0.0.1:5432 as user ``postgres``, else a throwaway server started with ``initdb``/``pg_ctl``
+when PostgreSQL is installed. When none of these works, the PostgreSQL variants are skipped with the reason.
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -16,31 +21,81 @@ import sqlalchemy as sa
 from statemill.engine import Engine, FakeClock
 from statemill.engine.store.schema import metadata
 
-POSTGRES_SERVER = os.environ.get("STATEMILL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_SERVER = os.environ.get("STATEMILL_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _psycopg_url(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1]
 
 
+def _answers(url: str) -> Exception | None:
+    try:
+        probe = sa.create_engine(_psycopg_url(url), connect_args={"connect_timeout": 3})
+        with probe.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        probe.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach a server counts as "does not answer"
+        return exc
+    return None
+
+
+def _throwaway_server(folder: str):
+    """Start a private PostgreSQL with initdb/pg_ctl in ``folder``; returns (url, stop) or (None, reason)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
+    initdb = found[-1]
+    if not initdb or not os.path.exists(initdb):
+        return None, "initdb is not installed"
+    bindir = os.path.dirname(initdb)
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        if not shutil.which("runuser"):
+            return None, "running as root without runuser to start PostgreSQL as another user"
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = os.path.join(folder, "data")
+    try:
+        subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-l",
+                        os.path.join(folder, "log"), "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+                        "start"], check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return None, f"could not start a throwaway PostgreSQL ({exc})"
+
+    def stop() -> None:
+        subprocess.run([*as_user, os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A throwaway PostgreSQL database for this test run (dropped at the end), or a skip saying why."""
-    try:
-        admin = sa.create_engine(_psycopg_url(POSTGRES_SERVER), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach a server means: skip
-        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_SERVER} ({type(exc).__name__}); set "
+    server, stop = POSTGRES_SERVER, None
+    problem = _answers(server)
+    if problem is not None and "STATEMILL_TEST_POSTGRES_URL" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="statemill-pg-")
+        started, stop_or_reason = _throwaway_server(folder)
+        if started is None:
+            pytest.skip(f"no PostgreSQL server answers at {server} ({type(problem).__name__}) and "
+                        f"{stop_or_reason}; set STATEMILL_TEST_POSTGRES_URL to a server URL to run these tests")
+        server, stop, problem = started, stop_or_reason, _answers(started)
+    if problem is not None:
+        pytest.skip(f"no PostgreSQL server answers at {server} ({type(problem).__name__}); set "
                     "STATEMILL_TEST_POSTGRES_URL to a server URL to run the PostgreSQL tests")
+    admin = sa.create_engine(_psycopg_url(server), isolation_level="AUTOCOMMIT")
     name = f"statemill_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
-    yield url
+    yield server.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+    if stop is not None:
+        stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
