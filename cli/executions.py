@@ -40,6 +40,19 @@ def json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object (AWS field names).")(fn)
 
 
+def start_options(fn):
+    """The options ``run`` and ``start`` share: the definition, its input, the names, handlers and database."""
+    for option in reversed([
+        click.argument("file", type=click.Path(dir_okay=False)),
+        click.option("--input", "input_", metavar="JSON|@FILE", help="Execution input: JSON text, @file or @- for stdin."),
+        click.option("--name", metavar="NAME", help="Execution name (default: a UUID)."),
+        click.option("--machine-name", metavar="NAME", help="State machine name (default: the file's stem)."),
+        handlers_option, db_option, json_option,
+    ]):
+        fn = option(fn)
+    return fn
+
+
 def read_input(value: str | None) -> str | None:
     """``--input`` takes JSON text or ``@file``; ``@-`` reads standard input."""
     if value is None or not value.startswith("@"):
@@ -96,13 +109,7 @@ def progress_printer(quiet: bool):
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--input", "input_", metavar="JSON|@FILE", help="Execution input: JSON text, @file or @- for stdin.")
-@click.option("--name", metavar="NAME", help="Execution name (default: a UUID).")
-@click.option("--machine-name", metavar="NAME", help="State machine name (default: the file's stem).")
-@handlers_option
-@db_option
-@json_option
+@start_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
 def run(file, input_, name, machine_name, handlers, db, as_json, quiet, concurrency):
@@ -130,13 +137,7 @@ def run(file, input_, name, machine_name, handlers, db, as_json, quiet, concurre
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--input", "input_", metavar="JSON|@FILE", help="Execution input: JSON text, @file or @- for stdin.")
-@click.option("--name", metavar="NAME", help="Execution name (default: a UUID).")
-@click.option("--machine-name", metavar="NAME", help="State machine name (default: the file's stem).")
-@handlers_option
-@db_option
-@json_option
+@start_options
 def start(file, input_, name, machine_name, handlers, db, as_json):
     """Register FILE and start an execution; return at once (a `statemill worker` runs it)."""
     arn, engine = _start(file, input_, name, machine_name, handlers, db)

@@ -23,9 +23,9 @@ import math
 import random
 import re
 import uuid
-from decimal import Decimal
 from typing import Any, Callable, Mapping
 
+from . import paths
 from .errors import RUNTIME, CompileError, StatesError
 
 __all__ = ["FUNCTIONS", "MAX_NESTING", "Intrinsic", "compile_intrinsic", "is_intrinsic", "java_double"]
@@ -400,24 +400,8 @@ def _is_number(value: Any) -> bool:
 
 
 def java_double(x: float) -> str:
-    """Java's ``Double.toString``: ``1.0``, ``0.001``, ``1.0E7``, ``1.5E-4`` (what AWS's Java runtime prints)."""
-    if x != x or x in (math.inf, -math.inf):
-        return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
-    if x == 0:
-        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-    sign, digits, exponent = Decimal(repr(x)).as_tuple()
-    ds = "".join(map(str, digits)).rstrip("0") or "0"
-    exponent += len(digits) - len(ds)
-    sci = len(ds) + exponent - 1          # x = d.ddd * 10**sci
-    prefix = "-" if sign else ""
-    if 1e-3 <= abs(x) < 1e7:
-        if sci >= 0:
-            whole = ds[:sci + 1].ljust(sci + 1, "0")
-            frac = ds[sci + 1:] or "0"
-        else:
-            whole, frac = "0", "0" * (-sci - 1) + ds
-        return f"{prefix}{whole}.{frac}"
-    return f"{prefix}{ds[0]}.{ds[1:] or '0'}E{sci}"
+    """Java's ``Double.toString`` (what AWS's Java runtime prints), shared with the JSON text of error causes."""
+    return paths.java_double(x)
 
 
 def _java_string(value: Any) -> str:

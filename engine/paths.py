@@ -66,8 +66,10 @@ class PathNotFound(Exception):
 # JSON text as AWS prints it in causes (Jackson, compact)
 # ---------------------------------------------------------------------------------------------------------------
 
-def _java_double(x: float) -> str:
+def java_double(x: float) -> str:
     """A float as Java's Double.toString writes it: ``1.0``, ``0.001``, ``1.0E7``, ``1.5E-5``."""
+    if x != x or x in (math.inf, -math.inf):
+        return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
     if x == 0:
         return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
     sign, digits, exp = Decimal(repr(x)).as_tuple()
@@ -116,7 +118,7 @@ def to_json_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _java_double(value)
+        return java_double(value)
     if isinstance(value, dict):
         return "{" + ",".join(f"{_json_string(str(k))}:{to_json_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):

@@ -483,7 +483,7 @@ def test_heartbeat_with_the_real_clock(live):
 
 
 def test_heartbeat_without_heartbeat_seconds_is_accepted_and_changes_nothing(engine, outbox):
-    arn = start(engine, single(task(End=True)))
+    start(engine, single(task(End=True)))
     drain(engine)
     token = outbox.tokens()[0]
     before = snapshot(engine)

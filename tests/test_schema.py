@@ -270,7 +270,6 @@ INVALID = {
     "task_without_resource": (machine({"Type": "Task", "End": True}), "$.States.S"),
     "resource_empty": (machine(task(Resource="")), "$.States.S.Resource"),
     "resource_with_whitespace": (machine(task(Resource="charge card")), "$.States.S.Resource"),
-    "resource_empty": (machine(task(Resource="")), "$.States.S.Resource"),
     "resource_object": (machine(task(Resource={"Ref": "fn"})), "$.States.S.Resource"),
     "lambda_arn_with_empty_alias": (machine(task(Resource=LAMBDA + ":")), "$.States.S.Resource"),
     "lambda_arn_with_bad_alias": (machine(task(Resource=LAMBDA + ":$*#")), "$.States.S.Resource"),
