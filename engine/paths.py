@@ -25,7 +25,7 @@ import math
 from decimal import Decimal
 from typing import Any, Iterator
 
-from .errors import CompileError, StatesError
+from .errors import REFERENCE_PATH_CONFLICT, CompileError, StatesError
 
 __all__ = [
     "MISSING", "Path", "ReferencePath", "Template", "PathNotFound", "compile_path", "compile_reference_path",
@@ -35,7 +35,7 @@ __all__ = [
 RUNTIME = "States.Runtime"
 #: Error name AWS reports when a ResultPath cannot be applied. The ASL spec names it "States.ResultPathMatchFailure",
 #: but executions on AWS fail with "States.ReferencePathConflict" and a cause "Unable to apply ReferencePath ...".
-RESULT_PATH_ERROR = "States.ReferencePathConflict"
+RESULT_PATH_ERROR = REFERENCE_PATH_CONFLICT
 NULL_INPUT_CAUSE = "Unable to apply Path transformation to null or empty input."
 
 
