@@ -77,14 +77,19 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
     if text is None:
         return {}
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = load_strict(text)
     except ValueError as exc:
-        if not isinstance(exc, json.JSONDecodeError):
-            raise InvalidExecutionInput(f"the input is not valid JSON: {exc}") from None
-        raise InvalidExecutionInput(f"the input is not valid JSON: {exc.msg} at line {exc.lineno} column "
-                                    f"{exc.colno}") from None
+        raise InvalidExecutionInput(f"the input is not valid JSON: {exc}") from None
     check_payload(value, limit, "the input")
     return value
+
+
+def load_strict(text: str) -> Any:
+    """Parse JSON text as AWS does (NaN and Infinity are not JSON); the ValueError says what is wrong and where."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
 def _not_json(word: str):

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
+from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut, load_strict
 from .runtime import notify
 from .store.schema import executions, frames, task_tokens
 
@@ -91,15 +91,9 @@ def parse_output(output: Any, limit: int) -> Any:
     if size > limit:
         raise InvalidOutput(f"the output is {size} bytes, over the payload limit of {limit} bytes")
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return load_strict(text)
     except ValueError as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise InvalidOutput(f"the output is not valid JSON: {reason}{where}") from None
-
-
-def _no_constant(word: str):
-    raise ValueError(f"{word} is not a JSON value")
+        raise InvalidOutput(f"the output is not valid JSON: {exc}") from None
 
 
 def _check_shape(token: Any) -> None:
