@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from . import errors as E
 from . import history as h
 from . import model as m
+from .choice import parse_timestamp
 from .clock import iso
 from .errors import StatesError
 from .scope import Scope
@@ -538,9 +538,9 @@ def _positive_int(path: Any, scope: Scope, field: str) -> int:
 
 def _parse_timestamp(value: Any, what: str, path_text: str | None = None) -> float:
     """Epoch seconds of an RFC 3339 timestamp, or States.Runtime with AWS's message."""
-    from .loader import _is_timestamp
-    if isinstance(value, str) and _is_timestamp(value):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    nanoseconds = parse_timestamp(value) if isinstance(value, str) else None
+    if nanoseconds is not None:
+        return nanoseconds / 1e9
     if path_text is not None:
         raise StatesError(E.RUNTIME, f"{what} does not reference a valid ISO-8601 extended offset date-time "
                                      f"format string: {path_text} == {value}")

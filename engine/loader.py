@@ -10,7 +10,6 @@ import functools
 import json
 import re
 from collections import deque
-from datetime import datetime
 from importlib import resources
 from os import PathLike, fspath
 from pathlib import Path
@@ -34,7 +33,6 @@ JSONPATH_ONLY = frozenset({
 })
 JSONATA_ONLY = frozenset({"Arguments", "Output", "Items"})
 WAIT_FIELDS = ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
 
 
 @functools.cache
@@ -708,10 +706,4 @@ def _jsonata_problem(expression: str) -> str | None:
 
 
 def _is_timestamp(text: str) -> bool:
-    if not _RFC3339.match(text):
-        return False
-    try:
-        datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
+    return choice.parse_timestamp(text) is not None
