@@ -17,9 +17,18 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from statemill.engine import Engine, FakeClock
 from statemill.engine.store.schema import metadata
+
+# Property-based tests: a short profile by default (CI), a long one on demand:
+#   STATEMILL_HYPOTHESIS_PROFILE=long python -m pytest -m property   (or any test selection)
+settings.register_profile("ci", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("long", max_examples=3000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("STATEMILL_HYPOTHESIS_PROFILE", "ci"))
 
 POSTGRES_SERVER = os.environ.get("STATEMILL_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
