@@ -120,7 +120,7 @@ def run(file, input_, name, machine_name, handlers, db, as_json, quiet, concurre
     """
     arn, engine = _start(file, input_, name, machine_name, handlers, db)
     previous = signal.getsignal(signal.SIGTERM)
-    worker = engine.worker(concurrency=concurrency, on_event=progress_printer(quiet or as_json))
+    worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:
         worker.run(until=lambda: engine.status(arn) in TERMINAL)

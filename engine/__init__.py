@@ -38,7 +38,7 @@ class Engine(Client):
     """A client with handlers: register handlers and definitions, start executions and work on them.
 
     ``run`` drives one execution to its end in this process; ``worker().run()`` serves every execution in the
-    database until stopped. Other processes can use a plain ``Client`` on the same database.
+    database (the tasks it has handlers for) until stopped. Other processes can use a plain ``Client`` on the same database.
     """
 
     def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
@@ -58,8 +58,9 @@ class Engine(Client):
         return Worker(self, self.handlers, **options)
 
     def wait(self, arn: str, **worker_options: Any) -> dict:
-        """Work in this process until the execution ``arn`` has finished; return its description."""
-        worker = self.worker(**worker_options)
+        """Drive the execution ``arn`` (and nothing else) in this process until it has finished; return its
+        description. A task of it without a handler here fails, as on AWS."""
+        worker = self.worker(execution=arn, **worker_options)
         try:
             worker.run(until=lambda: self.status(arn) in TERMINAL)
         finally:

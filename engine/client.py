@@ -307,6 +307,11 @@ class Client:
             events.append(event)
         return events
 
+    def execution_id(self, arn: str) -> int:
+        """The database id of the execution ``arn``; ExecutionDoesNotExist when there is none."""
+        with self.reader.connect() as conn:
+            return self._execution(conn, arn).id
+
     def status(self, arn: str) -> str:
         with self.reader.connect() as conn:
             return self._execution(conn, arn).status

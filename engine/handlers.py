@@ -87,20 +87,23 @@ class Call:
 
 
 class HandlerRegistry:
-    """Maps resource strings to handlers. Lambda ARNs and ``lambda:invoke`` calls resolve by function name too."""
+    """Maps resource strings to handlers. Lambda ARNs and ``lambda:invoke`` calls resolve by function name too.
+
+    Every handler is also filed under its handler keys (see ``handler_key``), so a worker can claim exactly the
+    tasks this registry resolves: ``resolve`` finds a handler if and only if ``keys()`` holds the task's key.
+    """
 
     def __init__(self, handlers: Mapping[str, Callable[..., Any]] | None = None):
         self._exact: dict[str, Handler] = {}
-        self._by_function: dict[str, Handler] = {}
+        self._by_key: dict[str, Handler] = {}
         if handlers:
             self.update(handlers)
 
     def register(self, resource: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         handler = _wrap(fn)
         self._exact[resource] = handler
-        match = _LAMBDA_ARN.match(resource)
-        if match:
-            self._by_function[match.group(3)] = handler
+        for key in {handler_key(resource), _function_key(resource)}:
+            self._by_key[key] = handler
         return fn
 
     def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -121,32 +124,57 @@ class HandlerRegistry:
     def resources(self) -> list[str]:
         return sorted(self._exact)
 
-    def _function(self, name: str) -> Handler | None:
-        if name in self._exact:
-            return self._exact[name]
-        match = _LAMBDA_ARN.match(name) or _PARTIAL_ARN.match(name)
-        return self._by_function.get(match.groups()[-1]) if match else None
+    def keys(self) -> list[str]:
+        """The handler keys of every task this registry can run (what a worker claims and advertises)."""
+        return sorted(self._by_key)
 
     def resolve(self, resource: str, value: Any, region: str = "us-east-1", account: str = "000000000000") -> Call:
-        """The call for ``resource`` with the task's effective input; StatesError when nothing is registered."""
-        base = resource[: -len(CALLBACK_SUFFIX)] if resource.endswith(CALLBACK_SUFFIX) else resource
-        handler = self._exact.get(resource) or self._exact.get(base)
-        if handler is not None:
-            return Call(handler, value)
+        """The call for ``resource`` with the task's effective input; StatesError when nothing is registered.
+
+        An exact registration wins; otherwise the handler filed under the task's key (a Lambda function by name).
+        """
+        base = _base(resource)
+        key = handler_key(resource, value)
         if base == LAMBDA_INVOKE:
             name = value.get("FunctionName") if isinstance(value, dict) else None
-            handler = self._function(name) if isinstance(name, str) else None
+            handler = (self._exact.get(name) if isinstance(name, str) else None) or self._by_key.get(key)
             if handler is None:
                 raise _function_not_found(str(name), region, account)
-            return Call(handler, value.get("Payload"), lambda_invoke=True)
-        if base.startswith("arn:") and ":lambda:" in base:
-            handler = self._function(base)
-            if handler is None:
-                raise _function_not_found(base, region, account)
+            return Call(handler, value.get("Payload") if isinstance(value, dict) else None, lambda_invoke=True)
+        handler = self._exact.get(resource) or self._exact.get(base) or self._by_key.get(key)
+        if handler is not None:
             return Call(handler, value)
+        if _is_lambda_arn(base):
+            raise _function_not_found(base, region, account)
         known = ", ".join(self.resources()[:10]) or "none"
         raise StatesError(TASK_FAILED, f"No handler is registered for resource '{resource}'. Registered: {known}. "
                                        "Register one in Python or with --handlers MODULE.")
+
+
+def handler_key(resource: str, value: Any = None) -> str:
+    """Which handler a task needs, normalised so workers can be matched to tasks in SQL: the resource without its
+    ``.waitForTaskToken`` suffix, or for a Lambda function (an ARN, full, partial or with an alias, or the
+    ``FunctionName`` of an ``arn:aws:states:::lambda:invoke`` call's input ``value``) ``arn:aws:lambda:*:*:function:NAME``.
+    """
+    base = _base(resource)
+    if base == LAMBDA_INVOKE:
+        name = value.get("FunctionName") if isinstance(value, dict) else None
+        return _function_key(name if isinstance(name, str) else "")
+    return _function_key(base) if _is_lambda_arn(base) else base
+
+
+def _base(resource: str) -> str:
+    return resource[: -len(CALLBACK_SUFFIX)] if resource.endswith(CALLBACK_SUFFIX) else resource
+
+
+def _is_lambda_arn(resource: str) -> bool:
+    return resource.startswith("arn:") and ":lambda:" in resource
+
+
+def _function_key(name: str) -> str:
+    """The key of a Lambda function given by name or ARN; a name no pattern recognises is its own key."""
+    match = _LAMBDA_ARN.match(name) or _PARTIAL_ARN.match(name)
+    return f"arn:aws:lambda:*:*:function:{match.groups()[-1]}" if match else name
 
 
 default_registry = HandlerRegistry()

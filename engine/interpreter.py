@@ -115,6 +115,7 @@ class Transition:
     error: str | None = None
     cause: str | None = None
     last_event_id: int = 0  # set by the runtime once the events have ids
+    handler_key: str | None = None  # set by the runtime: the key of the task the frame is about to run
 
 
 # ----------------------------------------------------------------------------------------------- entry point

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from . import errors as E
 from . import history as h
+from .handlers import handler_key
 from .interpreter import STEP, Env, ExecutionInfo, Frame, Transition, Trigger, advance
 from .store.schema import executions, frames, history_events, task_tokens
 
@@ -63,11 +64,51 @@ class Claimed:
         return Frame(self.state, self.phase, self.input, self.data)
 
 
-def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: float) -> list[Claimed]:
-    """Lease up to ``limit`` runnable frames. Runs inside the caller's transaction."""
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """Which runnable frames a claimer takes. A worker (``keys``): frames of any execution, but a frame about to
+    run a task only when it holds a handler for the task's key, or once the task's TimeoutSeconds has passed (to
+    time it out). A ``run`` (``execution_id``): every frame of its own execution and nothing else."""
+
+    execution_id: int | None = None
+    keys: frozenset[str] | None = None  # None: every handler key
+
+    def serves(self, handler_key: str | None) -> bool:
+        return handler_key is None or self.keys is None or handler_key in self.keys
+
+    def served(self) -> sa.ColumnElement[bool]:
+        """SQL: the frame needs no handler, or one this claimer has."""
+        if self.keys is None:
+            return sa.true()
+        return sa.or_(frames.c.handler_key.is_(None), frames.c.handler_key.in_(sorted(self.keys)))
+
+    def within(self) -> list[sa.ColumnElement[bool]]:
+        """SQL: the frames of the executions this claimer looks after."""
+        return [] if self.execution_id is None else [frames.c.execution_id == self.execution_id]
+
+    def where(self, now: float) -> list[sa.ColumnElement[bool]]:
+        """SQL conditions limiting a runnable frame to this claimer's."""
+        if self.keys is None:
+            return self.within()
+        return [*self.within(), sa.or_(self.served(), frames.c.task_deadline <= now)]
+
+    def due(self) -> sa.ColumnElement:
+        """SQL: when a frame becomes claimable by this claimer (its ``run_at``, or an unserved task's deadline;
+        NULL for an unserved task without one)."""
+        if self.keys is None:
+            return frames.c.run_at
+        return sa.case((self.served(), frames.c.run_at), else_=frames.c.task_deadline)
+
+
+ANY = Serving()
+
+
+def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: float,
+          serving: Serving = ANY) -> list[Claimed]:
+    """Lease up to ``limit`` runnable frames that ``serving`` allows. Runs inside the caller's transaction."""
     pick = (sa.select(frames.c.id)
             .where(frames.c.status == "ACTIVE", frames.c.run_at <= now,
-                   sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now))
+                   sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now), *serving.where(now))
             .order_by(frames.c.run_at, frames.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
@@ -121,8 +162,9 @@ def callback_trigger(conn: sa.Connection, claimed: Claimed, now: float | None = 
 
 def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, info: ExecutionInfo, worker_id: str,
            now: float, lease: float, is_root: bool, payload_limit: int, new_token: str | None = None,
-           max_events: int | None = None) -> Transition:
-    """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction.
+           max_events: int | None = None, serving: Serving = ANY) -> Transition:
+    """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction. The
+    committer keeps the frame's lease when the frame is runnable at once and ``serving`` allows it to go on.
 
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
     committed this frame's version first.
@@ -145,12 +187,15 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     values: dict[str, Any] = {"version": claimed.version + 1,
                               "last_event_id": last if t.events else claimed.last_event_id}
     if t.frame is not None:
-        keep = t.run_at is not None and t.run_at <= now
+        t.handler_key = handler_key(t.task.resource, t.task.input) if t.task is not None else None
+        keep = t.run_at is not None and t.run_at <= now and serving.serves(t.handler_key)
         values.update(state=t.frame.state, phase=t.frame.phase, input=t.frame.input, data=t.frame.data,
                       run_at=t.run_at, lease_owner=worker_id if keep else None,
-                      lease_until=now + lease if keep else None)
+                      lease_until=now + lease if keep else None, handler_key=t.handler_key,
+                      task_deadline=t.task.timeout_at if t.task is not None else None)
     else:
-        values.update(status=t.status, run_at=None, lease_owner=None, lease_until=None, output=t.output,
+        values.update(status=t.status, run_at=None, lease_owner=None, lease_until=None, handler_key=None,
+                      task_deadline=None, output=t.output,
                       data={**claimed.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
                       else claimed.data)
     if claimed.phase == "join" and (t.frame is None or t.frame.phase != "join"):
@@ -180,10 +225,12 @@ _CAS = (frames.c.id == sa.bindparam("f"), frames.c.version == sa.bindparam("v"),
         frames.c.lease_owner == sa.bindparam("owner"))
 _MOVE_FRAME = frames.update().where(*_CAS).values(
     {c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
-     ("version", "last_event_id", "state", "phase", "input", "data", "run_at", "lease_owner", "lease_until")})
+     ("version", "last_event_id", "state", "phase", "input", "data", "run_at", "lease_owner", "lease_until",
+      "handler_key", "task_deadline")})
 _FINISH_FRAME = frames.update().where(*_CAS).values(
     {c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
-     ("version", "last_event_id", "status", "run_at", "lease_owner", "lease_until", "output", "data")})
+     ("version", "last_event_id", "status", "run_at", "lease_owner", "lease_until", "handler_key", "task_deadline",
+      "output", "data")})
 _INSERT_EVENTS = history_events.insert()
 _COUNT_EVENTS = executions.update().where(executions.c.id == sa.bindparam("e")).values(
     event_count=sa.bindparam("n"))

@@ -25,20 +25,29 @@ from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext, error_of
 from .interpreter import Trigger
-from .runtime import Claimed, StaleTransition, claim, commit, end_execution, fault, new_token, trigger_for
+from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, end_execution, fault, new_token,
+                      trigger_for)
 from .store.schema import executions, frames, task_tokens, workers
 
 log = logging.getLogger("statemill.worker")
 
 
 class Worker:
-    """Runs executions stored in ``client``'s database with the handlers of ``registry``."""
+    """Runs executions stored in ``client``'s database with the handlers of ``registry``.
+
+    It claims only what it can do: frames needing no handler, and tasks whose handler it has (a task nobody serves
+    waits, as an AWS activity does). With ``execution`` (an ARN) it drives that execution only, every task of it
+    included: one it has no handler for fails as on AWS (``statemill run``).
+    """
 
     def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
                  lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
-                 max_events: int | None = None, on_event: Callable[[dict], None] | None = None):
+                 max_events: int | None = None, on_event: Callable[[dict], None] | None = None,
+                 execution: str | None = None):
         self.client = client
         self.registry = registry
+        self.execution = execution
+        self.serving = ANY  # set by run()
         self.concurrency = concurrency
         self.lease = lease_seconds
         self.poll = poll_seconds
@@ -64,6 +73,8 @@ class Worker:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Work until ``until()`` is true (checked between claims) or ``stop()`` is called."""
+        self.serving = Serving(execution_id=self.client.execution_id(self.execution)) if self.execution else \
+            Serving(keys=frozenset(self.registry.keys()))
         self._register()
         helpers = [threading.Thread(target=self._housekeep, daemon=True, name="statemill-housekeeping")]
         if self.client.db.dialect.name == "postgresql":
@@ -84,7 +95,7 @@ class Worker:
                 free = self.concurrency - len(self._inflight)
                 if free > 0:
                     with self.client.db.begin() as conn:
-                        claimed = claim(conn, self.id, free, now, self.lease)
+                        claimed = claim(conn, self.id, free, now, self.lease, self.serving)
                 for item in claimed:
                     self._inflight[item.id] = self._frames_pool.submit(self._process, item)
                 if not claimed:
@@ -100,8 +111,10 @@ class Worker:
     def _register(self) -> None:
         now = self.clock.now()
         with self.client.db.begin() as conn:
-            conn.execute(workers.insert().values(id=self.id, host=socket.gethostname(), pid=os.getpid(),
-                                                 started_at=now, last_heartbeat=now))
+            conn.execute(workers.insert().values(
+                id=self.id, host=socket.gethostname(), pid=os.getpid(), started_at=now, last_heartbeat=now,
+                handler_keys=None if self.serving.keys is None else sorted(self.serving.keys),
+                execution_id=self.serving.execution_id))
 
     def _deregister(self) -> None:
         """Graceful stop: release what this worker still holds and leave the workers table."""
@@ -154,9 +167,10 @@ class Worker:
             self._wake.wait(self.poll)
             return
         with self.client.reader.connect() as conn:
-            due = conn.execute(sa.select(sa.func.min(frames.c.run_at)).where(frames.c.status == "ACTIVE")).scalar()
+            due = conn.execute(sa.select(sa.func.min(self.serving.due()))
+                               .where(frames.c.status == "ACTIVE", *self.serving.within())).scalar()
             deadline = conn.execute(sa.select(sa.func.min(executions.c.deadline_at))
-                                    .where(executions.c.status == "RUNNING")).scalar()
+                                    .where(*self._executions(), executions.c.status == "RUNNING")).scalar()
         nxt = min((t for t in (due, deadline) if t is not None), default=None)
         delay = self.poll if nxt is None else max(0.0, nxt - now)
         if not isinstance(self.clock, FakeClock):
@@ -165,11 +179,15 @@ class Worker:
 
     def _expire_executions(self, now: float) -> None:
         with self.client.reader.connect() as conn:
-            ids = conn.execute(sa.select(executions.c.id).where(executions.c.status == "RUNNING",
+            ids = conn.execute(sa.select(executions.c.id).where(*self._executions(), executions.c.status == "RUNNING",
                                                                 executions.c.deadline_at <= now)).scalars().all()
         for execution_id in ids:
             with self.client.db.begin() as conn:
                 end_execution(conn, execution_id, "TIMED_OUT", "ExecutionTimedOut", E.TIMEOUT, None, now)
+
+    def _executions(self) -> list:
+        """SQL: the executions this worker looks after (a ``run``: its own only)."""
+        return [] if self.serving.execution_id is None else [executions.c.id == self.serving.execution_id]
 
     # -- one frame, as far as it goes without waiting
     def _process(self, item: Claimed) -> None:
@@ -188,7 +206,7 @@ class Worker:
         try:
             with self.client.db.begin() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
-                           item.parent_id is None, self.client.payload_limit, token, self.max_events)
+                           item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving)
                 self._track_tokens(conn, item, t, token, now)
         except StaleTransition:
             return None
@@ -200,7 +218,7 @@ class Worker:
             self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
                                                                   for e in t.events],
                                 "state": t.frame.state if t.frame else None, "status": t.status})
-        if t.frame is None or t.run_at is None or t.run_at > now:
+        if t.frame is None or t.run_at is None or t.run_at > now or not self.serving.serves(t.handler_key):
             return None
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)

@@ -27,7 +27,7 @@ def run(engine: Engine, definition: dict, value=None, name: str | None = None, d
     engine.register(definition, "m")
     arn = engine.start("m", value, name=name)["executionArn"]
     give_up = time.monotonic() + deadline
-    worker = engine.worker(**QUICK)
+    worker = engine.worker(execution=arn, **QUICK)
     try:
         worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
     finally:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import metadata, schema_version
+from .schema import frames, metadata, schema_version, workers
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -19,7 +19,23 @@ def _v1_create_tables(conn: sa.Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables]
+def _v2_route_tasks_to_workers(conn: sa.Connection) -> None:
+    """Frames record the handler key and deadline of the task they wait to run; workers record what they serve.
+    Version 1 ran ``create_all`` of the current tables, so a database created fresh already has these columns."""
+    for table, column in ((frames, frames.c.handler_key), (frames, frames.c.task_deadline),
+                          (workers, workers.c.handler_keys), (workers, workers.c.execution_id)):
+        _add_column(conn, table, column)
+
+
+def _add_column(conn: sa.Connection, table: sa.Table, column: sa.Column) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a nullable column, unless the table has it already."""
+    if column.name in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+        return
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}'))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers]
 LATEST = len(MIGRATIONS)
 
 

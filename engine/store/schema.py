@@ -1,7 +1,8 @@
 """The system database's tables, declared once with SQLAlchemy Core for SQLite and PostgreSQL alike.
 
 Frames double as the work queue: a frame (the root thread of an execution, a Parallel branch or a Map
-iteration) is runnable when it is ACTIVE, its ``run_at`` has come and no live lease holds it. Claiming is a guarded
+iteration) is runnable when it is ACTIVE, its ``run_at`` has come and no live lease holds it; a frame about to run a
+task is runnable only for the workers serving its ``handler_key``. Claiming is a guarded
 UPDATE of the lease columns; committing a transition is a compare-and-set on ``version``.
 """
 from __future__ import annotations
@@ -89,6 +90,10 @@ frames = Table(
     Column("pending", Integer, nullable=False, default=0),  # children not yet finished
     Column("failure", Json, nullable=True),  # first child failure {"error", "cause"}
     Column("output", Json, nullable=True),  # the frame's result once SUCCEEDED
+    # In the task phase: the handler key of the task (handlers.handler_key; only workers serving it claim the frame)
+    # and its TimeoutSeconds deadline (from then on any worker claims it, to time it out). NULL in other phases.
+    Column("handler_key", Text, nullable=True),
+    Column("task_deadline", Float, nullable=True),
     Index("ix_frames_runnable", "run_at", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_parent", "parent_id", "idx"),
@@ -132,4 +137,6 @@ workers = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("last_heartbeat", Float, nullable=False),
+    Column("handler_keys", Json, nullable=True),  # the handler keys it serves (a list)
+    Column("execution_id", Integer, nullable=True),  # set for a `run`: it drives this execution only
 )
