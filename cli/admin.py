@@ -53,7 +53,7 @@ def status(db):
 @db_option
 @json_option
 def workers_(db, as_json):
-    """List live workers: host, pid, last heartbeat and how many frames each holds."""
+    """List live workers: host, pid, last heartbeat, how many frames each holds and what each serves."""
     found = make_engine(db).workers()
     if as_json:
         click.echo(json.dumps({"workers": found}))
@@ -61,8 +61,10 @@ def workers_(db, as_json):
     if not found:
         click.echo("no live workers")
     for w in found:
+        serves = f"runs only {w['executionArn']}" if "executionArn" in w else \
+            f"serves {', '.join(w['handlerKeys'] or []) or 'no task (only states without a handler)'}"
         click.echo(f"{w['workerId']}  pid {w['pid']}  heartbeat {w['secondsSinceHeartbeat']}s ago  "
-                   f"holding {w['framesHeld']}")
+                   f"holding {w['framesHeld']}  {serves}")
 
 
 @click.command()

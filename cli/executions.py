@@ -190,15 +190,17 @@ def worker(handlers, db, concurrency, lease, quiet):
 @db_option
 @json_option
 def describe(arn, db, as_json):
-    """Show an execution (DescribeExecution) and the task tokens it waits on."""
+    """Show an execution (DescribeExecution), the task tokens it waits on and the tasks waiting for a worker."""
     engine = make_engine(db)
     try:
         description = engine.describe(arn)
     except ExecutionDoesNotExist as exc:
         fail(f"ExecutionDoesNotExist: {exc}", 1)
-    waiting = engine.pending_tokens(arn)
+    waiting, unserved = engine.pending_tokens(arn), engine.waiting_for_workers(arn)
     if waiting:
         description = {**description, "waitingTasks": waiting}
+    if unserved:
+        description = {**description, "waitingForWorkers": unserved}
     if as_json:
         click.echo(json.dumps(description, ensure_ascii=False))
         return
@@ -210,6 +212,9 @@ def describe(arn, db, as_json):
         click.echo(f"{'output':16} {json.dumps(description['output'], ensure_ascii=False)}")
     for task in waiting:
         click.echo(f"{'waiting':16} {task['stateName']} since {task['createdAt']}: token {task['taskToken']}")
+    for task in unserved:
+        click.echo(f"{'waiting':16} {task['stateName']} since {task['since']}: for a worker serving "
+                   f"{task['handlerKey']} (live workers serving it: {task['liveWorkersServing']})")
 
 
 @click.command(name="list")

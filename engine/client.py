@@ -339,17 +339,45 @@ class Client:
         return len(ids)
 
     def workers(self) -> list[dict]:
-        """Workers with a recent heartbeat and the frames each holds a live lease on."""
+        """Workers with a recent heartbeat, what each serves (``handlerKeys``; a ``run`` drives only its
+        ``executionArn``) and the frames each holds a live lease on."""
         now = self.clock.now()
         with self.reader.connect() as conn:
-            rows = conn.execute(sa.select(workers).order_by(workers.c.started_at)).all()
+            rows = conn.execute(sa.select(workers, executions.c.arn).outerjoin(
+                executions, executions.c.id == workers.c.execution_id).order_by(workers.c.started_at)).all()
             held = conn.execute(sa.select(frames.c.lease_owner, sa.func.count())
                                 .where(frames.c.lease_owner.is_not(None), frames.c.lease_until > now)
                                 .group_by(frames.c.lease_owner)).all()
         counts = dict(held)
-        return [{"workerId": r.id, "host": r.host, "pid": r.pid, "startDate": iso(r.started_at),
-                 "lastHeartbeat": iso(r.last_heartbeat), "secondsSinceHeartbeat": round(now - r.last_heartbeat, 1),
-                 "framesHeld": counts.get(r.id, 0)} for r in rows]
+        found = []
+        for r in rows:
+            worker = {"workerId": r.id, "host": r.host, "pid": r.pid, "startDate": iso(r.started_at),
+                      "lastHeartbeat": iso(r.last_heartbeat), "secondsSinceHeartbeat": round(now - r.last_heartbeat, 1),
+                      "framesHeld": counts.get(r.id, 0), "handlerKeys": r.handler_keys}
+            if r.arn is not None:
+                worker["executionArn"] = r.arn
+            found.append(worker)
+        return found
+
+    def waiting_for_workers(self, arn: str) -> list[dict]:
+        """The tasks of execution ``arn`` waiting for a worker to run them: the state, its resource, the handler
+        key a worker must serve, since when, the TimeoutSeconds deadline, and how many live workers serve the key
+        (0: none will run it until one starts)."""
+        now = self.clock.now()
+        with self.reader.connect() as conn:
+            execution = self._execution(conn, arn)
+            rows = conn.execute(sa.select(frames.c.state, frames.c.handler_key, frames.c.run_at,
+                                          frames.c.task_deadline)
+                                .where(frames.c.execution_id == execution.id, frames.c.status == "ACTIVE",
+                                       frames.c.handler_key.is_not(None),
+                                       sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now))
+                                .order_by(frames.c.run_at, frames.c.id)).all()
+            served = conn.execute(sa.select(workers.c.handler_keys).where(workers.c.execution_id.is_(None))
+                                  ).scalars().all() if rows else []
+        machine = self.machine(execution.machine_id) if rows else None
+        return [{"stateName": r.state, "resource": machine.state(r.state).raw["Resource"], "handlerKey": r.handler_key,
+                 "since": iso(r.run_at), "timeoutDate": iso(r.task_deadline) if r.task_deadline else None,
+                 "liveWorkersServing": sum(r.handler_key in (keys or ()) for keys in served)} for r in rows]
 
     def pending_tokens(self, arn: str | None = None) -> list[dict]:
         query = (sa.select(task_tokens, executions.c.arn).join(executions)
