@@ -171,7 +171,8 @@ def _start(file, input_, name, machine_name, handlers, db):
 @click.option("--lease", default=30.0, show_default=True, help="Seconds a claimed frame stays ours unrenewed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def worker(handlers, db, concurrency, lease, quiet):
-    """Work on every execution in the database until SIGTERM or Ctrl-C (finishing what is in flight)."""
+    """Work on every execution in the database until SIGTERM or Ctrl-C (finishing what is in flight): every state
+    that needs no handler, and the tasks whose handlers --handlers registers (others wait for a worker that has them)."""
     engine = make_engine(db, handlers)
     loop = engine.worker(concurrency=concurrency, lease_seconds=lease, on_event=progress_printer(quiet))
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -92,12 +92,21 @@ class Serving:
             return self.within()
         return [*self.within(), sa.or_(self.served(), frames.c.task_deadline <= now)]
 
-    def due(self) -> sa.ColumnElement:
-        """SQL: when a frame becomes claimable by this claimer (its ``run_at``, or an unserved task's deadline;
-        NULL for an unserved task without one)."""
+    def next_due(self, conn: sa.Connection) -> float | None:
+        """When the first frame this claimer may take becomes runnable: the earliest ``run_at`` of a frame it
+        serves, or the earliest task deadline (a served task's ``run_at`` comes before its deadline anyway).
+        Both are ordered index scans that stop at the first row."""
+        first = conn.execute(sa.select(frames.c.run_at)
+                             .where(frames.c.status == "ACTIVE", frames.c.run_at.is_not(None), *self.within(),
+                                    self.served())
+                             .order_by(frames.c.run_at).limit(1)).scalar()
         if self.keys is None:
-            return frames.c.run_at
-        return sa.case((self.served(), frames.c.run_at), else_=frames.c.task_deadline)
+            return first
+        deadline = conn.execute(sa.select(frames.c.task_deadline)
+                                .where(frames.c.status == "ACTIVE", frames.c.task_deadline.is_not(None),
+                                       *self.within())
+                                .order_by(frames.c.task_deadline).limit(1)).scalar()
+        return min((t for t in (first, deadline) if t is not None), default=None)
 
 
 ANY = Serving()

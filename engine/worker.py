@@ -167,8 +167,7 @@ class Worker:
             self._wake.wait(self.poll)
             return
         with self.client.reader.connect() as conn:
-            due = conn.execute(sa.select(sa.func.min(self.serving.due()))
-                               .where(frames.c.status == "ACTIVE", *self.serving.within())).scalar()
+            due = self.serving.next_due(conn)
             deadline = conn.execute(sa.select(sa.func.min(executions.c.deadline_at))
                                     .where(*self._executions(), executions.c.status == "RUNNING")).scalar()
         nxt = min((t for t in (due, deadline) if t is not None), default=None)

@@ -289,6 +289,7 @@ def test_migration_2_upgrades_a_version_1_database_with_work_in_flight(empty_url
     engine.register(single(task("book")), "trip")
     arn = engine.start("trip", DATA)["executionArn"]
     with engine.db.begin() as conn:  # back to version 1: the columns it had, the version it recorded
+        conn.execute(sa.text("DROP INDEX ix_frames_task_deadline"))
         for table, column in NEW_COLUMNS:
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(sa.text("UPDATE statemill_schema SET version = 1"))
@@ -299,6 +300,7 @@ def test_migration_2_upgrades_a_version_1_database_with_work_in_flight(empty_url
     assert migrations.upgrade(db) == (2, 2)
     names = {table: {c["name"] for c in sa.inspect(db).get_columns(table)} for table in ("frames", "workers")}
     assert all(column in names[table] for table, column in NEW_COLUMNS)
+    assert "ix_frames_task_deadline" in {i["name"] for i in sa.inspect(db).get_indexes("frames")}
     db.dispose()
 
     upgraded = Engine(empty_url)

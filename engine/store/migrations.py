@@ -20,11 +20,13 @@ def _v1_create_tables(conn: sa.Connection) -> None:
 
 
 def _v2_route_tasks_to_workers(conn: sa.Connection) -> None:
-    """Frames record the handler key and deadline of the task they wait to run; workers record what they serve.
-    Version 1 ran ``create_all`` of the current tables, so a database created fresh already has these columns."""
+    """Frames record the handler key and deadline of the task they wait to run (deadlines indexed); workers
+    record what they serve. Version 1 ran ``create_all`` of the current tables, so a database created fresh
+    already has all of these."""
     for table, column in ((frames, frames.c.handler_key), (frames, frames.c.task_deadline),
                           (workers, workers.c.handler_keys), (workers, workers.c.execution_id)):
         _add_column(conn, table, column)
+    next(i for i in frames.indexes if i.name == "ix_frames_task_deadline").create(conn, checkfirst=True)
 
 
 def _add_column(conn: sa.Connection, table: sa.Table, column: sa.Column) -> None:

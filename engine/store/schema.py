@@ -96,6 +96,8 @@ frames = Table(
     Column("task_deadline", Float, nullable=True),
     Index("ix_frames_runnable", "run_at", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
+    Index("ix_frames_task_deadline", "task_deadline", postgresql_where=text("status = 'ACTIVE'"),
+          sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_parent", "parent_id", "idx"),
     Index("ix_frames_execution", "execution_id"),
 )
