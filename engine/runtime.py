@@ -73,8 +73,9 @@ class Serving:
     execution_id: int | None = None
     keys: frozenset[str] | None = None  # None: every handler key
 
-    def serves(self, handler_key: str | None) -> bool:
-        return handler_key is None or self.keys is None or handler_key in self.keys
+    def serves(self, key: str | None) -> bool:
+        """Whether this claimer may go on with a frame whose handler key is ``key`` (None: no task to run)."""
+        return key is None or self.keys is None or key in self.keys
 
     def served(self) -> sa.ColumnElement[bool]:
         """SQL: the frame needs no handler, or one this claimer has."""

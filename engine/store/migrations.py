@@ -23,18 +23,17 @@ def _v2_route_tasks_to_workers(conn: sa.Connection) -> None:
     """Frames record the handler key and deadline of the task they wait to run (deadlines indexed); workers
     record what they serve. Version 1 ran ``create_all`` of the current tables, so a database created fresh
     already has all of these."""
-    for table, column in ((frames, frames.c.handler_key), (frames, frames.c.task_deadline),
-                          (workers, workers.c.handler_keys), (workers, workers.c.execution_id)):
-        _add_column(conn, table, column)
+    for column in (frames.c.handler_key, frames.c.task_deadline, workers.c.handler_keys, workers.c.execution_id):
+        _add_column(conn, column)
     next(i for i in frames.indexes if i.name == "ix_frames_task_deadline").create(conn, checkfirst=True)
 
 
-def _add_column(conn: sa.Connection, table: sa.Table, column: sa.Column) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for a nullable column, unless the table has it already."""
-    if column.name in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+def _add_column(conn: sa.Connection, column: sa.Column) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a nullable column, unless its table has it already."""
+    table = column.table.name
+    if column.name in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
         return
-    kind = column.type.compile(dialect=conn.dialect)
-    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}'))
+    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} {column.type.compile(dialect=conn.dialect)}"))
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers]
