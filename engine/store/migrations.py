@@ -19,7 +19,21 @@ def _v1_create_tables(conn: sa.Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables]
+# Migration 2 (frames.resource, workers.resources) comes with the task-routing change.
+
+
+def _v3_count_commit_failures(conn: sa.Connection) -> None:
+    """frames.commit_failures. Version 1 ran ``create_all`` of the current tables, so a database created fresh
+    already has it."""
+    if "commit_failures" not in {c["name"] for c in sa.inspect(conn).get_columns("frames")}:
+        conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _v1_create_tables,
+    # version 2: the task-routing migration goes here
+    _v3_count_commit_failures,
+]
 LATEST = len(MIGRATIONS)
 
 
