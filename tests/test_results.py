@@ -302,7 +302,7 @@ def test_a_database_from_before_migration_3_gains_the_commit_failure_count(db_ur
 
 # --------------------------------------------------------------------------- a sync handler hung past its timeout
 def test_run_exits_promptly_when_a_sync_handler_hangs_past_its_timeout(tmp_path):
-    (tmp_path / "hung.py").write_text("import time\n\n\ndef hang(value):\n    time.sleep(120)\n    return value\n\n\n"
+    (tmp_path / "hung.py").write_text("import time\n\n\ndef hang(value):\n    time.sleep(40)\n    return value\n\n\n"
                                       "HANDLERS = {'hang': hang}\n")
     (tmp_path / "hang.json").write_text(json.dumps({"StartAt": "Hang", "States": {
         "Hang": {"Type": "Task", "Resource": "hang", "TimeoutSeconds": 1, "End": True}}}))
