@@ -149,7 +149,7 @@ def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: fl
     if failures is None:
         raise StaleTransition
     failures += 1
-    if failures < MAX_COMMIT_FAILURES:
+    if failures < MAX_COMMIT_FAILURES:  # any worker tries again, after 1 s, then 2 s
         conn.execute(frames.update().where(*_CAS).values(commit_failures=failures, run_at=now + failures,
                                                           lease_owner=None, lease_until=None), cas)
         return None

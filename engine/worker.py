@@ -284,7 +284,6 @@ class Worker:
         return Trigger("submitted" if data.get("token") else "result", result)
 
 
-
 def problem(exc: BaseException) -> str:
     """One line naming what failed: the driver's own error rather than SQLAlchemy's wrapper (which quotes the SQL
     and every parameter), shortened, with anything UTF-8 cannot store escaped."""
