@@ -172,6 +172,7 @@ BAD_INPUTS = {
     "lone_surrogate": ({"v": "\ud800"}, None),
     "number_past_a_double_as_text": (None, '{"v": 1e999}'),
     "negative_number_past_a_double_as_text": (None, '[-1E400]'),
+    "text_nested_5000_deep": (None, "[" * 5000 + "]" * 5000),
 }
 
 
