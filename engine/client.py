@@ -92,6 +92,8 @@ def load_strict(text: str) -> Any:
         return json.loads(text, parse_constant=_not_json, parse_float=finite_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("its arrays and objects are nested too deeply") from None
 
 
 def _not_json(word: str):
