@@ -21,6 +21,7 @@ from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
+from .jsonvalue import finite_float, stored_form
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
@@ -85,15 +86,26 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
 
 
 def load_strict(text: str) -> Any:
-    """Parse JSON text as AWS does (NaN and Infinity are not JSON); the ValueError says what is wrong and where."""
+    """Parse JSON text as AWS does (NaN and Infinity are not JSON, nor is a number past a double's range, which
+    Python would read as Infinity); the ValueError says what is wrong and where."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text, parse_constant=_not_json, parse_float=finite_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("its arrays and objects are nested too deeply") from None
 
 
 def _not_json(word: str):
     raise ValueError(f"{word} is not a JSON value")
+
+
+def _json_input(value: Any) -> Any:
+    """A Python input value as it will be stored; InvalidExecutionInput when JSON cannot carry it (NaN, a set...)."""
+    try:
+        return stored_form(value)
+    except ValueError as exc:
+        raise InvalidExecutionInput(f"the input is not a JSON value: {exc}") from None
 
 
 def canonical(value: Any) -> str:
@@ -199,7 +211,7 @@ class Client:
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists.
         """
         value = parse_input(input_text, self.payload_limit) if input_text is not None else \
-            ({} if input is None else input)
+            ({} if input is None else _json_input(input))
         if input_text is None:
             check_payload(value, self.payload_limit, "the input")
         name = check_name("execution", name or str(uuid.uuid4()))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 from . import paths
 from .errors import RUNTIME, CompileError, StatesError
+from .jsonvalue import finite_float
 
 __all__ = ["FUNCTIONS", "MAX_NESTING", "Intrinsic", "compile_intrinsic", "is_intrinsic", "java_double"]
 
@@ -131,6 +132,8 @@ def _tokenize(text: str) -> list[_Token]:
                 raise _syntax(text, i, f"'{c}' does not start a number")
             lexeme = m.group()
             is_float = any(ch in lexeme for ch in ".eE")
+            if is_float and math.isinf(float(lexeme)):
+                raise _syntax(text, i, f"the number {lexeme} is out of the range of a double")
             tokens.append(_Token("NUMBER", float(lexeme) if is_float else int(lexeme), i))
             i = m.end()
         elif c.isalpha() or c == "_":
@@ -534,7 +537,7 @@ def _build_string_to_json(args: list[Run], _t) -> Run:
         if not text.strip():
             return None       # AWS: StringToJson('') and StringToJson(' ') are null
         try:
-            return json.loads(text, parse_constant=reject_constant)
+            return json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
         except ValueError as exc:
             raise _Failure(f"Invalid arguments in States.StringToJson: the string is not valid JSON "
                            f"({exc})") from None

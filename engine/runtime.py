@@ -21,6 +21,7 @@ from .interpreter import STEP, Env, ExecutionInfo, Frame, Transition, Trigger, a
 from .store.schema import executions, frames, history_events, task_tokens
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+MAX_COMMIT_FAILURES = 3  # failed commits of one frame version before the frame fails with States.Runtime
 
 
 class StaleTransition(Exception):
@@ -179,19 +180,59 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
     committed this frame's version first.
     """
-    execution = conn.execute(_LOCK_EXECUTION, {"e": claimed.execution_id}).one()
-    if execution.status != "RUNNING":
-        raise StaleTransition
-    base = execution.event_count
+    base = _lock_running(conn, claimed)
     env = Env(now=now, next_event_id=base + 1, execution=info, is_root=is_root, payload_limit=payload_limit,
               task_token=new_token)
     t = advance(machine, claimed.frame, trigger, env)
     if max_events is not None and base + len(t.events) > max_events and t.status == "RUNNING":
-        t = Transition(frame=None, status="FAILED", error=E.RUNTIME,
-                       cause=f"The execution reached the history limit of {max_events} events.")
-        if is_root:
-            t.events.append(h.Event("ExecutionFailed", {"error": t.error, "cause": t.cause}))
+        t = _failed(claimed, is_root, E.RUNTIME, f"The execution reached the history limit of {max_events} events.")
+    return _persist(conn, claimed, t, base, worker_id, now, lease, is_root, serving)
 
+
+def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: float, is_root: bool,
+                  problem: str) -> Transition | None:
+    """The transaction of ``claimed``'s transition failed with ``problem`` (and rolled back). Count it on the frame
+    and hand the frame back to the queue; at the MAX_COMMIT_FAILURES-th failure of the same version, fail the frame
+    with States.Runtime instead (returned), so a transition that can never be stored is not redelivered forever.
+    Raises StaleTransition when the frame moved on meanwhile."""
+    base = _lock_running(conn, claimed)
+    cas = {"f": claimed.id, "v": claimed.version, "owner": worker_id}
+    failures = conn.execute(sa.select(frames.c.commit_failures).where(*_CAS), cas).scalar()
+    if failures is None:
+        raise StaleTransition
+    failures += 1
+    if failures < MAX_COMMIT_FAILURES:  # any worker tries again, after 1 s, then 2 s
+        conn.execute(frames.update().where(*_CAS).values(commit_failures=failures, run_at=now + failures,
+                                                          lease_owner=None, lease_until=None), cas)
+        return None
+    cause = (f"An error occurred while executing the state '{claimed.state}' (entered at the event id "
+             f"#{claimed.data.get('entered_id', 0)}). Its transition could not be stored "
+             f"({failures} attempts): {problem}")
+    return _persist(conn, claimed, _failed(claimed, is_root, E.RUNTIME, cause), base, worker_id, now, 0.0, is_root)
+
+
+def _lock_running(conn: sa.Connection, claimed: Claimed) -> int:
+    """Lock ``claimed``'s execution row; its last event id. StaleTransition when it is no longer running."""
+    execution = conn.execute(_LOCK_EXECUTION, {"e": claimed.execution_id}).one()
+    if execution.status != "RUNNING":
+        raise StaleTransition
+    return execution.event_count
+
+
+def _failed(claimed: Claimed, is_root: bool, error: str, cause: str) -> Transition:
+    """The frame ends FAILED with ``error``, whatever its state's Retry and Catch say (as States.Runtime does)."""
+    t = Transition(frame=None, status="FAILED", error=error, cause=cause)
+    if claimed.data.get("iteration") is not None:
+        t.events.append(h.Event("MapIterationFailed", dict(claimed.data["iteration"])))
+    if is_root:
+        t.events.append(h.Event("ExecutionFailed", {"error": error, "cause": cause}))
+    return t
+
+
+def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, worker_id: str, now: float,
+             lease: float, is_root: bool, serving: Serving = ANY) -> Transition:
+    """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``), fenced by the
+    compare-and-set on the frame's version and lease."""
     last = base + len(t.events)
     # A transition without events (a callback re-arming its deadline) keeps the frame's own last event.
     values: dict[str, Any] = {"version": claimed.version + 1,
@@ -234,13 +275,13 @@ _LOCK_EXECUTION = (sa.select(executions.c.status, executions.c.event_count)
 _CAS = (frames.c.id == sa.bindparam("f"), frames.c.version == sa.bindparam("v"),
         frames.c.lease_owner == sa.bindparam("owner"))
 _MOVE_FRAME = frames.update().where(*_CAS).values(
-    {c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
+    {"commit_failures": 0, **{c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
      ("version", "last_event_id", "state", "phase", "input", "data", "run_at", "lease_owner", "lease_until",
-      "handler_key", "task_deadline")})
+      "handler_key", "task_deadline")}})
 _FINISH_FRAME = frames.update().where(*_CAS).values(
-    {c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
+    {"commit_failures": 0, **{c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
      ("version", "last_event_id", "status", "run_at", "lease_owner", "lease_until", "handler_key", "task_deadline",
-      "output", "data")})
+      "output", "data")}})
 _INSERT_EVENTS = history_events.insert()
 _COUNT_EVENTS = executions.update().where(executions.c.id == sa.bindparam("e")).values(
     event_count=sa.bindparam("n"))

@@ -7,7 +7,6 @@ handlers run; a crashed worker's leases simply expire and any worker claims thos
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -25,8 +24,9 @@ from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext, error_of
 from .interpreter import Trigger
-from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, end_execution, fault, new_token,
-                      trigger_for)
+from .jsonvalue import MARSHAL_ERROR, stored_form
+from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, fault,
+                      new_token, trigger_for)
 from .store.schema import executions, frames, task_tokens, workers
 
 log = logging.getLogger("statemill.worker")
@@ -59,7 +59,6 @@ class Worker:
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
-        self._handlers_pool = ThreadPoolExecutor(concurrency * 2, thread_name_prefix="statemill-handler")
 
     @property
     def clock(self):
@@ -153,7 +152,6 @@ class Worker:
 
     def close(self) -> None:
         self._frames_pool.shutdown(wait=True)
-        self._handlers_pool.shutdown(wait=False, cancel_futures=True)
 
     def _reap(self) -> None:
         for frame_id, future in list(self._inflight.items()):
@@ -209,6 +207,10 @@ class Worker:
                 self._track_tokens(conn, item, t, token, now)
         except StaleTransition:
             return None
+        except Exception as exc:  # noqa: BLE001 - rolled back; counted, so a poison transition ends (commit_failed)
+            t = self._commit_failed(item, exc, now)
+            if t is None:
+                return None
         fault("after_commit")
         if (t.frame is None and item.parent_id is None) or (t.frame is not None and t.frame.phase == "callback"):
             # Finished, or parked on a task token perhaps for weeks: keep nothing of it in this worker's memory.
@@ -221,6 +223,20 @@ class Worker:
             return None
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
+
+    def _commit_failed(self, item: Claimed, exc: Exception, now: float):
+        """Record that ``item``'s transition could not be stored; the frame's failing transition once that has
+        happened MAX_COMMIT_FAILURES times (None while it is only handed back to the queue, or moved on)."""
+        log.error("frame %s: the transition of state %r could not be stored", item.id, item.state, exc_info=exc)
+        cause = problem(exc)
+        try:
+            with self.client.db.begin() as conn:
+                t = commit_failed(conn, item, self.id, now, item.parent_id is None, cause)
+                if t is not None:
+                    self._track_tokens(conn, item, t, None, now)
+        except StaleTransition:
+            return None
+        return t
 
     @staticmethod
     def _track_tokens(conn, item: Claimed, t, token: str, now: float) -> None:
@@ -264,7 +280,7 @@ class Worker:
         fault("before_handler")
         remaining = None if timeout_at is None else max(0.0, timeout_at - self.clock.now())
         started = time.monotonic()
-        future = self._handlers_pool.submit(call.handler, call.value, context, remaining)
+        future = in_daemon_thread(call.handler, call.value, context, remaining)
         try:
             result = future.result(timeout=remaining)
         except BaseException as exc:  # noqa: BLE001 - any handler failure becomes an ASL error
@@ -277,9 +293,33 @@ class Worker:
             failure = error_of(exc)
             return Trigger("error", error=failure.error, cause=failure.cause)
         fault("after_handler")
-        try:
-            result = json.loads(json.dumps(call.shape(result)))
-        except (TypeError, ValueError) as exc:
-            return Trigger("error", error=type(exc).__name__, cause=f"the handler's result is not JSON: {exc}")
+        try:  # here, before the transaction: a result the store cannot hold must fail the task, not the commit
+            result = stored_form(call.shape(result))
+        except ValueError as exc:
+            return Trigger("error", error=MARSHAL_ERROR, cause=f"Unable to marshal response: {exc}")
         return Trigger("submitted" if data.get("token") else "result", result)
 
+
+def problem(exc: BaseException) -> str:
+    """One line naming what failed: the driver's own error rather than SQLAlchemy's wrapper (which quotes the SQL
+    and every parameter), shortened, with anything UTF-8 cannot store escaped."""
+    inner = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig is not None else exc
+    text = f"{type(inner).__name__}: {inner}".splitlines()[0] if str(inner) else type(inner).__name__
+    return text[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def in_daemon_thread(fn: Callable, *args) -> Future:
+    """Call ``fn(*args)`` in a new daemon thread. A handler still running when its task timed out keeps running
+    until it returns (its result is then discarded), but it never holds the process open at exit, as a thread of a
+    ThreadPoolExecutor would: the interpreter joins those."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting frame thread
+                future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="statemill-handler").start()
+    return future

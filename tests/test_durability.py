@@ -301,3 +301,30 @@ def test_a_late_commit_changes_nothing(case, engine, fake_clock):
     history = engine.history(arn)
     assert_gapless(history)
     assert [e["type"] for e in history].count("TaskSucceeded") == 1
+
+
+def test_the_version_fence_refuses_the_lease_holder_committing_one_version_twice(engine, fake_clock):
+    """The compare-and-set on ``version`` itself: the lease holder still holds the lease after its first commit
+    (the frame stays runnable on it), so only the version refuses the second commit of the same version."""
+    machine = engine.register({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": "py:work", "End": True}}}, "fence")
+    arn = engine.start("fence", {"zero": 0}, name="f")["executionArn"]
+    with engine.db.begin() as conn:
+        (claimed,) = claim(conn, "holder", 1, fake_clock.now(), 10.0)
+        execution_id = claimed.execution_id
+    compiled, info = engine.machine(machine["id"]), engine.execution_info(execution_id)
+
+    def commit_again():
+        with engine.db.begin() as conn:
+            return commit(conn, compiled, claimed, STEP, info, "holder", fake_clock.now(), 10.0, True,
+                          engine.payload_limit)
+
+    commit_again()  # enters the Task state: TaskStateEntered, TaskScheduled
+    with engine.db.connect() as conn:
+        row = conn.execute(sa.select(frames.c.version, frames.c.lease_owner)).one()
+    assert (row.version, row.lease_owner) == (claimed.version + 1, "holder")
+    before = snapshot(engine)
+    with pytest.raises(StaleTransition):
+        commit_again()
+    assert snapshot(engine) == before
+    assert [e["type"] for e in engine.history(arn)] == ["ExecutionStarted", "TaskStateEntered", "TaskScheduled"]

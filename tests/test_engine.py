@@ -6,6 +6,7 @@ history's timestamps); task timeouts and I/O concurrency use the real clock.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from datetime import datetime
@@ -115,6 +116,29 @@ def test_retry_gives_up_after_max_attempts_with_the_last_error(engine):
     assert len(calls) == 3
 
 
+JITTER = {
+    "doubling": ({"IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 4}, [2, 4, 8, 16]),
+    "capped_by_max_delay": ({"IntervalSeconds": 2, "BackoffRate": 2, "MaxAttempts": 4, "MaxDelaySeconds": 5},
+                            [2, 4, 5, 5]),
+}
+
+
+@pytest.mark.parametrize("retrier, bounds", list(JITTER.values()), ids=list(JITTER))
+def test_full_jitter_draws_each_retry_delay_below_its_backoff_bound(engine, retrier, bounds):
+    random.seed(20260101)  # the interpreter draws from the random module: seeded, the delays are reproducible
+    engine.handler("py:flaky")(failing(len(bounds)))
+    retry = [{"ErrorEquals": ["Boom"], "JitterStrategy": "FULL", **retrier}]
+    result = run(engine, single(task("py:flaky", Retry=retry)), DATA)
+    assert result["status"] == "SUCCEEDED"
+    events = history(engine, result)
+    failed = [stamp(e) for e in events if e["type"] == "TaskFailed"]
+    scheduled = [stamp(e) for e in events if e["type"] == "TaskScheduled"]
+    delays = [round(s - f, 3) for f, s in zip(failed, scheduled[1:])]
+    assert len(delays) == len(bounds)
+    assert all(0 <= delay < bound for delay, bound in zip(delays, bounds)), (delays, bounds)
+    assert len(set(delays)) == len(delays), f"FULL jitter draws every delay afresh: {delays}"
+
+
 MAX_ATTEMPTS_ZERO = {
     "fails_at_once": ({}, ("FAILED", "Boom")),
     "goes_straight_to_catch": ({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]},
@@ -184,6 +208,25 @@ def test_uncaught_error_fails_the_execution_without_state_exited(engine):
     assert (result["status"], result["error"], result["cause"]) == ("FAILED", "Boom", "failure 1")
     assert "output" not in result
     assert types(history(engine, result))[-3:] == ["TaskStarted", "TaskFailed", "ExecutionFailed"]
+
+
+@pytest.mark.parametrize("name", ["States.ALL", "States.Runtime"])
+def test_a_states_runtime_error_is_neither_retried_nor_caught(engine, name):
+    """AWS: a States.Runtime error isn't retriable and always fails the execution, even when a Retry or Catch
+    names it."""
+    calls = []
+    engine.handler("py:echo")(lambda value: calls.append(value) or value)
+    definition = {"StartAt": "Work", "States": {
+        "Work": task("py:echo", OutputPath="$.missing", Next="Done",
+                     Retry=[{"ErrorEquals": [name], "MaxAttempts": 2, "IntervalSeconds": 1}],
+                     Catch=[{"ErrorEquals": [name], "Next": "Caught"}]),
+        "Done": {"Type": "Pass", "End": True},
+        "Caught": {"Type": "Pass", "End": True}}}
+    result = run(engine, definition, DATA)
+    assert (result["status"], result["error"]) == ("FAILED", "States.Runtime")
+    assert "$.missing" in result["cause"]
+    assert len(calls) == 1
+    assert types(history(engine, result))[-3:] == ["TaskStarted", "TaskSucceeded", "ExecutionFailed"]
 
 
 # ----------------------------------------------------------------------------------------------- task timeouts

@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..jsonvalue import dumps
 from .migrations import upgrade
 
 ENV_VAR = "STATEMILL_DATABASE_URL"
@@ -39,7 +40,8 @@ def open_engine(url: str | None = None) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # json_serializer: the `json` columns refuse NaN and Infinity as schema.JsonText does on SQLite.
+        engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=dumps)
     create_schema(engine)
     return engine
 

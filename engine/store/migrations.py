@@ -36,7 +36,15 @@ def _add_column(conn: sa.Connection, column: sa.Column) -> None:
     conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} {column.type.compile(dialect=conn.dialect)}"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers]
+def _v3_count_commit_failures(conn: sa.Connection) -> None:
+    """frames.commit_failures. Version 1 ran ``create_all`` of the current tables, so a database created fresh
+    already has it."""
+    if "commit_failures" not in {c["name"] for c in sa.inspect(conn).get_columns("frames")}:
+        conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
+                                                     _v3_count_commit_failures]
 LATEST = len(MIGRATIONS)
 
 

@@ -13,19 +13,21 @@ from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, Str
                         TypeDecorator, UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSON
 
+from ..jsonvalue import dumps
+
 metadata = MetaData()
 
 
 class JsonText(TypeDecorator):
     """JSON stored as TEXT. A column declared ``JSON`` gets NUMERIC affinity in SQLite, which would turn the text
-    ``0.0`` into the integer 0; TEXT keeps every JSON value exactly as written."""
+    ``0.0`` into the integer 0; TEXT keeps every JSON value exactly as written. NaN and Infinity cannot be stored."""
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
         # JSON null is stored as SQL NULL, so `IS NULL` guards (first failure wins) see it.
-        return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return None if value is None else dumps(value)
 
     def process_result_value(self, value, dialect):
         return None if value is None else json.loads(value)
@@ -94,6 +96,9 @@ frames = Table(
     # and its TimeoutSeconds deadline (from then on any worker claims it, to time it out). NULL in other phases.
     Column("handler_key", Text, nullable=True),
     Column("task_deadline", Float, nullable=True),
+    # Failed commits of the current version (reset by the next commit): a transition that can never be stored
+    # fails the frame after a few tries instead of being redelivered forever.
+    Column("commit_failures", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_frames_runnable", "run_at", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_task_deadline", "task_deadline", postgresql_where=text("status = 'ACTIVE'"),
