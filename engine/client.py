@@ -21,7 +21,7 @@ from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
-from .jsonvalue import finite_float, stored_form
+from .jsonvalue import MAX_DEPTH, check_depth, finite_float, stored_form
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
@@ -87,13 +87,13 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
 
 def load_strict(text: str) -> Any:
     """Parse JSON text as AWS does (NaN and Infinity are not JSON, nor is a number past a double's range, which
-    Python would read as Infinity); the ValueError says what is wrong and where."""
+    Python would read as Infinity), nested at most MAX_DEPTH levels; the ValueError says what is wrong and where."""
     try:
-        return json.loads(text, parse_constant=_not_json, parse_float=finite_float)
+        return check_depth(json.loads(text, parse_constant=_not_json, parse_float=finite_float))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise ValueError("its arrays and objects are nested too deeply") from None
+        raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels") from None
 
 
 def _not_json(word: str):

@@ -45,19 +45,18 @@ def stored_form(value: Any) -> Any:
         raise ValueError(f"a string holds a lone surrogate ({bad!a}), which UTF-8 cannot encode") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
-    if _deeper_than(stored, MAX_DEPTH):
-        raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels")
-    return stored
+    return check_depth(stored)
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than ``limit`` levels (iterative: no recursion on deep values)."""
+def check_depth(value: Any) -> Any:
+    """``value`` itself; ValueError when its arrays and objects nest deeper than MAX_DEPTH levels. Iterative, so it
+    answers the same whatever Python's recursion limit is."""
     stack = [(value, 1)] if isinstance(value, (dict, list)) else []
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
-            return True
+        if depth > MAX_DEPTH:
+            raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels")
         for child in node.values() if isinstance(node, dict) else node:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
-    return False
+    return value

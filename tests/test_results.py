@@ -173,6 +173,7 @@ BAD_INPUTS = {
     "number_past_a_double_as_text": (None, '{"v": 1e999}'),
     "negative_number_past_a_double_as_text": (None, '[-1E400]'),
     "text_nested_5000_deep": (None, "[" * 5000 + "]" * 5000),
+    "text_nested_past_the_limit": (None, "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)),
 }
 
 
