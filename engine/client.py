@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -22,6 +24,7 @@ from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .model import StateMachine
+from .nesting import MAX_DEPTH, line_column, too_deep, too_deep_text
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
@@ -85,15 +88,32 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
 
 
 def load_strict(text: str) -> Any:
-    """Parse JSON text as AWS does (NaN and Infinity are not JSON); the ValueError says what is wrong and where."""
+    """Parse JSON text as AWS does (NaN, Infinity and numbers beyond a double are not JSON), nested at most
+    MAX_DEPTH levels; the ValueError says what is wrong and where."""
+    deep = too_deep_text(text)
+    if deep is not None:
+        line, column = line_column(text, deep)
+        raise ValueError(f"objects and arrays nest more than {MAX_DEPTH} levels deep (at line {line} column "
+                         f"{column})")
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise ValueError(f"a number has more than {sys.get_int_max_str_digits():,} digits") from None
+        raise
 
 
 def _not_json(word: str):
     raise ValueError(f"{word} is not a JSON value")
+
+
+def _finite(word: str) -> float:
+    number = float(word)
+    if math.isinf(number):
+        raise ValueError(f"{word} is out of the range of a double (about 1.8e308)")
+    return number
 
 
 def canonical(value: Any) -> str:
@@ -102,7 +122,17 @@ def canonical(value: Any) -> str:
 
 
 def check_payload(value: Any, limit: int, what: str) -> None:
-    size = len(dumps(value).encode("utf-8"))
+    """InvalidExecutionInput unless ``value`` is JSON (no NaN or Infinity), nested at most MAX_DEPTH levels and at
+    most ``limit`` bytes as compact UTF-8 JSON."""
+    deep = too_deep(value)
+    if deep is not None:
+        raise InvalidExecutionInput(f"{what} nests objects and arrays more than {MAX_DEPTH} levels deep (at "
+                                    f"{deep!r})")
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidExecutionInput(f"{what} is not a JSON value: {exc}") from None
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise InvalidExecutionInput(f"{what} is {size} bytes, over the payload limit of {limit} bytes")
 
@@ -162,11 +192,14 @@ class Client:
     def _compile(self, definition: str | PathLike | Mapping[str, Any]) -> StateMachine:
         """Validate and compile a definition, once per distinct source text in this process."""
         if isinstance(definition, Mapping):
-            text, file = canonical(definition), None
+            try:
+                text, file = canonical(definition), None
+            except RecursionError:  # nested far too deeply to encode: the loader says so, with a diagnostic
+                return loader.load(definition)
         else:
             file = str(definition)
-            text = Path(file).read_text(encoding="utf-8")
-        key = hashlib.sha256(f"{file}\0{text}".encode()).hexdigest()
+            text = Path(file).read_bytes()
+        key = hashlib.sha256(f"{file}\0".encode() + (text.encode() if isinstance(text, str) else text)).hexdigest()
         found = self._compiled.get(key)
         if found is None:
             found = loader.load(definition) if file is None else loader.loads(text, name=file)

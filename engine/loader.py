@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections import deque
 from importlib import resources
@@ -22,7 +23,11 @@ from . import choice, intrinsics, paths
 from . import model as m
 from .diagnostics import Diagnostic, did_you_mean
 from .errors import ALL, KNOWN_STATES_ERRORS, CompileError, DefinitionError
-from .source import SourceError, SourceMap, escape_pointer_token, guess_kind, join_pointer, parse_text
+from .nesting import MAX_DEPTH, too_deep
+from .source import (
+    MAX_DEFINITION_BYTES, SourceError, SourceMap, decode, escape_pointer_token, guess_kind, join_pointer,
+    not_json_number, parse_text,
+)
 
 __all__ = ["load", "loads", "validate", "validates", "schema"]
 
@@ -62,8 +67,8 @@ def load(source: str | PathLike | Mapping[str, Any], *, name: str | None = None)
     return machine
 
 
-def loads(text: str, *, name: str = "<string>") -> m.StateMachine:
-    """Compile a definition given as YAML or JSON text."""
+def loads(text: str | bytes, *, name: str = "<string>") -> m.StateMachine:
+    """Compile a definition given as YAML or JSON text (``bytes`` must be UTF-8)."""
     machine, diagnostics = _analyse(text, name)
     if machine is None:
         raise DefinitionError(diagnostics)
@@ -75,7 +80,7 @@ def validate(source: str | PathLike | Mapping[str, Any], *, name: str | None = N
     return _analyse(*_read(source, name))[1]
 
 
-def validates(text: str, *, name: str = "<string>") -> list[Diagnostic]:
+def validates(text: str | bytes, *, name: str = "<string>") -> list[Diagnostic]:
     return _analyse(text, name)[1]
 
 
@@ -83,21 +88,55 @@ def _read(source, name):
     if isinstance(source, Mapping):
         return dict(source), name or "<definition>"
     path = Path(fspath(source))
-    return path.read_text(encoding="utf-8"), name or str(source)
+    return path.read_bytes(), name or str(source)
 
 
-def _analyse(source: str | dict, file: str) -> tuple[m.StateMachine | None, list[Diagnostic]]:
-    if isinstance(source, str):
+def _analyse(source: str | bytes | dict, file: str) -> tuple[m.StateMachine | None, list[Diagnostic]]:
+    if isinstance(source, (str, bytes)):
         try:
-            document, where = parse_text(source, guess_kind(file, source))
+            text = decode(source) if isinstance(source, bytes) else source
+            document, where = parse_text(text, guess_kind(file, text))
         except SourceError as exc:
             line, col = (exc.position.line, exc.position.column) if exc.position else (None, None)
             return None, [Diagnostic(exc.code, "error", exc.message, exc.pointer, file, line, col)]
     else:
         document, where = source, None
+        problem = _value_problem(document)
+        if problem:
+            return None, [Diagnostic(problem[0], "error", problem[2], problem[1], file)]
     analysis = _Analysis(document, where, file)
     machine = analysis.run()
     return machine, analysis.sorted_diagnostics()
+
+
+def _value_problem(document: dict) -> tuple[str, str, str] | None:
+    """``(code, pointer, message)`` when a definition given as a dict is one JSON text could not carry: nested
+    too deeply, holding NaN or Infinity, or over AWS's 1 MiB as JSON."""
+    deep = too_deep(document)
+    if deep is not None:
+        return "SM004", deep, f"objects and arrays nest more than {MAX_DEPTH} levels deep"
+    try:
+        size = len(json.dumps(document, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+                   .encode("utf-8", "surrogatepass"))
+    except ValueError:
+        pointer, number = _non_finite(document, "")
+        return "SM006", pointer, not_json_number(repr(number).replace("inf", "Infinity").replace("nan", "NaN"))
+    if size > MAX_DEFINITION_BYTES:
+        return "SM003", "", (f"the definition is {size:,} bytes as JSON; AWS allows at most 1 MiB "
+                             f"({MAX_DEFINITION_BYTES:,} bytes)")
+    return None
+
+
+def _non_finite(value: Any, pointer: str) -> tuple[str, float] | None:
+    """The pointer and value of the first NaN or infinite float in ``value`` (nested at most MAX_DEPTH deep)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return pointer, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        found = _non_finite(child, join_pointer(pointer, key))
+        if found:
+            return found
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ the analysis
