@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -24,7 +22,7 @@ from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .model import StateMachine
-from .nesting import MAX_DEPTH, line_column, too_deep, too_deep_text
+from .strictjson import MAX_DEPTH, load_strict, too_deep
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
@@ -85,35 +83,6 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
         raise InvalidExecutionInput(f"the input is not valid JSON: {exc}") from None
     check_payload(value, limit, "the input")
     return value
-
-
-def load_strict(text: str) -> Any:
-    """Parse JSON text as AWS does (NaN, Infinity and numbers beyond a double are not JSON), nested at most
-    MAX_DEPTH levels; the ValueError says what is wrong and where."""
-    deep = too_deep_text(text)
-    if deep is not None:
-        line, column = line_column(text, deep)
-        raise ValueError(f"objects and arrays nest more than {MAX_DEPTH} levels deep (at line {line} column "
-                         f"{column})")
-    try:
-        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:
-        if "integer string conversion" in str(exc):
-            raise ValueError(f"a number has more than {sys.get_int_max_str_digits():,} digits") from None
-        raise
-
-
-def _not_json(word: str):
-    raise ValueError(f"{word} is not a JSON value")
-
-
-def _finite(word: str) -> float:
-    number = float(word)
-    if math.isinf(number):
-        raise ValueError(f"{word} is out of the range of a double (about 1.8e308)")
-    return number
 
 
 def canonical(value: Any) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 from . import paths
 from .errors import RUNTIME, CompileError, StatesError
+from .strictjson import load_strict
 
 __all__ = ["FUNCTIONS", "MAX_NESTING", "Intrinsic", "compile_intrinsic", "is_intrinsic", "java_double"]
 
@@ -526,15 +527,12 @@ def _build_format(args: list[Run], tokens: list[_Token | None]) -> Run:
 def _build_string_to_json(args: list[Run], _t) -> Run:
     (arg,) = args
 
-    def reject_constant(name):
-        raise ValueError(f"{name} is not valid JSON")
-
     def run(scope):
         text = _string("States.StringToJson", 0, arg(scope))
         if not text.strip():
             return None       # AWS: StringToJson('') and StringToJson(' ') are null
         try:
-            return json.loads(text, parse_constant=reject_constant)
+            return load_strict(text)
         except ValueError as exc:
             raise _Failure(f"Invalid arguments in States.StringToJson: the string is not valid JSON "
                            f"({exc})") from None

@@ -23,7 +23,7 @@ from . import choice, intrinsics, paths
 from . import model as m
 from .diagnostics import Diagnostic, did_you_mean
 from .errors import ALL, KNOWN_STATES_ERRORS, CompileError, DefinitionError
-from .nesting import MAX_DEPTH, too_deep
+from .strictjson import MAX_DEPTH, too_deep
 from .source import (
     MAX_DEFINITION_BYTES, SourceError, SourceMap, decode, escape_pointer_token, guess_kind, join_pointer,
     not_json_number, parse_text,

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .nesting import MAX_DEPTH, line_column, too_deep_text
+from .strictjson import MAX_DEPTH, line_column, too_deep_text
 
 MAX_DEFINITION_BYTES = 1024 * 1024  # AWS: a definition is at most 1 MiB, a hard quota
 

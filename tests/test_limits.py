@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from statemill.engine import Engine, InvalidExecutionInput, loader
 from statemill.engine.client import InvalidOutput, parse_input
 from statemill.engine.errors import DefinitionError
-from statemill.engine.nesting import MAX_DEPTH
+from statemill.engine.strictjson import MAX_DEPTH
 from statemill.engine.store.schema import executions
 from statemill.engine.tokens import parse_output
 
