@@ -98,7 +98,7 @@ class _Failure(Exception):
 
 # --------------------------------------------------------------------------------------------------- tokenizer
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -126,7 +126,7 @@ def _tokenize(text: str) -> list[_Token]:
             i = _scan_string(text, i, tokens)
         elif c == "$":
             i = _scan_path(text, i, tokens)
-        elif c == "-" or c.isdigit():
+        elif c == "-" or "0" <= c <= "9":  # ASCII only: str.isdigit() is also true for "٣" and "²"
             m = _NUMBER.match(text, i)
             if not m:
                 raise _syntax(text, i, f"'{c}' does not start a number")
@@ -134,7 +134,7 @@ def _tokenize(text: str) -> list[_Token]:
             is_float = any(ch in lexeme for ch in ".eE")
             tokens.append(_Token("NUMBER", float(lexeme) if is_float else int(lexeme), i))
             i = m.end()
-        elif c.isalpha() or c == "_":
+        elif c.isascii() and (c.isalpha() or c == "_"):  # names are ASCII; "À" is an unexpected character
             m = _WORD.match(text, i)
             tokens.append(_Token("WORD", m.group(), i))
             i = m.end()
