@@ -659,7 +659,7 @@ def _build_hash(args: list[Run], _t) -> Run:
     def run(scope):
         data = _limited("States.Hash", _string("States.Hash", 0, data_run(scope)))
         algorithm = algorithm_run(scope)
-        if algorithm not in _HASHES:
+        if not isinstance(algorithm, str) or algorithm not in _HASHES:  # an array or object is no dict key
             raise _Failure(f"Invalid arguments in States.Hash: the hashing algorithm must be one of "
                            f"{', '.join(_HASHES)}, but was {json.dumps(algorithm, ensure_ascii=False)}")
         return hashlib.new(_HASHES[algorithm], data.encode("utf-8", "replace")).hexdigest()
