@@ -6,6 +6,7 @@ Choice rule. Compilation runs only on a schema-valid document, so it may trust f
 """
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import math
@@ -127,6 +128,23 @@ def _value_problem(document: dict) -> tuple[str, str, str] | None:
     return None
 
 
+def _lone_surrogate(value: Any, pointer: str = "") -> str | None:
+    """The pointer of the first string (or key) holding a lone surrogate, which UTF-8 cannot encode."""
+    def bad(text: str) -> bool:
+        return any("\ud800" <= ch <= "\udfff" for ch in text)
+    if isinstance(value, str):
+        return pointer if bad(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        child_pointer = join_pointer(pointer, key)
+        if isinstance(key, str) and bad(key):
+            return pointer
+        found = _lone_surrogate(child, child_pointer)
+        if found is not None:
+            return found
+    return None
+
+
 def _non_finite(value: Any, pointer: str) -> tuple[str, float] | None:
     """The pointer and value of the first NaN or infinite float in ``value`` (nested at most MAX_DEPTH deep)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -190,8 +208,13 @@ class _Analysis:
 
     # -- pass 1: JSON Schema
     def check_schema(self) -> bool:
-        if _fast_validator().is_valid(self.document):  # compiled fast path; errors are explained by jsonschema
-            return True
+        try:
+            if _fast_validator().is_valid(self.document):  # compiled fast path; errors are explained by jsonschema
+                return True
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON) is not Unicode text
+            self.report("SM001", _lone_surrogate(self.document) or "",
+                        "a string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape), which is not Unicode text")
+            return False
         ok = True
         for error in _validator().iter_errors(self.document):
             ok = False
@@ -214,7 +237,7 @@ class _Analysis:
             where = f"a {kind} state" if isinstance(kind, str) and pointer.rsplit("/", 2)[-2:-1] == ["States"] \
                 else "this object"
             language = error.instance.get("QueryLanguage") if isinstance(error.instance, dict) else None
-            for extra in re.findall(r"'((?:[^'\\]|\\.)*)'", error.message.split("(", 1)[-1]):
+            for extra in _extras(error.message):
                 if kind == "Choice" and extra == "End":
                     code, message = "SM206", _CHOICE_END
                 elif (language, extra in JSONPATH_ONLY, extra in JSONATA_ONLY) in (("JSONata", True, False),
@@ -500,6 +523,13 @@ def _all_state_names(scope: Any) -> Iterator[str]:
                 yield from _all_state_names(branch)
             for key in ("ItemProcessor", "Iterator"):
                 yield from _all_state_names(state.get(key))
+
+
+def _extras(message: str) -> list[str]:
+    """The unexpected property names of jsonschema's message, which lists them as Python reprs: ``'a'``, or
+    ``"'"`` for a name holding a single quote."""
+    reprs = re.findall(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', message.split("(", 1)[-1])
+    return [ast.literal_eval(text) for text in reprs]
 
 
 def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:

@@ -128,7 +128,15 @@ def mutated_definition(draw):
     return doc
 
 
+QUOTED_KEY = {**DEFINITIONS[0], "'": "x"}  # found: no diagnostic at all (the key's repr is in double quotes)
+LONE_SURROGATE = {**DEFINITIONS[0], "Comment": "\ud800"}  # found: UnicodeEncodeError in the schema validator
+
+
 @given(mutated_definition(), st.sampled_from(["dict", "json", "yaml"]))
+@example(QUOTED_KEY, "dict")
+@example(QUOTED_KEY, "json")
+@example(LONE_SURROGATE, "dict")
+@example(LONE_SURROGATE, "json")
 def test_mutated_examples_give_diagnostics_or_a_model(doc, form):
     if form == "dict":
         check_loads(doc, "<definition>")
