@@ -347,7 +347,8 @@ class _Analysis:
             dead_end = self.check_next_end(state, at)
             broken = broken or dead_end or len(edges[name]) < len(targets)
             self.check_error_lists(state, at)
-            for i, branch in enumerate(state.get("Branches") or [] if state.get("Type") == "Parallel" else []):
+            branches = state.get("Branches") if state.get("Type") == "Parallel" else None
+            for i, branch in enumerate(branches if isinstance(branches, list) else ()):  # `Branches: true` too
                 self.check_scope(branch, f"{at}/Branches/{i}", seen)
             if state.get("Type") == "Map":
                 for key in ("ItemProcessor", "Iterator"):

@@ -137,6 +137,8 @@ LONE_SURROGATE = {**DEFINITIONS[0], "Comment": "\ud800"}  # found: UnicodeEncode
 @example(QUOTED_KEY, "json")
 @example(LONE_SURROGATE, "dict")
 @example(LONE_SURROGATE, "json")
+@example({"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": True, "End": True}}}, "dict")  # found:
+# TypeError in the graph checks ('bool' object is not iterable)
 def test_mutated_examples_give_diagnostics_or_a_model(doc, form):
     if form == "dict":
         check_loads(doc, "<definition>")
