@@ -21,7 +21,7 @@ from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
-from .jsonvalue import MAX_DEPTH, check_depth, finite_float, stored_form
+from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
@@ -85,21 +85,6 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
     return value
 
 
-def load_strict(text: str) -> Any:
-    """Parse JSON text as AWS does (NaN and Infinity are not JSON, nor is a number past a double's range, which
-    Python would read as Infinity), nested at most MAX_DEPTH levels; the ValueError says what is wrong and where."""
-    try:
-        return check_depth(json.loads(text, parse_constant=_not_json, parse_float=finite_float))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels") from None
-
-
-def _not_json(word: str):
-    raise ValueError(f"{word} is not a JSON value")
-
-
 def _json_input(value: Any) -> Any:
     """A Python input value as it will be stored; InvalidExecutionInput when JSON cannot carry it (NaN, a set...)."""
     try:
@@ -114,7 +99,17 @@ def canonical(value: Any) -> str:
 
 
 def check_payload(value: Any, limit: int, what: str) -> None:
-    size = len(dumps(value).encode("utf-8"))
+    """InvalidExecutionInput unless ``value`` is JSON (no NaN or Infinity), nested at most MAX_DEPTH levels and at
+    most ``limit`` bytes as compact UTF-8 JSON."""
+    deep = too_deep(value)
+    if deep is not None:
+        raise InvalidExecutionInput(f"{what} nests objects and arrays more than {MAX_DEPTH} levels deep (at "
+                                    f"{deep!r})")
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidExecutionInput(f"{what} is not a JSON value: {exc}") from None
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise InvalidExecutionInput(f"{what} is {size} bytes, over the payload limit of {limit} bytes")
 
@@ -174,11 +169,14 @@ class Client:
     def _compile(self, definition: str | PathLike | Mapping[str, Any]) -> StateMachine:
         """Validate and compile a definition, once per distinct source text in this process."""
         if isinstance(definition, Mapping):
-            text, file = canonical(definition), None
+            try:
+                text, file = canonical(definition), None
+            except RecursionError:  # nested far too deeply to encode: the loader says so, with a diagnostic
+                return loader.load(definition)
         else:
             file = str(definition)
-            text = Path(file).read_text(encoding="utf-8")
-        key = hashlib.sha256(f"{file}\0{text}".encode()).hexdigest()
+            text = Path(file).read_bytes()
+        key = hashlib.sha256(f"{file}\0".encode() + (text.encode() if isinstance(text, str) else text)).hexdigest()
         found = self._compiled.get(key)
         if found is None:
             found = loader.load(definition) if file is None else loader.loads(text, name=file)
@@ -210,10 +208,11 @@ class Client:
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists.
         """
-        value = parse_input(input_text, self.payload_limit) if input_text is not None else \
-            ({} if input is None else _json_input(input))
-        if input_text is None:
-            check_payload(value, self.payload_limit, "the input")
+        if input_text is not None:
+            value = parse_input(input_text, self.payload_limit)
+        else:
+            check_payload(input, self.payload_limit, "the input")
+            value = {} if input is None else _json_input(input)
         name = check_name("execution", name or str(uuid.uuid4()))
         now = self.clock.now()
         with self.db.begin() as conn:

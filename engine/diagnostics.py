@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 CODES: dict[str, str] = {
     "SM001": "the file is not well-formed YAML or JSON",
     "SM002": "a key appears twice in the same object",
+    "SM003": "the definition is over AWS's 1 MiB limit (as JSON, YAML aliases expanded)",
+    "SM004": "objects and arrays nest more than 100 levels deep, or a YAML alias refers to a node that contains it",
+    "SM005": "a YAML tag that JSON has no equivalent for (!!binary, !!timestamp, !!set, !!python/..., !custom)",
+    "SM006": "a number JSON cannot carry: NaN, Infinity, one out of a double's range, or one of thousands of digits",
     "SM101": "a field that the state type (or object) does not allow",
     "SM102": "a required field is missing",
     "SM103": "a field has the wrong type or a value outside its allowed set",

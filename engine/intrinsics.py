@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from . import paths
 from .errors import RUNTIME, CompileError, StatesError
-from .jsonvalue import finite_float
+from .jsonvalue import load_strict
 
 __all__ = ["FUNCTIONS", "MAX_NESTING", "Intrinsic", "compile_intrinsic", "is_intrinsic", "java_double"]
 
@@ -98,7 +98,7 @@ class _Failure(Exception):
 
 # --------------------------------------------------------------------------------------------------- tokenizer
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -126,7 +126,7 @@ def _tokenize(text: str) -> list[_Token]:
             i = _scan_string(text, i, tokens)
         elif c == "$":
             i = _scan_path(text, i, tokens)
-        elif c == "-" or c.isdigit():
+        elif c == "-" or "0" <= c <= "9":  # ASCII only: str.isdigit() is also true for "٣" and "²"
             m = _NUMBER.match(text, i)
             if not m:
                 raise _syntax(text, i, f"'{c}' does not start a number")
@@ -136,7 +136,7 @@ def _tokenize(text: str) -> list[_Token]:
                 raise _syntax(text, i, f"the number {lexeme} is out of the range of a double")
             tokens.append(_Token("NUMBER", float(lexeme) if is_float else int(lexeme), i))
             i = m.end()
-        elif c.isalpha() or c == "_":
+        elif c.isascii() and (c.isalpha() or c == "_"):  # names are ASCII; "À" is an unexpected character
             m = _WORD.match(text, i)
             tokens.append(_Token("WORD", m.group(), i))
             i = m.end()
@@ -529,15 +529,12 @@ def _build_format(args: list[Run], tokens: list[_Token | None]) -> Run:
 def _build_string_to_json(args: list[Run], _t) -> Run:
     (arg,) = args
 
-    def reject_constant(name):
-        raise ValueError(f"{name} is not valid JSON")
-
     def run(scope):
         text = _string("States.StringToJson", 0, arg(scope))
         if not text.strip():
             return None       # AWS: StringToJson('') and StringToJson(' ') are null
         try:
-            return json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
+            return load_strict(text)
         except ValueError as exc:
             raise _Failure(f"Invalid arguments in States.StringToJson: the string is not valid JSON "
                            f"({exc})") from None
@@ -664,7 +661,7 @@ def _build_hash(args: list[Run], _t) -> Run:
     def run(scope):
         data = _limited("States.Hash", _string("States.Hash", 0, data_run(scope)))
         algorithm = algorithm_run(scope)
-        if algorithm not in _HASHES:
+        if not isinstance(algorithm, str) or algorithm not in _HASHES:  # an array or object is no dict key
             raise _Failure(f"Invalid arguments in States.Hash: the hashing algorithm must be one of "
                            f"{', '.join(_HASHES)}, but was {json.dumps(algorithm, ensure_ascii=False)}")
         return hashlib.new(_HASHES[algorithm], data.encode("utf-8", "replace")).hexdigest()

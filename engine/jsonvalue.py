@@ -1,19 +1,87 @@
-"""JSON values as the engine stores them: strict JSON text for the database, and the check that turns a handler's
-Python result into such a value before any transaction, so a value the store cannot hold fails the task instead of
-the commit (which would otherwise fail again on every redelivery).
+"""JSON values as AWS accepts them and as the engine stores them.
+
+One strict parser (``load_strict``: no NaN or Infinity, numbers within a double, objects and arrays nested at most
+MAX_DEPTH levels) for execution inputs, SendTaskSuccess outputs and States.StringToJson; the same depth bound for
+definitions (engine/source.py) and for values handed over as Python objects; strict JSON text for the database; and
+the check that turns a handler's Python result into a storable value before any transaction, so a value the store
+cannot hold fails the task instead of the commit (which would otherwise fail again on every redelivery). Every layer
+that walks a JSON value recurses once per level, so deep nesting is refused where it comes in.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from typing import Any
 
 # AWS Lambda's Python runtime fails a function whose return value JSON cannot carry with this error name and an
 # "Unable to marshal response: ..." message; a statemill handler is the same kind of Python function.
 MARSHAL_ERROR = "Runtime.MarshalError"
-# Deeper values are refused: every later step (paths, history, the drivers) must handle them far from Python's
-# recursion limit. Ruby's JSON and serde_json stop at 100 and 128 levels; no real payload comes near.
-MAX_DEPTH = 128
+MAX_DEPTH = 100  # levels of objects and arrays; the outermost object or array is level 1
+
+# A JSON string (skipped whole, so that brackets inside it do not count) or one bracket.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def too_deep_text(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """The offset of the first ``[`` or ``{`` that opens level ``limit + 1`` of JSON text, or None."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        char = text[match.start()]
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return match.start()
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The JSON pointer of the first object or array of ``value`` at level ``limit + 1``, or None."""
+    todo = [(value, "", 1)]
+    while todo:
+        node, pointer, depth = todo.pop()
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, (list, tuple)):
+            items = enumerate(node)
+        else:
+            continue
+        if depth > limit:
+            return pointer
+        todo.extend((child, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}", depth + 1)
+                    for key, child in items if isinstance(child, (dict, list, tuple)))
+    return None
+
+
+def line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of ``offset`` in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def load_strict(text: str) -> Any:
+    """Parse JSON text as AWS does (NaN, Infinity and numbers beyond a double are not JSON), nested at most
+    MAX_DEPTH levels; the ValueError says what is wrong and where."""
+    deep = too_deep_text(text)
+    if deep is not None:
+        line, column = line_column(text, deep)
+        raise ValueError(f"objects and arrays nest more than {MAX_DEPTH} levels deep (at line {line} column "
+                         f"{column})")
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise ValueError(f"a number has more than {sys.get_int_max_str_digits():,} digits") from None
+        raise
+
+
+def _not_json(word: str):
+    raise ValueError(f"{word} is not a JSON value")
 
 
 def dumps(value: Any) -> str:
@@ -51,12 +119,6 @@ def stored_form(value: Any) -> Any:
 def check_depth(value: Any) -> Any:
     """``value`` itself; ValueError when its arrays and objects nest deeper than MAX_DEPTH levels. Iterative, so it
     answers the same whatever Python's recursion limit is."""
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels")
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
+    if too_deep(value) is not None:
+        raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels")
     return value

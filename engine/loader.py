@@ -6,8 +6,10 @@ Choice rule. Compilation runs only on a schema-valid document, so it may trust f
 """
 from __future__ import annotations
 
+import ast
 import functools
 import json
+import math
 import re
 from collections import deque
 from importlib import resources
@@ -22,7 +24,11 @@ from . import choice, intrinsics, paths
 from . import model as m
 from .diagnostics import Diagnostic, did_you_mean
 from .errors import ALL, KNOWN_STATES_ERRORS, CompileError, DefinitionError
-from .source import SourceError, SourceMap, escape_pointer_token, guess_kind, join_pointer, parse_text
+from .jsonvalue import MAX_DEPTH, too_deep
+from .source import (
+    MAX_DEFINITION_BYTES, SourceError, SourceMap, decode, escape_pointer_token, guess_kind, join_pointer,
+    not_json_number, parse_text,
+)
 
 __all__ = ["load", "loads", "validate", "validates", "schema"]
 
@@ -62,8 +68,8 @@ def load(source: str | PathLike | Mapping[str, Any], *, name: str | None = None)
     return machine
 
 
-def loads(text: str, *, name: str = "<string>") -> m.StateMachine:
-    """Compile a definition given as YAML or JSON text."""
+def loads(text: str | bytes, *, name: str = "<string>") -> m.StateMachine:
+    """Compile a definition given as YAML or JSON text (``bytes`` must be UTF-8)."""
     machine, diagnostics = _analyse(text, name)
     if machine is None:
         raise DefinitionError(diagnostics)
@@ -75,7 +81,7 @@ def validate(source: str | PathLike | Mapping[str, Any], *, name: str | None = N
     return _analyse(*_read(source, name))[1]
 
 
-def validates(text: str, *, name: str = "<string>") -> list[Diagnostic]:
+def validates(text: str | bytes, *, name: str = "<string>") -> list[Diagnostic]:
     return _analyse(text, name)[1]
 
 
@@ -83,21 +89,72 @@ def _read(source, name):
     if isinstance(source, Mapping):
         return dict(source), name or "<definition>"
     path = Path(fspath(source))
-    return path.read_text(encoding="utf-8"), name or str(source)
+    return path.read_bytes(), name or str(source)
 
 
-def _analyse(source: str | dict, file: str) -> tuple[m.StateMachine | None, list[Diagnostic]]:
-    if isinstance(source, str):
+def _analyse(source: str | bytes | dict, file: str) -> tuple[m.StateMachine | None, list[Diagnostic]]:
+    if isinstance(source, (str, bytes)):
         try:
-            document, where = parse_text(source, guess_kind(file, source))
+            text = decode(source) if isinstance(source, bytes) else source
+            document, where = parse_text(text, guess_kind(file, text))
         except SourceError as exc:
             line, col = (exc.position.line, exc.position.column) if exc.position else (None, None)
             return None, [Diagnostic(exc.code, "error", exc.message, exc.pointer, file, line, col)]
     else:
         document, where = source, None
+        problem = _value_problem(document)
+        if problem:
+            return None, [Diagnostic(problem[0], "error", problem[2], problem[1], file)]
     analysis = _Analysis(document, where, file)
     machine = analysis.run()
     return machine, analysis.sorted_diagnostics()
+
+
+def _value_problem(document: dict) -> tuple[str, str, str] | None:
+    """``(code, pointer, message)`` when a definition given as a dict is one JSON text could not carry: nested
+    too deeply, holding NaN or Infinity, or over AWS's 1 MiB as JSON."""
+    deep = too_deep(document)
+    if deep is not None:
+        return "SM004", deep, f"objects and arrays nest more than {MAX_DEPTH} levels deep"
+    try:
+        size = len(json.dumps(document, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+                   .encode("utf-8", "surrogatepass"))
+    except ValueError:
+        pointer, number = _non_finite(document, "")
+        return "SM006", pointer, not_json_number(repr(number).replace("inf", "Infinity").replace("nan", "NaN"))
+    if size > MAX_DEFINITION_BYTES:
+        return "SM003", "", (f"the definition is {size:,} bytes as JSON; AWS allows at most 1 MiB "
+                             f"({MAX_DEFINITION_BYTES:,} bytes)")
+    return None
+
+
+def _lone_surrogate(value: Any, pointer: str = "") -> str | None:
+    """The pointer of the first string (or key) holding a lone surrogate, which UTF-8 cannot encode."""
+    def bad(text: str) -> bool:
+        return any("\ud800" <= ch <= "\udfff" for ch in text)
+    if isinstance(value, str):
+        return pointer if bad(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        child_pointer = join_pointer(pointer, key)
+        if isinstance(key, str) and bad(key):
+            return pointer
+        found = _lone_surrogate(child, child_pointer)
+        if found is not None:
+            return found
+    return None
+
+
+def _non_finite(value: Any, pointer: str) -> tuple[str, float] | None:
+    """The pointer and value of the first NaN or infinite float in ``value`` (nested at most MAX_DEPTH deep)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return pointer, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        found = _non_finite(child, join_pointer(pointer, key))
+        if found:
+            return found
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ the analysis
@@ -151,8 +208,13 @@ class _Analysis:
 
     # -- pass 1: JSON Schema
     def check_schema(self) -> bool:
-        if _fast_validator().is_valid(self.document):  # compiled fast path; errors are explained by jsonschema
-            return True
+        try:
+            if _fast_validator().is_valid(self.document):  # compiled fast path; errors are explained by jsonschema
+                return True
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON) is not Unicode text
+            self.report("SM001", _lone_surrogate(self.document) or "",
+                        "a string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape), which is not Unicode text")
+            return False
         ok = True
         for error in _validator().iter_errors(self.document):
             ok = False
@@ -175,7 +237,7 @@ class _Analysis:
             where = f"a {kind} state" if isinstance(kind, str) and pointer.rsplit("/", 2)[-2:-1] == ["States"] \
                 else "this object"
             language = error.instance.get("QueryLanguage") if isinstance(error.instance, dict) else None
-            for extra in re.findall(r"'((?:[^'\\]|\\.)*)'", error.message.split("(", 1)[-1]):
+            for extra in _extras(error.message):
                 if kind == "Choice" and extra == "End":
                     code, message = "SM206", _CHOICE_END
                 elif (language, extra in JSONPATH_ONLY, extra in JSONATA_ONLY) in (("JSONata", True, False),
@@ -285,7 +347,8 @@ class _Analysis:
             dead_end = self.check_next_end(state, at)
             broken = broken or dead_end or len(edges[name]) < len(targets)
             self.check_error_lists(state, at)
-            for i, branch in enumerate(state.get("Branches") or [] if state.get("Type") == "Parallel" else []):
+            branches = state.get("Branches") if state.get("Type") == "Parallel" else None
+            for i, branch in enumerate(branches if isinstance(branches, list) else ()):  # `Branches: true` too
                 self.check_scope(branch, f"{at}/Branches/{i}", seen)
             if state.get("Type") == "Map":
                 for key in ("ItemProcessor", "Iterator"):
@@ -461,6 +524,13 @@ def _all_state_names(scope: Any) -> Iterator[str]:
                 yield from _all_state_names(branch)
             for key in ("ItemProcessor", "Iterator"):
                 yield from _all_state_names(state.get(key))
+
+
+def _extras(message: str) -> list[str]:
+    """The unexpected property names of jsonschema's message, which lists them as Python reprs: ``'a'``, or
+    ``"'"`` for a name holding a single quote."""
+    reprs = re.findall(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', message.split("(", 1)[-1])
+    return [ast.literal_eval(text) for text in reprs]
 
 
 def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:

@@ -22,6 +22,7 @@ the written path (copy-on-write) and never mutates its arguments. Template liter
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from typing import Any, Iterator
 
@@ -420,9 +421,9 @@ class _Parser:
                 parts = [p.strip() for p in body.split(":")]
                 if len(parts) != 2:
                     raise self.fail(f"slices take [start:end] only, got [{body}]")
-                start, stop = (int(p) if p else None for p in parts)
+                start, stop = (_index(p) if p else None for p in parts)
                 return _Slice(start, stop)
-            indexes = tuple(int(p.strip()) for p in body.split(","))
+            indexes = tuple(_index(p.strip()) for p in body.split(","))
         except ValueError:
             raise self.fail(f"invalid array index [{body}]") from None
         return _Index(indexes[0]) if len(indexes) == 1 else _Indexes(indexes)
@@ -477,6 +478,16 @@ class _Parser:
         if not isinstance(node, Filter):
             raise self.fail(f"unsupported filter expression [{body}]")
         return _Filter(node)
+
+
+_INDEX = re.compile(r"-?[0-9]+")
+
+
+def _index(text: str) -> int:
+    """An array index in ASCII digits; Python's int() would also take "1_000", "+1" and "٣" (Arabic three)."""
+    if not _INDEX.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
 
 
 class _BadUnion(_Seg):

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from .jsonvalue import MAX_DEPTH, line_column, too_deep_text
+
+MAX_DEFINITION_BYTES = 1024 * 1024  # AWS: a definition is at most 1 MiB, a hard quota
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +72,39 @@ class SourceMap:
 
 
 def parse_text(text: str, kind: str) -> tuple[Any, SourceMap]:
-    """Parse ``text`` as ``"yaml"`` or ``"json"``; raise SourceError on malformed text or duplicate keys."""
+    """Parse ``text`` as ``"yaml"`` or ``"json"``; raise SourceError on malformed text, duplicate keys, or a
+    document that JSON cannot carry or that is over AWS's limits (size, and nesting for our own safety)."""
+    _check_size(text)
     if kind == "json":
         return _parse_json(text), SourceMap(text, "json")
     return _parse_yaml(text)
+
+
+def decode(data: bytes) -> str:
+    """The text of a definition file; SourceError at the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = data[:exc.start].decode("utf-8")
+        raise SourceError(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} here); save it as UTF-8",
+                          Position(*line_column(head, len(head)))) from None
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _check_size(text: str) -> None:
+    size = _utf8_size(text)
+    if size > MAX_DEFINITION_BYTES:
+        inside = len(text.encode("utf-8", "surrogatepass")[:MAX_DEFINITION_BYTES].decode("utf-8", "ignore"))
+        raise SourceError(f"the definition is {size:,} bytes; AWS allows at most 1 MiB "
+                          f"({MAX_DEFINITION_BYTES:,} bytes), which ends here", Position(*line_column(text, inside)),
+                          code="SM003")
+
+
+def _too_deep_message(what: str = "objects and arrays nest") -> str:
+    return f"{what} more than {MAX_DEPTH} levels deep"
 
 
 def guess_kind(name: str, text: str) -> str:
@@ -94,14 +129,65 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     return result
 
 
+class _NotJsonNumber(Exception):
+    """NaN, Infinity, or a number too large for a double: Python's json accepts them, JSON and AWS do not."""
+
+    def __init__(self, word: str):
+        self.word = word
+
+
+def _constant(word: str):
+    raise _NotJsonNumber(word)
+
+
+def _finite(word: str) -> float:
+    number = float(word)
+    if math.isinf(number):
+        raise _NotJsonNumber(word)
+    return number
+
+
+def not_json_number(word: str) -> str:
+    """Why a number word is refused: ``NaN``/``Infinity`` are not JSON, ``1e999`` overflows a double."""
+    if word.lstrip("-+") in ("NaN", "Infinity", "nan", "inf", ".nan", ".inf", ".NaN", ".Inf", ".NAN", ".INF"):
+        return f"{word} is not a JSON number"
+    return f"{word} is out of the range of a double (about 1.8e308)"
+
+
 def _parse_json(text: str) -> Any:
+    deep = too_deep_text(text)
+    if deep is not None:
+        raise SourceError(_too_deep_message(), Position(*line_column(text, deep)), code="SM004")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise SourceError(f"invalid JSON: {exc.msg}", Position(exc.lineno, exc.colno)) from None
     except _DuplicateKey:
         _scan_json_positions(text)  # raises SourceError at the duplicate, with its position
         raise AssertionError("duplicate key not found by the scanner")  # pragma: no cover
+    except _NotJsonNumber as exc:
+        raise SourceError(not_json_number(exc.word), _atom_position(text, lambda atom: atom == exc.word),
+                          code="SM006") from None
+    except ValueError:  # an integer longer than Python converts
+        digits = sys.get_int_max_str_digits()
+        at = _atom_position(text, lambda atom: len(atom.lstrip("-")) > digits)
+        raise SourceError(_long_number(digits), at, code="SM006") from None
+
+
+def _long_number(digits: int) -> str:
+    return f"a number has more than {digits:,} digits"
+
+
+_ATOM = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s"\[\]{},:]+')
+
+
+def _atom_position(text: str, wanted) -> Position | None:
+    """Where the first JSON atom (a number or literal, never a string) for which ``wanted(atom)`` holds starts."""
+    for match in _ATOM.finditer(text):
+        atom = match.group()
+        if not atom.startswith('"') and wanted(atom):
+            return Position(*line_column(text, match.start()))
+    return None  # pragma: no cover - the parser only complains about atoms that are in the text
 
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -184,13 +270,19 @@ def _parse_yaml(text: str) -> tuple[Any, "SourceMap"]:
     try:
         root = loader.get_single_node()
         source = SourceMap(text, "yaml", {}, {})
+        if root is not None:
+            _Expansion(loader).measure(root, 1)
         value = _construct(loader, root, "", source) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Position(mark.line + 1, mark.column + 1) if mark else None
+        if "nesting depth" in str(exc.problem):  # libyaml's own bound, far above ours
+            raise SourceError(_too_deep_message(), where, code="SM004") from None
         raise SourceError(f"invalid YAML: {exc.problem or exc.context}", where) from None
     except yaml.YAMLError as exc:
         raise SourceError(f"invalid YAML: {exc}", None) from None
+    except RecursionError:  # a merge-key (<<) chain thousands of links long: nothing else recurses unbounded
+        raise SourceError(_too_deep_message("merge keys (<<) chain"), None, code="SM004") from None
     finally:
         loader.dispose()
     return value, source
@@ -198,6 +290,91 @@ def _parse_yaml(text: str) -> tuple[Any, "SourceMap"]:
 
 def _mark(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(_YAML + t for t in ("str", "int", "float", "bool", "null"))
+_JSON_TAGS = _SCALAR_TAGS | {_YAML + "seq", _YAML + "map"}
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_YAML):] if tag.startswith(_YAML) else tag
+
+
+class _Expansion:
+    """Sizes the composed YAML as the JSON it stands for, aliases expanded, before anything is built from it.
+
+    Each node is measured once (aliases share their anchor's node), so a "billion laughs" file costs what its
+    text costs to refuse. Refuses what JSON cannot carry (tags such as ``!!binary``, ``!!set``, ``!custom``;
+    NaN, Infinity, overflowing numbers), a value over AWS's 1 MiB once expanded, nesting deeper than MAX_DEPTH
+    and an alias inside its own anchor.
+    """
+
+    def __init__(self, loader: yaml.Loader):
+        self.loader = loader
+        self.known: dict[int, tuple[int, int]] = {}  # id(node) -> (bytes as compact JSON, levels of nesting)
+        self.open: set[int] = set()  # nodes being measured: meeting one again means an alias loops
+
+    def measure(self, node: yaml.Node, depth: int) -> int:
+        """The node's size in bytes as compact JSON; ``depth`` is the level it is used at (the root is 1)."""
+        known = self.known.get(id(node))
+        if known is None:
+            if id(node) in self.open:
+                raise SourceError("a YAML alias refers to a node that contains it, so the value would be infinitely "
+                                  "deep", _mark(node), code="SM004")
+            if isinstance(node, yaml.CollectionNode) and depth > MAX_DEPTH:
+                raise SourceError(_too_deep_message(), _mark(node), code="SM004")
+            self.open.add(id(node))
+            known = self.known[id(node)] = self._measure(node, depth)
+            self.open.discard(id(node))
+        size, levels = known
+        if depth - 1 + levels > MAX_DEPTH:  # an anchored value, used deeper than where it was first measured
+            raise SourceError(_too_deep_message("objects and arrays (YAML aliases expanded) nest"), _mark(node),
+                              code="SM004")
+        if size > MAX_DEFINITION_BYTES:
+            raise SourceError(f"this value is {size:,} bytes as JSON once its YAML aliases are expanded; AWS allows "
+                              f"a definition at most 1 MiB ({MAX_DEFINITION_BYTES:,} bytes)", _mark(node), code="SM003")
+        return size
+
+    def _measure(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        if node.tag not in _JSON_TAGS:
+            raise SourceError(f"the YAML tag {_tag_name(node.tag)} has no JSON equivalent; a definition holds only "
+                              "strings, numbers, booleans, null, objects and arrays", _mark(node), code="SM005")
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)
+            size, levels = max(2, 1 + 2 * len(node.value)), 0  # braces, colons and commas
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):  # kept as its text: `1:` and `.nan:` are string keys
+                    if key_node.tag not in _SCALAR_TAGS:
+                        raise SourceError(f"the YAML tag {_tag_name(key_node.tag)} has no JSON equivalent; keys "
+                                          "are plain strings", _mark(key_node), code="SM005")
+                    size += _json_size(key_node.value)
+                else:  # refused, with its pointer, when the value is built
+                    size += self.measure(key_node, depth + 1)
+                size += self.measure(value_node, depth + 1)
+                levels = max(levels, self.known[id(value_node)][1])
+            return size, levels + 1
+        if isinstance(node, yaml.SequenceNode):
+            size, levels = 1 + max(len(node.value), 1), 0  # brackets and commas
+            for item in node.value:
+                size += self.measure(item, depth + 1)
+                levels = max(levels, self.known[id(item)][1])
+            return size, levels + 1
+        return _json_size(self._scalar(node)), 0
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        """The scalar's value; SourceError for a number JSON cannot carry."""
+        try:
+            value = self.loader.construct_object(node)
+        except ValueError:  # an integer longer than Python converts
+            raise SourceError(_long_number(sys.get_int_max_str_digits()), _mark(node), code="SM006") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SourceError(not_json_number(node.value), _mark(node), code="SM006")
+        return value
+
+
+def _json_size(value: Any) -> int:
+    return _utf8_size(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def _construct(loader: yaml.Loader, node: yaml.Node, pointer: str, source: SourceMap) -> Any:

@@ -85,7 +85,7 @@ def parse_output(output: Any, limit: int) -> Any:
     else:
         try:
             text = json.dumps(output, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidOutput(f"the output is not a JSON value: {exc}") from None
     size = len(text.encode("utf-8"))
     if size > limit:

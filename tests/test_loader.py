@@ -30,6 +30,18 @@ def diagnose(text: str) -> list[Diagnostic]:
     return loader.validates(text, name=name)
 
 
+def _alias_bomb(levels: int) -> str:
+    """A "billion laughs": each anchor is nine aliases of the one before, so the text grows linearly and its value
+    nine-fold per level."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines + ["StartAt: A", f"States: {{A: {{Type: Pass, Result: *a{levels - 1}, End: true}}}}"]) + "\n"
+
+
+BOMB_6 = _alias_bomb(6)
+JSON_PASS = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true, "Result": '  # + a value + "}}}"
+OVER_1_MIB = JSON_PASS + '"' + "x" * (1 << 20) + '"}}}'
+
 def case(id, code, pointer, line, column, text, says=""):
     """A bad definition and the one diagnostic it must produce (``says``: a part of its message)."""
     return pytest.param(text, code, pointer, line, column, says, id=id)
@@ -118,6 +130,131 @@ CASES = [
           }
         }
         """, says='duplicate key "b"'),
+    # ---------------------------------------------------- SM003: over AWS's 1 MiB, as text or once aliases expand
+    case("yaml_alias_bomb_refused_at_the_anchor_that_expands_past_1_MiB", "SM003", "", 6, 5, BOMB_6,
+         says="3,321,505 bytes as JSON once its YAML aliases are expanded"),
+    case("json_text_over_1_MiB_located_where_the_limit_ends", "SM003", "", 1, 1_048_577, OVER_1_MIB,
+         says="AWS allows at most 1 MiB"),
+    # ------------------------------------------------------ SM004: nested more than 100 levels, or an alias loop
+    case("yaml_nested_101_levels", "SM004", "", 6, 110, "StartAt: A\nStates:\n  A:\n    Type: Pass\n    End: true\n"
+         "    Result: " + "[" * 98 + "0" + "]" * 98 + "\n", says="more than 100 levels deep"),
+    case("json_nested_101_levels", "SM004", "", 1, 171, JSON_PASS + "[" * 98 + "]" * 98 + "}}}",
+         says="more than 100 levels deep"),
+    case("json_nested_1000_levels_is_not_a_recursion_error", "SM004", "", 1, 171,
+         JSON_PASS + "[" * 1000 + "]" * 1000 + "}}}", says="more than 100 levels deep"),
+    case("yaml_anchor_used_inside_itself", "SM004", "", 6, 13, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: &x [0, *x]
+        """, says="refers to a node that contains it"),
+    case("yaml_state_used_as_its_own_result", "SM004", "", 3, 6, """
+        StartAt: A
+        States:
+          A: &a
+            Type: Pass
+            End: true
+            Result: *a
+        """, says="refers to a node that contains it"),
+    case("yaml_alias_nesting_past_100_levels_where_used", "SM004", "", 6, 14,
+         "StartAt: A\nStates:\n  A:\n    Type: Pass\n    End: true\n    Comment: &a0 " + "[" * 30 + "x" + "]" * 30
+         + "\n    Result: " + "[" * 70 + "*a0" + "]" * 70 + "\n", says="(YAML aliases expanded) nest more than 100"),
+    # ----------------------------------------------------------------------- SM005: a YAML tag JSON does not have
+    case("yaml_binary_tag", "SM005", "", 6, 13, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: !!binary aGVsbG8=
+        """, says="the YAML tag !!binary has no JSON equivalent"),
+    case("yaml_explicit_timestamp_tag", "SM005", "", 6, 18, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: {at: !!timestamp 2024-01-01}
+        """, says="!!timestamp"),
+    case("yaml_set_tag", "SM005", "", 6, 13, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: !!set {a, b}
+        """, says="!!set"),
+    case("yaml_python_tag_on_a_sequence", "SM005", "", 6, 17, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Parameters: !!python/tuple [0, false]
+        """, says="!!python/tuple"),
+    case("yaml_custom_tag_on_a_mapping_no_longer_loads_silently", "SM005", "", 6, 13, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: !custom {x: ""}
+        """, says="!custom"),
+    case("yaml_custom_tag_on_a_key", "SM005", "", 6, 14, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: {!custom k: null}
+        """, says="!custom"),
+    # ----------------------------------------------------------------------- SM006: a number JSON cannot carry
+    case("yaml_nan_in_result", "SM006", "", 6, 17, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: {x: .nan}
+        """, says=".nan is not a JSON number"),
+    case("yaml_infinity_in_parameters", "SM006", "", 6, 25, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Parameters: {x: [0, .inf]}
+        """, says=".inf is not a JSON number"),
+    case("yaml_negative_infinity_as_choice_operand", "SM006", "", 5, 46, """
+        StartAt: C
+        States:
+          C:
+            Type: Choice
+            Choices: [{Variable: $.n, NumericEquals: -.inf, Next: D}]
+            Default: D
+          D: {Type: Succeed}
+        """, says="-.inf is not a JSON number"),
+    case("yaml_number_beyond_a_double", "SM006", "", 6, 13, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            End: true
+            Result: 1e999
+        """, says="1e999 is out of the range of a double"),
+    case("yaml_integer_of_5000_digits", "SM006", "", 6, 13, "StartAt: A\nStates:\n  A:\n    Type: Pass\n"
+         "    End: true\n    Result: " + "9" * 5000 + "\n", says="more than 4,300 digits"),
+    case("json_nan_in_result", "SM006", "", 1, 80, JSON_PASS + '{"x": NaN}}}}', says="NaN is not a JSON number"),
+    case("json_infinity", "SM006", "", 1, 74, JSON_PASS + "Infinity}}}", says="Infinity is not a JSON number"),
+    case("json_negative_infinity_as_choice_operand", "SM006", "", 1, 102,
+         '{"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": '
+         '-Infinity, "Next": "D"}], "Default": "D"}, "D": {"Type": "Succeed"}}}', says="-Infinity is not a JSON"),
+    case("json_number_beyond_a_double", "SM006", "", 1, 78, JSON_PASS + "[0, 1e400]}}}",
+         says="1e400 is out of the range of a double"),
+    case("json_integer_of_5000_digits", "SM006", "", 1, 74, JSON_PASS + "9" * 5000 + "}}}",
+         says="more than 4,300 digits"),
     # ------------------------------------------------------------------------------------ SM101: unknown field
     case("unknown_state_field_suggests_close_name", "SM101", "/States/A/Coment", 5, 5, """
         StartAt: A
