@@ -42,6 +42,7 @@ HOSTILE = [
     ("a:b:c", "a:b:c"),
     ("a -> b", "a -> b"),
     ("x}; y [shape=star]; {z", "x}; y [shape=star]; {z"),
+    ("]", "]"),
     ("&amp; &lt; &#60;", "&amp; &lt; &#60;"),
     ("#quot; #35; #lt;", "#quot; #35; #lt;"),
     ('%%{init: {"securityLevel": "loose"}}%%', '%%{init: {"securityLevel": "loose"}}%%'),
@@ -60,7 +61,7 @@ HOSTILE = [
                                                                      "<tags> past the wrap"),
 ]
 IDS = ["injection", "html", "script", "quotes", "dot-escapes", "trailing-backslash", "colon-port", "colons",
-       "arrow", "braces-semicolons", "html-entities", "mermaid-entities", "mermaid-directive", "mermaid-click-line",
+       "arrow", "braces-semicolons", "closing-bracket-alone", "html-entities", "mermaid-entities", "mermaid-directive", "mermaid-click-line",
        "newline", "tab", "escape", "nul-bell-del", "c1-control", "unicode", "spaces", "keyword-node",
        "keyword-graph", "keyword-edge", "keyword-subgraph", "keyword-strict", "keyword-digraph", "reserved-start",
        "reserved-end", "long-wrapped"]

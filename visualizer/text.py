@@ -32,9 +32,10 @@ def visible(text: str) -> str:
 
 
 def html_text(text: str) -> str:
-    """Text inside a Graphviz HTML-like label: visible, ``& < > "`` as entities (so it cannot become markup) and
-    backslashes doubled (Graphviz expands ``\\N``, ``\\G``... even there)."""
-    return html.escape(visible(text), quote=True).replace("\\", "\\\\")
+    """Text inside a Graphviz HTML-like label: visible, ``& < > "`` as entities (so it cannot become markup),
+    ``]`` too (Graphviz 2.43 rejects a text of only ``]``) and backslashes doubled (Graphviz expands ``\\N``,
+    ``\\G``... even there)."""
+    return html.escape(visible(text), quote=True).replace("]", "&#93;").replace("\\", "\\\\")
 
 
 def dot_label(text: str) -> str:
