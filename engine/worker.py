@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from . import errors as E
 from .client import Client
 from .clock import FakeClock
-from .handlers import HandlerRegistry, TaskContext, error_of
+from .handlers import HandlerRegistry, TaskContext
 from .interpreter import Trigger
 from .runtime import Claimed, StaleTransition, claim, commit, end_execution, fault, new_token, trigger_for
 from .store.schema import executions, frames, task_tokens, workers
@@ -257,7 +257,7 @@ class Worker:
                     (not future.done() or time.monotonic() - started >= remaining):
                 future.cancel()
                 return Trigger("timeout", error=E.TIMEOUT)
-            failure = error_of(exc)
+            failure = call.error(exc)
             return Trigger("error", error=failure.error, cause=failure.cause)
         fault("after_handler")
         try:
