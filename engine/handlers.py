@@ -2,7 +2,9 @@
 
 Only callables an operator registered are reachable: a definition names resources, never Python code. A handler
 is ``fn(input)`` or ``fn(input, context)``, plain or ``async def``; raising fails the task with the exception's class
-name as the error and its message as the cause, or with the names given to ``TaskFailure``.
+name as the error and its message as the cause, or with the names given to ``TaskFailure``. Lambda resources get
+AWS's Lambda shapes (``lambda_shapes``): the Invoke response around a ``lambda:invoke`` result, Lambda's error JSON
+as the cause of an exception.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from . import lambda_shapes
 from .errors import TASK_FAILED, StatesError
 
 CALLBACK_SUFFIX = ".waitForTaskToken"
@@ -72,18 +75,30 @@ def _wrap(fn: Callable[..., Any]) -> Handler:
     return Handler(fn, wants_context, inspect.iscoroutinefunction(fn))
 
 
+INVOKE, FUNCTION = "invoke", "function"  # how a Lambda function was called: lambda:invoke, or its own ARN
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A resolved task call: the handler, the value it receives, and how its result is shaped."""
+    """A resolved task call: the handler, the value it receives, and how its result and errors are shaped
+    (``lambda_via``: INVOKE or FUNCTION for a Lambda resource, None for a plain one)."""
 
     handler: Handler
     value: Any
-    lambda_invoke: bool = False
+    lambda_via: str | None = None
 
     def shape(self, result: Any) -> Any:
-        if self.lambda_invoke:  # the optimised Lambda integration wraps the function's result
-            return {"ExecutedVersion": "$LATEST", "Payload": result, "StatusCode": 200}
+        if self.lambda_via == INVOKE:  # the optimised Lambda integration returns the Invoke response
+            return lambda_shapes.invoke_result(result)
         return result
+
+    def error(self, exc: BaseException) -> StatesError:
+        """The ASL error the handler's exception becomes; from a Lambda function, with Lambda's error JSON as the
+        cause (a ``TaskFailure`` or ``StatesError`` keeps the names it was given)."""
+        failure = error_of(exc)
+        if self.lambda_via is None or isinstance(exc, (TaskFailure, StatesError)):
+            return failure
+        return StatesError(failure.error, lambda_shapes.error_cause(exc, self.lambda_via == INVOKE, __file__))
 
 
 class HandlerRegistry:
@@ -140,10 +155,11 @@ class HandlerRegistry:
             handler = (self._exact.get(name) if isinstance(name, str) else None) or self._by_key.get(key)
             if handler is None:
                 raise _function_not_found(str(name), region, account)
-            return Call(handler, value.get("Payload") if isinstance(value, dict) else None, lambda_invoke=True)
+            payload = value.get("Payload") if isinstance(value, dict) else None
+            return Call(handler, lambda_shapes.invoke_payload(payload), INVOKE)
         handler = self._exact.get(resource) or self._exact.get(base) or self._by_key.get(key)
         if handler is not None:
-            return Call(handler, value)
+            return Call(handler, value, FUNCTION if _is_lambda_arn(base) else None)
         if _is_lambda_arn(base):
             raise _function_not_found(base, region, account)
         known = ", ".join(self.resources()[:10]) or "none"

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from . import errors as E
 from .client import Client
 from .clock import FakeClock
-from .handlers import HandlerRegistry, TaskContext, error_of
+from .handlers import HandlerRegistry, TaskContext
 from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, fault,
@@ -290,7 +290,7 @@ class Worker:
                     (not future.done() or time.monotonic() - started >= remaining):
                 future.cancel()
                 return Trigger("timeout", error=E.TIMEOUT)
-            failure = error_of(exc)
+            failure = call.error(exc)
             return Trigger("error", error=failure.error, cause=failure.cause)
         fault("after_handler")
         try:  # here, before the transaction: a result the store cannot hold must fail the task, not the commit

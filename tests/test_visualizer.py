@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from statemill.cli.render import render as render_command
 from statemill.engine import Engine, TaskFailure, loader
+from statemill.engine.client import Client
 from statemill.visualizer import (DotNotFound, build, digraph, dot_source, format_for, from_history, image,
                                   load_execution, mermaid_source, render)
 from statemill.visualizer import overlay as ov
@@ -122,23 +123,31 @@ def _attrs(text: str) -> dict[str, str]:
     return out
 
 
-def dot_nodes(source: str) -> dict[str, dict[str, str]]:
-    nodes = {}
+def _names(of) -> dict[str, str]:
+    """Diagram node ids (state names, __start__, X__join...) by the short ids the drawing gives them."""
+    return {short: name for name, short in build(of).short_ids().items()}
+
+
+def dot_nodes(source: str, of) -> dict[str, dict[str, str]]:
+    """The node attributes of DOT text drawn for the machine ``of``, by diagram node id."""
+    names, nodes = _names(of), {}
     for line in source.splitlines():
         if "->" in line or line.strip().startswith(("graph ", "node ", "edge ")):
             continue
         found = _NODE.match(line)
         if found:
-            nodes[_unquote(found.group(1))] = _attrs(found.group(2))
+            nodes[names[_unquote(found.group(1))]] = _attrs(found.group(2))
     return nodes
 
 
-def dot_edges(source: str) -> list[tuple[str, str, dict[str, str]]]:
-    edges = []
+def dot_edges(source: str, of) -> list[tuple[str, str, dict[str, str]]]:
+    """The edges of DOT text drawn for the machine ``of``: (tail, head, attributes) by diagram node id."""
+    names, edges = _names(of), []
     for line in source.splitlines():
         found = _EDGE.match(line)
         if found:
-            edges.append((_unquote(found.group(1)), _unquote(found.group(2)), _attrs(found.group(3) or "")))
+            edges.append((names[_unquote(found.group(1))], names[_unquote(found.group(2))],
+                          _attrs(found.group(3) or "")))
     return edges
 
 
@@ -155,7 +164,7 @@ def test_start_and_end_markers_frame_the_machine():
     assert diagram.nodes["__start__"].kind == "start" and diagram.nodes["__end__"].kind == "end"
     assert ("__start__", "T", "start") in edges
     assert {("S", "__end__", "end"), ("F", "__end__", "end")} <= edges
-    nodes = dot_nodes(dot_source(all_types()))
+    nodes = dot_nodes(dot_source(all_types()), all_types())
     assert nodes["__start__"]["label"] == "Start" and nodes["__end__"]["label"] == "End"
 
 
@@ -164,14 +173,14 @@ def test_start_and_end_markers_frame_the_machine():
     ("S", "oval", "filled"), ("F", "octagon", "filled"),
 ], ids=["task-rounded-box", "pass-box", "choice-decision-diamond", "wait-hexagon", "succeed-oval", "fail-octagon"])
 def test_each_state_type_has_its_own_shape(state, shape, style_word):
-    node = dot_nodes(dot_source(all_types()))[state]
+    node = dot_nodes(dot_source(all_types()), all_types())[state]
     assert node["shape"] == shape and style_word in node["style"]
     kind = loader.load(all_types()).index[state].type
     assert node["color"] == style.TYPES[kind].line
 
 
 def test_state_types_are_told_apart_by_shape_and_colour():
-    nodes = dot_nodes(dot_source(all_types()))
+    nodes = dot_nodes(dot_source(all_types()), all_types())
     looks = {(nodes[n]["shape"], nodes[n]["style"], nodes[n]["fillcolor"]) for n in "TPCWSF"}
     assert len(looks) == 6
 
@@ -192,12 +201,12 @@ def test_choice_edges_carry_the_rule_in_plain_words(rule, text):
     assert loader.load(definition).index["C"].choices[0].rule.describe() == text
     [edge] = [e for e in build(definition).edges if e.kind == "choice"]
     assert edge.label.replace("\n", " ") == text and edge.tooltip == text
-    [(_, _, attrs)] = [e for e in dot_edges(dot_source(definition)) if e[1] == "Yes"]
+    [(_, _, attrs)] = [e for e in dot_edges(dot_source(definition), definition) if e[1] == "Yes"]
     assert plain(attrs["label"]).replace("\n", " ") == text
 
 
 def test_default_edge_is_marked():
-    edges = dot_edges(dot_source(ORDER))
+    edges = dot_edges(dot_source(ORDER), ORDER)
     [(tail, head, attrs)] = [e for e in edges if e[1] == "Hold"]
     assert (tail, plain(attrs["label"])) == ("Route", "Default")
     assert "<i>" in attrs["label"]
@@ -205,7 +214,7 @@ def test_default_edge_is_marked():
 
 
 def test_catch_edges_are_dashed_and_name_their_errors():
-    edges = dot_edges(dot_source(ORDER))
+    edges = dot_edges(dot_source(ORDER), ORDER)
     catch = [(t, h, a) for t, h, a in edges if a.get("style") == "dashed"]
     assert {(t, h) for t, h, _ in catch} == {("Validate", "Reject"), ("Ship__join", "Reject")}
     labels = {t: plain(a["label"]) for t, _, a in catch}
@@ -214,7 +223,7 @@ def test_catch_edges_are_dashed_and_name_their_errors():
 
 
 def test_retry_is_noted_on_the_state():
-    label = plain(dot_nodes(dot_source(ORDER))["Validate"]["label"])
+    label = plain(dot_nodes(dot_source(ORDER), ORDER)["Validate"]["label"])
     assert "retry States.TaskFailed ×3 · 1 s, backoff ×2" in label.split("\n")
 
 
@@ -231,7 +240,7 @@ def test_retry_policy_in_a_line(retrier, text):
 
 
 def test_comments_become_tooltips():
-    nodes = dot_nodes(dot_source(ORDER))
+    nodes = dot_nodes(dot_source(ORDER), ORDER)
     assert nodes["Validate"]["tooltip"] == "Checks amount and address"
     assert nodes["Route"]["tooltip"] == "Route (Choice)"
     assert 'tooltip="Takes an order from validation to shipping"' in dot_source(ORDER)
@@ -269,12 +278,12 @@ def test_state_names_cannot_break_the_dot_or_mermaid_syntax():
     name = 'Say "hi" <b>&amp; \\n | #1 end'
     definition = {"StartAt": name, "States": {name: {"Type": "Pass", "Comment": 'a "quoted" \\ comment',
                                                      "End": True}}}
-    nodes = dot_nodes(dot_source(definition))
+    nodes = dot_nodes(dot_source(definition), definition)
     lines = plain(nodes[name]["label"]).split("\n")
-    assert " ".join(lines[:-1]) == name and lines[-1] == "Pass"
+    assert " ".join(lines[:-1]) == name.replace("\\", "\\\\") and lines[-1] == "Pass"  # dot halves them
     text = mermaid_source(definition)
     assert '"' not in text.split('n1["', 1)[1].split('"]', 1)[0]
-    assert "#quot;hi#quot; #lt;b#gt;#amp;amp; \\n #124; #35;1 end" in text
+    assert "Say #34;hi#34; #60;b#62;#38;amp#59; \\n #124; #35;1 end" in text
 
 
 @needs_dot
@@ -294,7 +303,7 @@ def test_mermaid_draws_the_same_structure():
     assert set(ids) == set(loader.load(ORDER).index)
     assert f'{ids["Route"]}{{"<b>Route</b><br/>Choice"}}' in lines
     assert any(line.startswith(f'{ids["Hold"]}{{{{"<b>Hold</b>') for line in lines)
-    assert f'{ids["Route"]} -->|"$.amount #gt; 100"| {ids["Approve"]}' in lines
+    assert f'{ids["Route"]} -->|"$.amount #62; 100"| {ids["Approve"]}' in lines
     assert f'{ids["Route"]} -->|"<i>Default</i>"| {ids["Hold"]}' in lines
     assert f'{ids["Validate"]} -.->|"catch ValidationError, States.Timeout"| {ids["Reject"]}' in lines
     assert sum(line.startswith("subgraph ") for line in lines) == 5
@@ -344,7 +353,7 @@ def test_images_are_rendered_by_dot(tmp_path, suffix, magic):
 def test_svg_has_every_state_and_comment_tooltips():
     svg = image(ORDER, "svg").decode()
     for name in loader.load(ORDER).index:
-        assert f"<title>{name}</title>" in svg
+        assert f">{name}</text>" in svg
     assert 'xlink:title="Checks amount and address"' in svg
     assert "$.status == &quot;paid&quot; and $.retry is" in svg
 
@@ -392,7 +401,8 @@ def test_a_succeeded_run_is_green_along_the_path_it_took(engine):
     assert overlay.states["Pick"].visits == 2
     assert overlay.states["Items"].iterations == {"items": 2, "succeeded": 2, "failed": 0, "running": 0,
                                                   "cancelled": 0, "not-started": 0}
-    nodes, edges = dot_nodes(dot_source(machine, overlay)), dot_edges(dot_source(machine, overlay))
+    source = dot_source(machine, overlay)
+    nodes, edges = dot_nodes(source, machine), dot_edges(source, machine)
     assert nodes["Validate"]["fillcolor"] == style.STATUS["succeeded"].fill
     assert nodes["Hold"]["fillcolor"] == style.STATUS["not-reached"].fill and "dashed" in nodes["Hold"]["style"]
     thick = {(t, h) for t, h, a in edges if a.get("penwidth") == style.TAKEN_WIDTH}
@@ -410,9 +420,10 @@ def test_a_caught_error_shows_the_catch_taken(engine):
     assert statuses(overlay) == {"Validate": "caught", "Reject": "failed"}
     assert overlay.states["Validate"].error == "ValidationError"
     assert ("Validate", "Reject", "catch") in overlay.transitions
-    [(_, _, attrs)] = [e for e in dot_edges(dot_source(machine, overlay)) if e[:2] == ("Validate", "Reject")]
+    edges = dot_edges(dot_source(machine, overlay), machine)
+    [(_, _, attrs)] = [e for e in edges if e[:2] == ("Validate", "Reject")]
     assert attrs["penwidth"] == style.TAKEN_WIDTH and attrs["style"] == "dashed"
-    nodes = dot_nodes(dot_source(machine, overlay))
+    nodes = dot_nodes(dot_source(machine, overlay), machine)
     assert nodes["Validate"]["fillcolor"] == style.STATUS["caught"].fill
     assert "caught: ValidationError" in plain(nodes["Validate"]["label"])
 
@@ -431,7 +442,7 @@ def test_a_failed_run_marks_the_failing_state(engine):
     assert statuses(overlay) == {"Check": "succeeded", "Charge": "failed"}
     assert (overlay.states["Charge"].error, overlay.states["Charge"].cause) == ("CardDeclined", "insufficient funds")
     assert (overlay.error, overlay.cause) == ("CardDeclined", "insufficient funds")
-    nodes = dot_nodes(dot_source(machine, overlay))
+    nodes = dot_nodes(dot_source(machine, overlay), machine)
     assert nodes["Charge"]["fillcolor"] == style.STATUS["failed"].fill
     assert "CardDeclined: insufficient funds" in nodes["Charge"]["tooltip"]
     source = dot_source(machine, overlay)
@@ -468,7 +479,7 @@ def test_a_map_with_a_failing_item_caught_by_the_map(engine):
                                                  "cancelled": 0, "not-started": 2}
     assert overlay.states["Pick"].counts == {"succeeded": 1, "failed": 1}
     assert ("Each", "Compensate", "catch") in overlay.transitions
-    label = plain(dot_nodes(dot_source(machine, overlay))["Each"]["label"])
+    label = plain(dot_nodes(dot_source(machine, overlay), machine)["Each"]["label"])
     assert "caught: OutOfStock" in label and "4 items: 1 succeeded, 1 failed, 2 not started" in label
     assert "4 items: 1 succeeded, 1 failed, 2 not started" in mermaid_source(machine, overlay)
 
@@ -525,7 +536,7 @@ def test_waiting_on_a_timer(live):
     assert live.status(arn) == overlay.status == "RUNNING"
     assert statuses(overlay) == {"Validate": "succeeded", "Route": "succeeded", "Hold": "waiting-timer"}
     assert ("Route", "Hold", "next") in overlay.transitions
-    nodes = dot_nodes(dot_source(machine, overlay))
+    nodes = dot_nodes(dot_source(machine, overlay), machine)
     assert nodes["Hold"]["fillcolor"] == style.STATUS["waiting-timer"].fill and nodes["Hold"]["penwidth"] == "2.8"
     assert "waiting: timer" in plain(nodes["Hold"]["label"])
 
@@ -534,7 +545,7 @@ def test_waiting_on_a_task_token(live):
     arn, machine, overlay = run_until(live, ORDER, {"amount": 500, "items": []}, "TaskSubmitted")
     assert statuses(overlay) == {"Validate": "succeeded", "Route": "succeeded", "Approve": "waiting-token"}
     assert live.pending_tokens(arn)[0]["stateName"] == "Approve"
-    assert "waiting: task token" in plain(dot_nodes(dot_source(machine, overlay))["Approve"]["label"])
+    assert "waiting: task token" in plain(dot_nodes(dot_source(machine, overlay), machine)["Approve"]["label"])
 
 
 def test_waiting_on_retry_backoff(live):
@@ -572,7 +583,10 @@ def test_running_a_task_and_cli_overlay_while_it_runs(live, db_url, tmp_path):
         assert statuses(overlay) == {"Slow": "running"}
         result = CliRunner().invoke(render_command, ["--execution", arn, "--db", db_url, "--format", "dot"])
         assert result.exit_code == 0, result.output
-        nodes = dot_nodes(result.output.split("wrote")[0])
+        reader = Client(db_url)
+        drawn, _ = load_execution(reader, arn)  # the machine as the command read it (its own node order)
+        reader.db.dispose()
+        nodes = dot_nodes(result.output.split("wrote")[0], drawn)
         assert nodes["Slow"]["fillcolor"] == style.STATUS["running"].fill
         assert nodes["After"]["fillcolor"] == style.STATUS["not-reached"].fill
     finally:

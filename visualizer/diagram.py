@@ -2,7 +2,9 @@
 
 Both back ends (Graphviz in ``graph.py``, Mermaid in ``mermaid.py``) draw this same structure, so what a diagram
 contains is decided in one place and tests can check it without parsing DOT. Node ids are the state names; the
-start and end markers and the join bar closing each Parallel/Map get reserved ids.
+start and end markers and the join bar closing each Parallel/Map get ids no state has (``__start__``, ``__end__``,
+``X__join``, prefixed with ``_`` while a state has taken them). The drawings never write these ids:
+they use ``Diagram.short_ids()``, so a state name only ever appears as escaped label text.
 """
 from __future__ import annotations
 
@@ -87,6 +89,10 @@ class Diagram:
     def edges_from(self, state: str) -> list[Edge]:
         return [e for e in self.edges if e.source == state]
 
+    def short_ids(self) -> dict[str, str]:
+        """The id each node has in DOT and Mermaid text: ``n0``, ``n1``... in node order, stable for a machine."""
+        return {node_id: f"n{i}" for i, node_id in enumerate(self.nodes)}
+
 
 def load_machine(source: m.StateMachine | str | PathLike | Mapping[str, Any]) -> m.StateMachine:
     """A compiled machine from a machine, a definition file path or a definition dict."""
@@ -105,15 +111,16 @@ class _Builder:
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self.join: dict[str, str] = {}
-        self.taken = set(machine.index) | {START, END}
+        self.taken = set(machine.index)
         self.counter = 0
 
     def diagram(self) -> Diagram:
         machine = self.machine
-        self.nodes[START] = Node(START, "start", "Start", tooltip=machine.comment or "Start")
-        nodes, clusters = self.scope(machine, START, END, root=True)
-        self.nodes[END] = Node(END, "end", "End", tooltip="End")
-        top = Cluster("", "machine", "", None, (START, *nodes, END), clusters, machine.comment or "")
+        start, end = self.fresh(START), self.fresh(END)  # a state may be named __start__
+        self.nodes[start] = Node(start, "start", "Start", tooltip=machine.comment or "Start")
+        nodes, clusters = self.scope(machine, start, end, root=True)
+        self.nodes[end] = Node(end, "end", "End", tooltip="End")
+        top = Cluster("", "machine", "", None, (start, *nodes, end), clusters, machine.comment or "")
         return Diagram(machine, self.nodes, tuple(self.edges), top, self.join)
 
     def fresh(self, base: str) -> str:
@@ -130,7 +137,7 @@ class _Builder:
     def scope(self, sm: m.StateMachine, entry: str, exit: str, root: bool = False) \
             -> tuple[list[str], list[Cluster]]:
         """Draw the states of one scope; ``entry`` points at its StartAt, its terminal states point at ``exit``."""
-        entry_state = None if entry == START else entry
+        entry_state = None if root else entry
         self.edges.append(Edge(entry, sm.start_at, "start" if root else "fork", source=entry_state,
                                target=sm.start_at))
         nodes, clusters = [], []

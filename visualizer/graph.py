@@ -1,11 +1,11 @@
 """Graphviz drawing of a diagram, with or without an execution overlay, and rendering it to a file.
 
-Labels are Graphviz HTML-like labels (a bold name over small grey facts), so nothing in a state name or a Choice rule
-is read as a DOT escape. Comments become tooltips, which SVG viewers show on hover.
+Nodes get synthetic ids (``n0``, ``n1``...), so no state name is ever a DOT identifier (a keyword, a ``node:port``,
+an HTML string). Labels are Graphviz HTML-like labels (a bold name over small grey facts); every user string in
+them, in tooltips and in cluster labels goes through ``text``. Comments become tooltips, shown on hover in SVG.
 """
 from __future__ import annotations
 
-import html
 import textwrap
 from os import PathLike
 from pathlib import Path
@@ -19,6 +19,7 @@ from . import mermaid as mm
 from . import overlay as o
 from . import style as s
 from .diagram import Cluster, Diagram, Edge, Node, build
+from .text import dot_label, dot_tooltip, html_text, visible
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = IMAGE_FORMATS + ("dot", "mermaid")
@@ -49,21 +50,23 @@ def digraph(source: Source, overlay: o.Overlay | None = None, *, title: str | No
     graph = graphviz.Digraph(
         "statemachine",
         graph_attr={"rankdir": "TB", "newrank": "true", "nodesep": "0.35", "ranksep": "0.42", "fontname": s.FONT,
-                    "fontsize": "11", "pad": "0.25", "bgcolor": "white", "tooltip": diagram.machine.comment or " "},
+                    "fontsize": "11", "pad": "0.25", "bgcolor": "white",
+                    "tooltip": dot_tooltip(diagram.machine.comment or " ")},
         node_attr={"fontname": s.FONT, "fontsize": "11", "margin": "0.14,0.06", "penwidth": "1.3"},
         edge_attr={"fontname": s.FONT, "fontsize": "9", "arrowsize": "0.7", "color": s.GREY, "fontcolor": s.GREY},
     )
     heading = _heading(overlay, title)
     if heading:
         graph.attr(label=heading, labelloc="t", labeljust="l")
-    _fill(graph, diagram, diagram.top, overlay, 0)
+    ids = diagram.short_ids()
+    _fill(graph, diagram, ids, diagram.top, overlay, 0)
     for edge in diagram.edges:
         attrs = _edge_attrs(edge, overlay)
         if diagram.nodes[edge.tail].kind == "Fail":  # a Fail state ends its scope, in failure
             attrs.setdefault("style", "dotted")
             if overlay is None:
                 attrs["color"] = s.EDGE["catch"]
-        graph.edge(edge.tail, edge.head, **attrs)
+        graph.edge(ids[edge.tail], ids[edge.head], **attrs)
     return graph
 
 
@@ -110,16 +113,16 @@ def format_for(path: Path | None, format: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ nodes
-def _fill(graph: graphviz.Digraph, diagram: Diagram, cluster: Cluster, overlay: o.Overlay | None,
-          depth: int) -> None:
+def _fill(graph: graphviz.Digraph, diagram: Diagram, ids: dict[str, str], cluster: Cluster,
+          overlay: o.Overlay | None, depth: int) -> None:
     """Declare a cluster's nodes, then its inner clusters, inside ``graph`` (a subgraph for clusters)."""
     for node_id in cluster.nodes:
         node = diagram.nodes[node_id]
-        graph.node(node.id, **_node_attrs(node, overlay))
+        graph.node(ids[node_id], **_node_attrs(node, overlay))
     for inner in cluster.clusters:
         with graph.subgraph(name=inner.id) as sub:
             sub.attr(**_cluster_attrs(inner, overlay, depth))
-            _fill(sub, diagram, inner, overlay, depth + (inner.kind in ("parallel", "map")))
+            _fill(sub, diagram, ids, inner, overlay, depth + (inner.kind in ("parallel", "map")))
 
 
 def _node_attrs(node: Node, overlay: o.Overlay | None) -> dict[str, str]:
@@ -127,7 +130,7 @@ def _node_attrs(node: Node, overlay: o.Overlay | None) -> dict[str, str]:
     status = overlay.status_of(node.state) if overlay is not None and node.state else None
     look = s.node_look(node.kind, status)
     attrs = {"shape": shape, "style": style, "fillcolor": look.fill, "color": look.line, "fontcolor": look.text,
-             "tooltip": _tooltip_text(node.tooltip)}
+             "tooltip": dot_tooltip(node.tooltip)}
     if node.kind in ("start", "end"):
         attrs.update(label=node.title, fontsize="10", width="0.6", height="0.3", margin="0.06,0.02")
         return attrs
@@ -139,7 +142,7 @@ def _node_attrs(node: Node, overlay: o.Overlay | None) -> dict[str, str]:
         run = overlay.states.get(node.state or "")
         notes = s.status_lines(run)
         if run is not None and (run.error or run.cause):
-            attrs["tooltip"] = _tooltip_text(f"{node.tooltip}\n{run.error or ''}: {run.cause or ''}")
+            attrs["tooltip"] = dot_tooltip(f"{node.tooltip}\n{run.error or ''}: {run.cause or ''}")
         if status in (o.RUNNING, o.WAITING_TIMER, o.WAITING_TOKEN):
             attrs["penwidth"] = "2.8"
         elif status == o.NOT_REACHED:
@@ -149,15 +152,15 @@ def _node_attrs(node: Node, overlay: o.Overlay | None) -> dict[str, str]:
 
 
 def _label(node: Node, notes: list[str]) -> str:
-    title = "<br/>".join(_esc(line) for line in textwrap.wrap(node.title, 30, break_on_hyphens=False) or [""])
+    title = "<br/>".join(html_text(line) for line in _wrap(visible(node.title), 30))
     parts = [f"<b>{title}</b>"]
-    parts += [f'<font point-size="9" color="{s.MUTED}">{_esc(line)}</font>' for line in node.lines]
-    parts += [f'<font point-size="9"><i>{_esc(line)}</i></font>' for line in notes]
+    parts += [f'<font point-size="9" color="{s.MUTED}">{html_text(line)}</font>' for line in node.lines]
+    parts += [f'<font point-size="9"><i>{html_text(line)}</i></font>' for line in notes]
     return "<" + "<br/>".join(parts) + ">"
 
 
 def _cluster_attrs(cluster: Cluster, overlay: o.Overlay | None, depth: int) -> dict[str, str]:
-    attrs = {"tooltip": _tooltip_text(cluster.tooltip or cluster.label or (cluster.state or "")),
+    attrs = {"tooltip": dot_tooltip(cluster.tooltip or cluster.label or (cluster.state or "")),
              "fontname": s.FONT, "fontsize": "9", "fontcolor": s.GREY, "labeljust": "l", "margin": "10"}
     if cluster.kind in ("parallel", "map"):
         line = s.TYPES[cluster.kind.capitalize()].line
@@ -166,8 +169,8 @@ def _cluster_attrs(cluster: Cluster, overlay: o.Overlay | None, depth: int) -> d
         attrs.update(label="", style="rounded,filled", fillcolor=s.CONTAINER_BG[depth % 2], color=line,
                      penwidth="1.4")
     else:
-        attrs.update(label=cluster.label, style="rounded,dashed,filled", fillcolor="white", color=s.BRANCH_LINE,
-                     penwidth="1")
+        attrs.update(label=dot_label(cluster.label), style="rounded,dashed,filled", fillcolor="white",
+                     color=s.BRANCH_LINE, penwidth="1")
     return attrs
 
 
@@ -175,10 +178,10 @@ def _cluster_attrs(cluster: Cluster, overlay: o.Overlay | None, depth: int) -> d
 def _edge_attrs(edge: Edge, overlay: o.Overlay | None) -> dict[str, str]:
     attrs: dict[str, str] = {}
     if edge.label:
-        text = "<br/>".join(_esc(line) for line in edge.label.split("\n"))
+        text = "<br/>".join(html_text(line) for line in edge.label.split("\n"))
         attrs["label"] = f"<<i>{text}</i>>" if edge.kind == "default" else f"<{text}>"
     if edge.tooltip:
-        attrs["tooltip"] = attrs["labeltooltip"] = _tooltip_text(edge.tooltip)
+        attrs["tooltip"] = attrs["labeltooltip"] = dot_tooltip(edge.tooltip)
     if edge.kind == "catch":
         attrs.update(style="dashed", color=s.EDGE["catch"], fontcolor=s.EDGE["catch"])
     elif edge.kind == "fork":  # heavy, so each branch starts right under its Parallel/Map
@@ -201,23 +204,20 @@ def _heading(overlay: o.Overlay | None, title: str | None) -> str | None:
     """The title line and, with an overlay, the execution's status and a colour legend."""
     title = title or (overlay.title if overlay is not None else None)
     if overlay is None:
-        return f"<<b>{_esc(title)}</b>>" if title else None
-    rows = [f"<b>{_esc(title or 'execution')}</b>  {_esc(overlay.status)}"]
+        return f"<<b>{html_text(title)}</b>>" if title else None
+    rows = [f"<b>{html_text(title or 'execution')}</b>  {html_text(overlay.status)}"]
     if overlay.error or overlay.cause:
-        rows.append(_esc(s._clip(f"{overlay.error or ''}: {overlay.cause or ''}", 100)))
+        problem = " ".join(f"{overlay.error or ''}: {overlay.cause or ''}".split())  # a traceback in a line
+        rows.append(html_text(s._clip(problem, 100)))
     present = {run.status for run in overlay.states.values()} | {o.NOT_REACHED}
     cells = "".join(f'<td bgcolor="{s.STATUS[k].fill}" color="{s.STATUS[k].line}" border="1" cellpadding="3">'
-                    f'<font point-size="9">{_esc(o.LABELS[k])}</font></td>' for k in (*o.PRIORITY, o.NOT_REACHED)
+                    f'<font point-size="9">{html_text(o.LABELS[k])}</font></td>' for k in (*o.PRIORITY, o.NOT_REACHED)
                     if k in present)
     legend = f'<table border="0" cellspacing="3" cellpadding="0"><tr>{cells}</tr></table>'
     text = "".join(f'<tr><td align="left">{row}</td></tr>' for row in rows)
     return f'<<table border="0" cellspacing="2">{text}<tr><td align="left">{legend}</td></tr></table>>'
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _tooltip_text(text: str) -> str:
-    """Tooltips are DOT escape strings: keep backslashes literal, turn newlines into ``\\n``."""
-    return (text or " ").replace("\\", "\\\\").replace("\n", "\\n")
+def _wrap(title: str, width: int) -> list[str]:
+    """A state name in lines of about ``width``, broken at spaces and nothing lost: the lines joined give it back."""
+    return textwrap.wrap(title, width, break_on_hyphens=False, drop_whitespace=False) or [""]

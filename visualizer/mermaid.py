@@ -1,7 +1,7 @@
 """Mermaid flowchart text of a diagram (renders in a GitHub README), with the same shapes, colours and overlay.
 
-Mermaid ids are generated (``n0``, ``c1``...) so no state name can break the syntax; labels are quoted with
-Mermaid's entity codes for the characters that mean something to it.
+Mermaid ids are generated (``n0``, ``c1``...) so no state name can break the syntax; every user string in a label is
+quoted and written through ``text.mermaid_text`` (visible control characters, Mermaid's entity codes for markup).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from . import overlay as o
 from . import style as s
 from .diagram import Cluster, Diagram, Edge, Node, build
+from .text import mermaid_text, visible
 
 # Mermaid node shape brackets per kind.
 _SHAPES = {
@@ -29,7 +30,7 @@ class _Writer:
     def __init__(self, diagram: Diagram, overlay: o.Overlay | None):
         self.diagram = diagram
         self.overlay = overlay
-        self.ids = {node_id: f"n{i}" for i, node_id in enumerate(diagram.nodes)}
+        self.ids = diagram.short_ids()
         self.lines: list[str] = []
         self.classes: dict[str, list[str]] = {}
 
@@ -68,7 +69,7 @@ class _Writer:
             self.lines.append(pad + self.node(node))
         for inner in cluster.clusters:
             label = inner.label or " "
-            self.lines.append(f'{pad}subgraph {inner.id.replace("cluster_", "c")} ["{_esc(label)}"]')
+            self.lines.append(f'{pad}subgraph {inner.id.replace("cluster_", "c")} ["{mermaid_text(label)}"]')
             self.cluster(inner, depth + 1)
             self.lines.append(pad + "end")
             if inner.kind in ("parallel", "map"):
@@ -88,31 +89,23 @@ class _Writer:
         elif node.kind == "join":
             text = "join"
         else:
-            text = f"<b>{_esc(node.title)}</b>" + "".join(f"<br/>{_esc(line)}" for line in node.lines)
+            text = f"<b>{mermaid_text(node.title)}</b>" + "".join(f"<br/>{mermaid_text(line)}" for line in node.lines)
         status = None
         if self.overlay is not None and node.kind not in ("start", "end"):
             status = self.overlay.status_of(node.state or "")
             if node.kind != "join":
-                text += "".join(f"<br/><i>{_esc(line)}</i>" for line in s.status_lines(
+                text += "".join(f"<br/><i>{mermaid_text(line)}</i>" for line in s.status_lines(
                     self.overlay.states.get(node.state or "")))
         self.classes.setdefault(status or node.kind, []).append(self.ids[node.id])
         return f'{self.ids[node.id]}{left}"{text}"{right}'
 
     def edge(self, edge: Edge) -> str:
         arrow = _ARROWS.get(edge.kind, "-->")
-        label = "<br/>".join(_esc(line) for line in edge.label.split("\n")) if edge.label else ""
+        label = "<br/>".join(mermaid_text(line) for line in edge.label.split("\n")) if edge.label else ""
         if edge.kind == "default":
             label = f"<i>{label}</i>"
         middle = f'{arrow}|"{label}"|' if label else arrow
         return f"{self.ids[edge.tail]} {middle} {self.ids[edge.head]}"
-
-
-def _esc(text: str) -> str:
-    """Text safe inside a quoted Mermaid label: its own markup characters as entity codes."""
-    out = text.replace("#", "#35;")
-    for char, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("|", "#124;")):
-        out = out.replace(char, code)
-    return out
 
 
 def _class(name: str) -> str:
@@ -120,4 +113,6 @@ def _class(name: str) -> str:
 
 
 def _yaml(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A YAML double-quoted scalar on one line (a newline could close Mermaid's front matter early) with no ``%``
+    (``%%`` starts a Mermaid directive wherever it is)."""
+    return '"' + visible(text).replace("\\", "\\\\").replace('"', '\\"').replace("%", "\\x25") + '"'
