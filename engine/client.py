@@ -312,11 +312,14 @@ class Client:
             return self._execution(conn, arn).status
 
     def stop(self, arn: str, error: str | None = None, cause: str | None = None) -> dict:
-        """StopExecution: the execution becomes ABORTED; its frames and outstanding task tokens are cancelled."""
+        """StopExecution: the execution becomes ABORTED; its frames and outstanding task tokens are cancelled.
+        As on AWS, stopping an execution that has already closed changes nothing (its own stopDate is returned)."""
         now = self.clock.now()
         with self.db.begin() as conn:
             row = self._execution(conn, arn)
-            end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now, self.machine(row.machine_id))
+            if not end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now,
+                                 self.machine(row.machine_id)):
+                return {"stopDate": iso(self._execution(conn, arn).stopped_at)}
         return {"stopDate": iso(now)}
 
     def prune(self, older_than_seconds: float) -> int:
