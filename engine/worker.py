@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable
 
@@ -34,6 +35,8 @@ log = logging.getLogger("statemill.worker")
 class Worker:
     """Runs executions stored in ``client``'s database with the handlers of ``registry``."""
 
+    DATABASE_TRIES = 5  # consecutive failures of the loop's database work before the worker gives up
+
     def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
                  lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
                  max_events: int | None = None, on_event: Callable[[dict], None] | None = None):
@@ -49,6 +52,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
+        self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._handlers_pool = ThreadPoolExecutor(concurrency * 2, thread_name_prefix="statemill-handler")
 
@@ -70,31 +74,49 @@ class Worker:
             helpers.append(threading.Thread(target=self._listen, daemon=True, name="statemill-listen"))
         for thread in helpers:
             thread.start()
+        failures = 0
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # before looking for work, so a frame finishing meanwhile still wakes us
-                if until is not None and until():
-                    break
-                self._reap()
-                now = self.clock.now()
-                if now - self._last_expiry_check >= self.poll:
-                    self._expire_executions(now)
-                    self._last_expiry_check = now
-                claimed = []
-                free = self.concurrency - len(self._inflight)
-                if free > 0:
-                    with self.client.db.begin() as conn:
-                        claimed = claim(conn, self.id, free, now, self.lease)
-                for item in claimed:
-                    self._inflight[item.id] = self._frames_pool.submit(self._process, item)
-                if not claimed:
-                    self._idle(now)
+                try:
+                    if until is not None and until():
+                        break
+                    self._reap()
+                    now = self.clock.now()
+                    if now - self._last_expiry_check >= self.poll:
+                        self._expire_executions(now)
+                        self._last_expiry_check = now
+                    claimed = []
+                    free = self.concurrency - len(self._inflight)
+                    if free > 0:
+                        with self.client.db.begin() as conn:
+                            claimed = claim(conn, self.id, free, now, self.lease)
+                    for item in claimed:
+                        self._inflight[item.id] = self._frames_pool.submit(self._process, item)
+                    if not claimed:
+                        self._idle(now)
+                    failures = 0
+                except sa.exc.DBAPIError as exc:
+                    # A database that keeps failing (disk full, gone, read-only) stops the worker with that error
+                    # after a few spaced tries, instead of spinning; every committed transition is kept.
+                    failures += 1
+                    if failures >= self.DATABASE_TRIES:
+                        self._fatal = self._fatal or exc
+                        break
+                    log.warning("the database failed (%s); trying again", exc.orig or exc)
+                    self._stop.wait(min(self.poll * 2 ** failures, 5.0))
         finally:
             self._stop.set()
-            for future in list(self._inflight.values()):
-                future.result()
+            wait_futures(list(self._inflight.values()))
+            self._reap()
             self._inflight.clear()
-            self._deregister()
+            try:
+                self._deregister()
+            except sa.exc.DBAPIError:
+                if self._fatal is None:
+                    raise
+        if self._fatal is not None:
+            raise self._fatal
 
     # -- liveness: the workers table, lease renewal, the sweeper, wake-ups
     def _register(self) -> None:
@@ -114,16 +136,23 @@ class Worker:
         """Every third of a lease: heartbeat, renew the leases of frames in flight, and sweep: return expired
         leases (a crashed worker's) to the queue and forget workers silent for three leases."""
         while not self._stop.wait(min(self.lease / 3, 10.0)):
-            now = self.clock.now()
-            ids = list(self._inflight)
-            with self.client.db.begin() as conn:
-                conn.execute(workers.update().where(workers.c.id == self.id).values(last_heartbeat=now))
-                if ids:
-                    conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
-                                 .values(lease_until=now + self.lease))
-                conn.execute(frames.update().where(frames.c.lease_until < now)
-                             .values(lease_owner=None, lease_until=None))
-                conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
+            try:
+                self._housekeep_once()
+            except sa.exc.DBAPIError as exc:  # the loop decides whether the database is gone for good
+                log.warning("housekeeping failed (%s); trying again", exc.orig or exc)
+
+    def _housekeep_once(self) -> None:
+        """One round of heartbeat, lease renewal and sweeping, in one transaction."""
+        now = self.clock.now()
+        ids = list(self._inflight)
+        with self.client.db.begin() as conn:
+            conn.execute(workers.update().where(workers.c.id == self.id).values(last_heartbeat=now))
+            if ids:
+                conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
+                             .values(lease_until=now + self.lease))
+            conn.execute(frames.update().where(frames.c.lease_until < now)
+                         .values(lease_owner=None, lease_until=None))
+            conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
 
     def _listen(self) -> None:
         """PostgreSQL: wake the loop when another process commits new work (NOTIFY statemill)."""
@@ -146,8 +175,14 @@ class Worker:
         for frame_id, future in list(self._inflight.items()):
             if future.done():
                 del self._inflight[frame_id]
-                if future.exception() is not None:
-                    log.error("frame %s failed in the worker", frame_id, exc_info=future.exception())
+                failure = future.exception()
+                if isinstance(failure, sa.exc.DBAPIError):
+                    # The frame could not commit even after its own tries: the database is unusable. Stop (its
+                    # lease expires and any worker takes the frame over) rather than claim and fail again.
+                    self._fatal = self._fatal or failure
+                    self.stop()
+                elif failure is not None:
+                    log.error("frame %s failed in the worker", frame_id, exc_info=failure)
 
     def _idle(self, now: float) -> None:
         if self._inflight:
