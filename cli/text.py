@@ -16,11 +16,12 @@ _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
 def safe(value: Any) -> str:
-    """``str(value)`` with control characters (C0, DEL, C1) and bidi overrides escaped as ``\\x1b`` / ``\\u202e``."""
+    """``str(value)`` with control characters (C0, DEL, C1), bidi overrides and lone surrogates (which no terminal
+    encoding takes) escaped as ``\\x1b`` / ``\\u202e``."""
     text = value if isinstance(value, str) else str(value)
     if text.isprintable():
         return text
-    return "".join(_escaped(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in text)
+    return "".join(_escaped(ch) if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI else ch for ch in text)
 
 
 def markup(value: Any) -> str:

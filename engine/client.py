@@ -26,7 +26,7 @@ from .runtime import end_execution, notify
 from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
-_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
+_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
 
 class ExecutionDoesNotExist(StatemillError):
@@ -87,9 +87,14 @@ def parse_input(text: str | None, limit: int = DEFAULT_PAYLOAD_LIMIT) -> Any:
 def load_strict(text: str) -> Any:
     """Parse JSON text as AWS does (NaN and Infinity are not JSON); the ValueError says what is wrong and where."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        value = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    try:  # "\ud800" parses, but a lone surrogate is not Unicode: no database or terminal can take it
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{exc.object[exc.start:exc.end]!r} is a lone surrogate, not a Unicode character") from None
+    return value
 
 
 def _not_json(word: str):

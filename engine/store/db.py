@@ -44,7 +44,7 @@ def normalise_url(url: str) -> str:
     ending in .db/.sqlite/.sqlite3 as SQLite. Anything else raises InvalidDatabaseUrl: a typo must not quietly
     become a new file."""
     if "://" not in url:
-        if url.lower().endswith(_SQLITE_SUFFIXES) and not any(ord(c) < 32 for c in url):
+        if url.lower().endswith(_SQLITE_SUFFIXES) and url.isprintable() and _encodable(url):
             return f"sqlite:///{Path(url).expanduser()}"
         raise InvalidDatabaseUrl(f"{url!r} is not a database URL; {_HINT}")
     scheme = url.split("://", 1)[0].lower()
@@ -52,11 +52,21 @@ def normalise_url(url: str) -> str:
         raise InvalidDatabaseUrl(f"unsupported database scheme {scheme!r} in {url!r}; {_HINT}")
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+        (parsed.host or "").encode("idna")
+        str(parsed).encode("utf-8")
+    except (sa.exc.ArgumentError, ValueError):  # UnicodeError is a ValueError
         raise InvalidDatabaseUrl(f"{url!r} is not a database URL; {_HINT}") from None
     if scheme == "sqlite":
         return url
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def open_engine(url: str | None = None, *, create: bool = True, read_only: bool = False,
