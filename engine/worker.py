@@ -7,6 +7,7 @@ handlers run; a crashed worker's leases simply expire and any worker claims thos
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import json
 import logging
 import os
@@ -217,7 +218,10 @@ class Worker:
     def _transition(self, item: Claimed) -> Claimed | None:
         info = self.client.execution_info(item.execution_id)
         machine = self.client.machine(info.machine_id)
+        started_at = self.clock.now()
         trigger = self._run_task(item, info) if item.phase == "task" else None
+        if trigger is not None:
+            trigger = replace(trigger, started_at=started_at)
         now = self.clock.now()
         token = new_token()
         try:

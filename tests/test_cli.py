@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -367,3 +368,14 @@ def test_postgresql_is_required_on_ci_or_when_named(monkeypatch, env, required):
 
 def test_ci_script_exports_ci():
     assert "export CI=true" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_task_started_is_when_the_handler_started_not_when_it_finished(tmp_path, cli):
+    (tmp_path / "slow.py").write_text("import time\n\ndef nap(value):\n    time.sleep(0.5)\n    return value\n\n"
+                                      "HANDLERS = {'nap': nap}\n", encoding="utf-8")
+    name = write(tmp_path, "nap.json", {"StartAt": "Nap", "States": {"Nap": {"Type": "Task", "Resource": "nap",
+                                                                          "End": True}}})
+    assert cli("run", name, "--handlers", "slow", "--name", "n", "-q", cwd=tmp_path).returncode == 0
+    events = {e["type"]: e["timestamp"] for e in as_json(cli("history", "nap:n", "--json", cwd=tmp_path))["events"]}
+    when = {kind: datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() for kind, stamp in events.items()}
+    assert when["TaskScheduled"] <= when["TaskStarted"] <= when["TaskSucceeded"] - 0.45
