@@ -379,3 +379,14 @@ def test_task_started_is_when_the_handler_started_not_when_it_finished(tmp_path,
     events = {e["type"]: e["timestamp"] for e in as_json(cli("history", "nap:n", "--json", cwd=tmp_path))["events"]}
     when = {kind: datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() for kind, stamp in events.items()}
     assert when["TaskScheduled"] <= when["TaskStarted"] <= when["TaskSucceeded"] - 0.45
+
+
+def test_ctrl_c_after_the_execution_finished_prints_its_result_not_interrupted(tmp_path):
+    (tmp_path / "impatient.py").write_text(
+        "import os, signal, time\n\ndef last(value):\n    os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C\n"
+        "    time.sleep(0.2)\n    return {'done': True, 'n': 0}\n\nHANDLERS = {'last': last}\n", encoding="utf-8")
+    name = write(tmp_path, "last.json", {"StartAt": "Last", "States": {"Last": {"Type": "Task", "Resource": "last",
+                                                                             "End": True}}})
+    done = sm("run", name, "--handlers", "impatient", "-q", cwd=tmp_path)
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"done": True, "n": 0}), done.stderr
+    assert "interrupted" not in done.stderr and "SUCCEEDED" in done.stderr
