@@ -28,6 +28,7 @@ from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext, error_of
 from .interpreter import Trigger
 from .runtime import Claimed, StaleTransition, claim, commit, end_execution, fault, new_token, trigger_for
+from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
 
 log = logging.getLogger("statemill.worker")
@@ -177,9 +178,9 @@ class Worker:
             if future.done():
                 del self._inflight[frame_id]
                 failure = future.exception()
-                if isinstance(failure, sa.exc.DBAPIError):
-                    # The frame could not commit even after its own tries: the database is unusable. Stop (its
-                    # lease expires and any worker takes the frame over) rather than claim and fail again.
+                if isinstance(failure, sa.exc.DBAPIError) and lasting(failure):
+                    # The database cannot take the frame's commit (disk full, read-only, corrupted): stop, rather
+                    # than claim and fail again. Its lease expires and any worker takes the frame over.
                     self._fatal = self._fatal or failure
                     self.stop()
                 elif failure is not None:

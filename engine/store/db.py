@@ -152,6 +152,28 @@ def _check_schema(engine: Engine, shown: str) -> None:
                                   f"statemill knows ({LATEST}); upgrade statemill")
 
 
+# Failures that retrying cannot cure: a full disk, a read-only or corrupted file, an I/O error, a lost file.
+_LASTING_SQLITE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTADB",
+                   "SQLITE_CANTOPEN")
+_LASTING_SQLITE_TEXT = ("disk is full", "readonly database", "disk i/o error", "not a database", "malformed",
+                        "unable to open")
+_LASTING_SQLSTATE = ("53", "58", "25006")  # insufficient resources (disk full...), system I/O error, read-only
+
+
+def lasting(exc: BaseException) -> bool:
+    """Whether a database error will come back however often the same work is retried (a deadlock or a dropped
+    connection will not: those are retried)."""
+    inner = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(inner, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(_LASTING_SQLSTATE)
+    name = getattr(inner, "sqlite_errorname", None)
+    if name:
+        return name.startswith(_LASTING_SQLITE)
+    text = str(inner).lower()
+    return any(marker in text for marker in _LASTING_SQLITE_TEXT)
+
+
 def describe_error(exc: BaseException) -> str:
     """The driver's own message, on one line (SQLAlchemy appends SQL and a documentation link)."""
     inner = getattr(exc, "orig", None) or exc
