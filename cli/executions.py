@@ -1,7 +1,8 @@
 """Commands that run and inspect executions: run, start, worker, describe, list, history, stop.
 
-Human-readable output by default; ``--json`` prints one JSON object with AWS's field names. Exit codes: 0 when an
-execution SUCCEEDED (or a command worked), 1 for FAILED/TIMED_OUT/ABORTED, 2 for usage or definition errors.
+Human-readable output by default; ``--json`` prints one JSON object with AWS's field names. Exit codes are those of
+``cli.errors``: 0 when an execution SUCCEEDED (or a command worked), 1 for FAILED/TIMED_OUT/ABORTED or a refused
+request, 2 for usage errors or an invalid definition. Only ``run`` and ``worker`` import handler modules.
 """
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
 
-from statemill.engine import (DefinitionError, ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput,
-                              InvalidName, StateMachineDoesNotExist)
+from statemill.engine import Client, InvalidExecutionInput, loader
 from statemill.engine.client import parse_input
 from statemill.engine.runtime import TERMINAL
+from statemill.engine.store.db import describe_error
 
-from .config import make_engine
+from .config import open_client, open_engine_with_handlers
+from .errors import FAILED, USAGE, fail
+from .text import markup, safe
 
 err = Console(stderr=True, highlight=False)
-EXPECTED = (ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput, InvalidName,
-            StateMachineDoesNotExist)
 
 
 def db_option(fn):
@@ -41,38 +43,44 @@ def json_option(fn):
 
 
 def start_options(fn):
-    """The options ``run`` and ``start`` share: the definition, its input, the names, handlers and database."""
+    """The options ``run`` and ``start`` share: the definition, its input, the names and the database."""
     for option in reversed([
         click.argument("file", type=click.Path(dir_okay=False)),
         click.option("--input", "input_", metavar="JSON|@FILE", help="Execution input: JSON text, @file or @- for stdin."),
         click.option("--name", metavar="NAME", help="Execution name (default: a UUID)."),
         click.option("--machine-name", metavar="NAME", help="State machine name (default: the file's stem)."),
-        handlers_option, db_option, json_option,
+        db_option, json_option,
     ]):
         fn = option(fn)
     return fn
 
 
-def read_input(value: str | None) -> str | None:
-    """``--input`` takes JSON text or ``@file``; ``@-`` reads standard input."""
+def read_input(value: str | None, error: type[Exception]) -> str | None:
+    """``--input``/``--task-output`` take JSON text or ``@file``; ``@-`` reads standard input. Text that is not
+    UTF-8 raises ``error`` (InvalidExecutionInput or InvalidOutput)."""
     if value is None or not value.startswith("@"):
         return value
     source = value[1:]
     try:
-        return sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
         raise click.UsageError(f"cannot read input file {source!r}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = "standard input" if source == "-" else repr(source)
+        raise error(f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
-    sys.exit(code)
-
-
-def definition_failed(exc: DefinitionError) -> None:
-    for diagnostic in exc.diagnostics:
-        err.print(diagnostic.format(), markup=False, soft_wrap=True)
-    sys.exit(2)
+def resolve_arn(client: Client, execution: str) -> str:
+    """An execution ARN from an ARN, ``machine:name``, or an execution name that only one machine uses."""
+    if execution.startswith("arn:"):
+        return execution
+    if ":" in execution:
+        machine, name = execution.split(":", 1)
+        return client.execution_arn(machine, name)
+    from statemill.visualizer.overlay import execution_arn
+    return execution_arn(client, execution)
 
 
 def print_execution(description: dict, as_json: bool) -> None:
@@ -81,16 +89,16 @@ def print_execution(description: dict, as_json: bool) -> None:
         return
     status = description["status"]
     colour = {"SUCCEEDED": "green", "RUNNING": "cyan"}.get(status, "red")
-    err.print(f"[{colour}]{status}[/{colour}] {description['executionArn']}", markup=True, soft_wrap=True)
+    err.print(f"[{colour}]{status}[/{colour}] {markup(description['executionArn'])}", markup=True, soft_wrap=True)
     if "output" in description:
         click.echo(json.dumps(description["output"], indent=2, ensure_ascii=False))
-    if "error" in description or "cause" in description:
-        err.print(f"error: {description.get('error')}\ncause: {description.get('cause')}", markup=False,
-                  soft_wrap=True)
+    for key in ("error", "cause"):
+        if key in description:
+            err.print(f"{key}: {safe(description[key])}", markup=False, soft_wrap=True)
 
 
 def exit_for(status: str) -> None:
-    sys.exit(0 if status in ("SUCCEEDED", "RUNNING") else 1)
+    sys.exit(0 if status in ("SUCCEEDED", "RUNNING") else FAILED)
 
 
 def progress_printer(quiet: bool):
@@ -101,24 +109,33 @@ def progress_printer(quiet: bool):
     def show(update: dict[str, Any]) -> None:
         for event_type, name in update["events"]:
             if event_type.endswith("StateEntered"):
-                err.print(f"  [cyan]→[/cyan] {name} [dim]({event_type[:-12]})[/dim]", markup=True)
+                err.print(f"  [cyan]→[/cyan] {markup(name)} [dim]({event_type[:-12]})[/dim]", markup=True,
+                          soft_wrap=True)
             elif event_type in ("ExecutionFailed", "ExecutionTimedOut", "MapIterationFailed") or \
                     event_type.endswith(("Failed", "TimedOut")) and not event_type.startswith("Execution"):
                 err.print(f"  [red]✗[/red] {event_type}", markup=True)
     return show
 
 
+def database_failed(exc: sa.exc.DBAPIError) -> None:
+    """A worker loop stopped because the database kept failing: say so in one line; what was committed stays."""
+    fail("DatabaseError", f"the database failed: {describe_error(exc)}. The worker stopped; every committed "
+         "transition is kept, and `statemill worker` carries the execution on once the database is fixed", FAILED)
+
+
 @click.command()
 @start_options
+@handlers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
-def run(file, input_, name, machine_name, handlers, db, as_json, quiet, concurrency):
+def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurrency):
     """Register FILE, start an execution and drive it to its end in this process; print the result.
 
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
     an invalid definition.
     """
-    arn, engine = _start(file, input_, name, machine_name, handlers, db)
+    arn, engine = _start(file, input_, name, machine_name, db,
+                         lambda: open_engine_with_handlers(db, handlers))
     previous = signal.getsignal(signal.SIGTERM)
     worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -126,8 +143,12 @@ def run(file, input_, name, machine_name, handlers, db, as_json, quiet, concurre
         worker.run(until=lambda: engine.status(arn) in TERMINAL)
     except KeyboardInterrupt:
         worker.stop()
-        err.print(f"interrupted: the execution goes on durably; resume it with `statemill worker` ({arn})")
-        sys.exit(130)
+        if engine.status(arn) == "RUNNING":
+            err.print(f"interrupted: the execution goes on durably; resume it with `statemill worker` "
+                      f"({markup(arn)})")
+            sys.exit(130)
+    except sa.exc.DBAPIError as exc:
+        database_failed(exc)
     finally:
         worker.close()
         signal.signal(signal.SIGTERM, previous)
@@ -138,30 +159,24 @@ def run(file, input_, name, machine_name, handlers, db, as_json, quiet, concurre
 
 @click.command()
 @start_options
-def start(file, input_, name, machine_name, handlers, db, as_json):
+def start(file, input_, name, machine_name, db, as_json):
     """Register FILE and start an execution; return at once (a `statemill worker` runs it)."""
-    arn, engine = _start(file, input_, name, machine_name, handlers, db)
-    started = {"executionArn": arn, "startDate": engine.describe(arn)["startDate"]}
+    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True))
+    started = {"executionArn": arn, "startDate": client.describe(arn)["startDate"]}
     click.echo(json.dumps(started) if as_json else arn)
 
 
-def _start(file, input_, name, machine_name, handlers, db):
-    text = read_input(input_)
+def _start(file, input_, name, machine_name, db, connect):
+    """Check the input and the definition before touching the database, then register and start."""
+    value = parse_input(read_input(input_, InvalidExecutionInput))
     try:
-        value = parse_input(text)  # refuse bad input before anything is written
-    except InvalidExecutionInput as exc:
-        fail(f"InvalidExecutionInput: {exc}")
-    engine = make_engine(db, handlers)
-    try:
-        machine = engine.register(file, machine_name)
-        started = engine.start(machine["name"], value, name=name)
-    except DefinitionError as exc:
-        definition_failed(exc)
+        loader.load(file)  # a DefinitionError lists every problem, located (a file that is not UTF-8 included)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    except EXPECTED as exc:
-        fail(f"{type(exc).__name__}: {exc}")
-    return started["executionArn"], engine
+        fail("UsageError", f"cannot read {file}: {exc.strerror or exc}", USAGE)
+    client = connect()
+    machine = client.register(file, machine_name)
+    started = client.start(machine["name"], value, name=name)
+    return started["executionArn"], client
 
 
 @click.command()
@@ -173,31 +188,33 @@ def _start(file, input_, name, machine_name, handlers, db):
 def worker(handlers, db, concurrency, lease, quiet):
     """Work on every execution in the database until SIGTERM or Ctrl-C (finishing what is in flight): every state
     that needs no handler, and the tasks whose handlers --handlers registers (others wait for a worker that has them)."""
-    engine = make_engine(db, handlers)
+    engine = open_engine_with_handlers(db, handlers)
     loop = engine.worker(concurrency=concurrency, lease_seconds=lease, on_event=progress_printer(quiet))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
     if not quiet:
-        err.print(f"worker {loop.id} on {engine.db.url.render_as_string(hide_password=True)} "
-                  f"with handlers: {', '.join(engine.handlers.resources()) or 'none'}")
+        err.print(f"worker {markup(loop.id)} on {markup(engine.db.url.render_as_string(hide_password=True))} "
+                  f"with handlers: {markup(', '.join(engine.handlers.resources()) or 'none')}", soft_wrap=True)
     try:
         loop.run()
+    except sa.exc.DBAPIError as exc:
+        database_failed(exc)
     finally:
         loop.close()
 
 
 @click.command()
-@click.argument("arn")
+@click.argument("arn", metavar="EXECUTION")
 @db_option
 @json_option
 def describe(arn, db, as_json):
-    """Show an execution (DescribeExecution), the task tokens it waits on and the tasks waiting for a worker."""
-    engine = make_engine(db)
-    try:
-        description = engine.describe(arn)
-    except ExecutionDoesNotExist as exc:
-        fail(f"ExecutionDoesNotExist: {exc}", 1)
-    waiting, unserved = engine.pending_tokens(arn), engine.waiting_for_workers(arn)
+    """Show an execution (DescribeExecution), the task tokens it waits on and the tasks waiting for a worker.
+
+    EXECUTION is an execution ARN, MACHINE:NAME, or a NAME only one state machine uses."""
+    client = open_client(db, read_only=True)
+    arn = resolve_arn(client, arn)
+    description = client.describe(arn)
+    waiting, unserved = client.pending_tokens(arn), client.waiting_for_workers(arn)
     if waiting:
         description = {**description, "waitingTasks": waiting}
     if unserved:
@@ -207,73 +224,87 @@ def describe(arn, db, as_json):
         return
     for key in ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "error", "cause"):
         if key in description:
-            click.echo(f"{key:16} {description[key]}")
-    click.echo(f"{'input':16} {json.dumps(description['input'], ensure_ascii=False)}")
+            click.echo(f"{key:16} {safe(description[key])}")
+    click.echo(f"{'input':16} {safe(json.dumps(description['input'], ensure_ascii=False))}")
     if "output" in description:
-        click.echo(f"{'output':16} {json.dumps(description['output'], ensure_ascii=False)}")
+        click.echo(f"{'output':16} {safe(json.dumps(description['output'], ensure_ascii=False))}")
     for task in waiting:
-        click.echo(f"{'waiting':16} {task['stateName']} since {task['createdAt']}: token {task['taskToken']}")
+        click.echo(f"{'waiting':16} {safe(task['stateName'])} since {task['createdAt']}: token {task['taskToken']}")
     for task in unserved:
-        click.echo(f"{'waiting':16} {task['stateName']} since {task['since']}: for a worker serving "
-                   f"{task['handlerKey']} (live workers serving it: {task['liveWorkersServing']})")
+        click.echo(f"{'waiting':16} {safe(task['stateName'])} since {task['since']}: for a worker serving "
+                   f"{safe(task['handlerKey'])} (live workers serving it: {task['liveWorkersServing']})")
+
+
+def columns(rows: list[tuple[str, ...]]) -> None:
+    """Aligned plain-text columns, never truncated or wrapped: every value stays whole and copyable."""
+    rows = [tuple(safe(cell) for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
 
 
 @click.command(name="list")
 @click.option("--machine", metavar="NAME", help="Only executions of this state machine.")
 @click.option("--status", type=click.Choice(["RUNNING", *TERMINAL]), help="Only executions with this status.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @db_option
 @json_option
 def list_(machine, status, limit, db, as_json):
     """List executions, newest first (ListExecutions)."""
-    engine = make_engine(db)
-    found = engine.list(machine, status, limit)
+    found = open_client(db, read_only=True).list(machine, status, limit)
     if as_json:
-        click.echo(json.dumps({"executions": found}))
+        click.echo(json.dumps({"executions": found}, ensure_ascii=False))
         return
-    from rich.table import Table
-    table = Table("status", "started", "machine", "name", "executionArn", box=None)
-    for item in found:
-        table.add_row(item["status"], item["startDate"], item["stateMachineArn"].rsplit(":", 1)[-1], item["name"],
-                      item["executionArn"])
-    Console().print(table)
+    if not found:
+        err.print("no executions", markup=False)
+        return
+    columns([("STATUS", "STARTED", "MACHINE", "NAME", "EXECUTION ARN"),
+             *((item["status"], item["startDate"], item["stateMachineArn"].rsplit(":", 1)[-1], item["name"],
+                item["executionArn"]) for item in found)])
 
 
 @click.command()
-@click.argument("arn")
+@click.argument("arn", metavar="EXECUTION")
 @click.option("--reverse", is_flag=True, help="Newest event first.")
 @db_option
 @json_option
 def history(arn, reverse, db, as_json):
-    """Show an execution's history events (GetExecutionHistory)."""
-    engine = make_engine(db)
-    try:
-        events = engine.history(arn, reverse)
-    except ExecutionDoesNotExist as exc:
-        fail(f"ExecutionDoesNotExist: {exc}", 1)
+    """Show an execution's history events (GetExecutionHistory).
+
+    EXECUTION is an execution ARN, MACHINE:NAME, or a NAME only one state machine uses."""
+    client = open_client(db, read_only=True)
+    events = client.history(resolve_arn(client, arn), reverse)
     if as_json:
         click.echo(json.dumps({"events": events}, ensure_ascii=False))
         return
     for event in events:
         details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
         summary = details.get("name") or details.get("error") or ""
-        click.echo(f"{event['id']:>5} {event['timestamp']} {event['type']:28} {summary}")
+        click.echo(f"{event['id']:>5} {event['timestamp']} {event['type']:28} {safe(summary)}")
 
 
 @click.command()
-@click.argument("arn")
+@click.argument("arn", metavar="EXECUTION")
 @click.option("--error", metavar="NAME", help="Error name recorded on the execution.")
 @click.option("--cause", metavar="TEXT", help="Cause recorded on the execution.")
 @db_option
 @json_option
 def stop(arn, error, cause, db, as_json):
-    """Stop a running execution (status ABORTED); its waiting task tokens stop being accepted."""
-    engine = make_engine(db)
-    try:
-        result = engine.stop(arn, error, cause)
-    except ExecutionDoesNotExist as exc:
-        fail(f"ExecutionDoesNotExist: {exc}", 1)
-    click.echo(json.dumps(result) if as_json else f"stopped {arn}")
+    """Stop a running execution (status ABORTED); its waiting task tokens stop being accepted.
+
+    As StopExecution on AWS, stopping an execution that has already finished changes nothing. EXECUTION is an
+    execution ARN, MACHINE:NAME, or a NAME only one state machine uses."""
+    client = open_client(db)
+    arn = resolve_arn(client, arn)
+    before = client.describe(arn)
+    result = client.stop(arn, error, cause)
+    if as_json:
+        click.echo(json.dumps(result))
+    elif before["status"] != "RUNNING":
+        click.echo(f"{safe(arn)} had already finished ({before['status']} at {before.get('stopDate')}): "
+                   "nothing to stop")
+    else:
+        click.echo(f"stopped {safe(arn)}")
 
 
 COMMANDS = [run, start, worker, describe, list_, history, stop]

@@ -8,8 +8,24 @@ import click
 
 from statemill.engine import loader
 
+from .errors import report
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class StatemillGroup(click.Group):
+    """The command group, reporting every failure the same way: one line ``error: <Name>: <message>`` and the
+    exit code of ``cli.errors`` (never a traceback)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+            code = report(exc)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=StatemillGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="statemill", prog_name="statemill")
 def main() -> None:
     """statemill: run Amazon States Language (AWS Step Functions) state machines durably, with Python handlers."""
@@ -29,9 +45,6 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
             found += loader.validate(file)
         except OSError as exc:
             click.echo(f"{file}: error: cannot read: {exc.strerror or exc}", err=True)
-            unreadable = True
-        except UnicodeDecodeError:
-            click.echo(f"{file}: error: not UTF-8 text", err=True)
             unreadable = True
     if as_json:
         click.echo(json.dumps([d.to_json() for d in found], indent=2))

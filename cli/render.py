@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
-from statemill.engine.errors import DefinitionError, StatemillError
+from statemill.engine.errors import StatemillError
 from statemill.visualizer import graph, overlay
 from statemill.visualizer.mermaid import mermaid_source
+
+from .errors import FAILED, fail, report
+from .text import safe
 
 _TEXT = ("dot", "mermaid")
 
@@ -20,7 +23,7 @@ _TEXT = ("dot", "mermaid")
 @click.option("-f", "--format", "fmt", type=click.Choice(graph.FORMATS, case_sensitive=False),
               help="Force the format. Without -o, dot and mermaid print to standard output.")
 @click.option("-e", "--execution", metavar="ARN",
-              help="Draw this execution's machine coloured by its history (an execution ARN or name).")
+              help="Draw this execution's machine coloured by its history (an execution ARN, MACHINE:NAME or NAME).")
 @click.option("--db", metavar="URL", help="Database of --execution (default: $STATEMILL_DATABASE_URL, "
                                           "[tool.statemill] database, or sqlite:///statemill.db).")
 @click.option("--title", help="A heading over the drawing.")
@@ -51,23 +54,19 @@ def render(file: str | None, output: str | None, fmt: str | None, execution: str
             click.echo(text, nl=False)
             return
         path = graph.render(source, output, format=fmt, overlay=layer, title=title)
-    except DefinitionError as exc:
-        for diagnostic in exc.diagnostics:
-            click.echo(diagnostic.format(), err=True)
-        sys.exit(1)
-    except (graph.DotNotFound, StatemillError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    except StatemillError as exc:
+        sys.exit(report(exc))
+    except (graph.DotNotFound, OSError) as exc:
+        fail(type(exc).__name__, str(exc), FAILED)
     state = f" ({layer.status})" if layer is not None else ""
-    click.echo(f"wrote {path}{state}", err=True)
+    click.echo(f"wrote {safe(path)}{state}", err=True)
 
 
 def _source(file: str | None, execution: str | None, db: str | None):
     """The machine to draw and its overlay (None when drawing a plain definition)."""
     if execution is None:
         return graph.as_diagram(file), None
-    from statemill.engine.client import Client
-
-    from .config import database_url
-    machine, layer = overlay.load_execution(Client(database_url(db)), execution)
-    return machine, layer
+    from .config import open_client
+    from .executions import resolve_arn
+    client = open_client(db, read_only=True)
+    return overlay.load_execution(client, resolve_arn(client, execution))

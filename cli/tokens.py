@@ -1,8 +1,9 @@
 """Commands that answer and list task tokens: send-task-success, send-task-failure, send-task-heartbeat, tokens.
 
 Named and shaped as the AWS CLI's ``aws stepfunctions send-task-*``. They need only the database, not a worker: an
-answer is stored at once and the next worker to run carries the execution on. A refused call prints AWS's error
-name and a one-line explanation on stderr and exits 1 (2 for usage errors); the database is then unchanged.
+answer is stored at once and the next worker to run carries the execution on. A refused call prints
+``error: <AWS error name>: <explanation>`` on stderr and exits 1 (2 when the output, error or cause given is
+invalid, or for usage errors); the database is then unchanged.
 """
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from datetime import datetime
 
 import click
 
-from statemill.engine import Client, InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
+from statemill.engine import InvalidOutput
 
-from .config import database_url, project_settings
-from .executions import db_option, err, json_option, read_input
-
-REFUSED = (InvalidToken, TaskDoesNotExist, TaskTimedOut, InvalidOutput)
+from .config import open_client
+from .executions import columns, db_option, err, json_option, read_input, resolve_arn
+from .text import safe
 
 
 def token_option(fn):
@@ -24,22 +24,12 @@ def token_option(fn):
                         help="The token the task handed out ($$.Task.Token); `statemill tokens` lists them.")(fn)
 
 
-def make_client(db: str | None) -> Client:
-    settings = project_settings()
-    options = {key: settings[key] for key in ("region", "account") if key in settings}
-    return Client(database_url(db), **options)
-
-
-def refused(exc: Exception) -> None:
-    err.print(f"[red]{type(exc).__name__}[/red]: {exc}", markup=True, soft_wrap=True)
-    raise SystemExit(1)
-
-
 def done(result: dict, verb: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
     else:
-        err.print(f"{verb}: {result['stateName']} of {result['executionArn']}", markup=False, soft_wrap=True)
+        err.print(f"{verb}: {safe(result['stateName'])} of {safe(result['executionArn'])}", markup=False,
+                  soft_wrap=True)
 
 
 @click.command(name="send-task-success")
@@ -50,11 +40,8 @@ def done(result: dict, verb: str, as_json: bool) -> None:
 @json_option
 def send_task_success(token, output, db, as_json):
     """Complete a waiting task with OUTPUT as its result (SendTaskSuccess)."""
-    text = read_input(output)
-    try:
-        result = make_client(db).send_task_success(token, text)
-    except REFUSED as exc:
-        refused(exc)
+    text = read_input(output, InvalidOutput)
+    result = open_client(db).send_task_success(token, text)
     done(result, "succeeded", as_json)
 
 
@@ -66,10 +53,7 @@ def send_task_success(token, output, db, as_json):
 @json_option
 def send_task_failure(token, error, cause, db, as_json):
     """Fail a waiting task with ERROR and CAUSE; its Retry and Catch apply (SendTaskFailure)."""
-    try:
-        result = make_client(db).send_task_failure(token, error, cause)
-    except REFUSED as exc:
-        refused(exc)
+    result = open_client(db).send_task_failure(token, error, cause)
     done(result, "failed", as_json)
 
 
@@ -79,10 +63,7 @@ def send_task_failure(token, error, cause, db, as_json):
 @json_option
 def send_task_heartbeat(token, db, as_json):
     """Tell a waiting task its worker is alive: its HeartbeatSeconds start again (SendTaskHeartbeat)."""
-    try:
-        result = make_client(db).send_task_heartbeat(token)
-    except REFUSED as exc:
-        refused(exc)
+    result = open_client(db).send_task_heartbeat(token)
     done(result, "heartbeat", as_json)
 
 
@@ -92,8 +73,8 @@ def send_task_heartbeat(token, db, as_json):
 @json_option
 def tokens(arn, db, as_json):
     """List the task tokens waiting for an answer: execution, state, age, heartbeat deadline and token."""
-    client = make_client(db)
-    waiting = client.pending_tokens(arn)
+    client = open_client(db, read_only=True)
+    waiting = client.pending_tokens(resolve_arn(client, arn) if arn else None)
     if as_json:
         click.echo(json.dumps({"tokens": waiting}))
         return
@@ -106,9 +87,7 @@ def tokens(arn, db, as_json):
         execution = item["executionArn"].split(":execution:", 1)[-1]
         rows.append((execution, item["stateName"], age(now - _epoch(item["createdAt"])),
                      item["heartbeatDeadline"] or "-", item["taskToken"]))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:  # plain text, never wrapped: the token must stay copyable
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    columns(rows)  # plain text, never wrapped: the token must stay copyable
 
 
 def age(seconds: float) -> str:

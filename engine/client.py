@@ -27,7 +27,7 @@ from .runtime import end_execution, notify
 from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
-_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
+_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
 
 class ExecutionDoesNotExist(StatemillError):
@@ -328,11 +328,14 @@ class Client:
             return self._execution(conn, arn).status
 
     def stop(self, arn: str, error: str | None = None, cause: str | None = None) -> dict:
-        """StopExecution: the execution becomes ABORTED; its frames and outstanding task tokens are cancelled."""
+        """StopExecution: the execution becomes ABORTED; its frames and outstanding task tokens are cancelled.
+        As on AWS, stopping an execution that has already closed changes nothing (its own stopDate is returned)."""
         now = self.clock.now()
         with self.db.begin() as conn:
             row = self._execution(conn, arn)
-            end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now, self.machine(row.machine_id))
+            if not end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now,
+                                 self.machine(row.machine_id)):
+                return {"stopDate": iso(self._execution(conn, arn).stopped_at)}
         return {"stopDate": iso(now)}
 
     def prune(self, older_than_seconds: float) -> int:

@@ -16,6 +16,7 @@ class Event:
 
     type: str
     details: dict | None = None
+    timestamp: float | None = None  # when it happened, when that is not the commit's time (TaskStarted)
 
     def details_key(self) -> str:
         if self.type.endswith("StateEntered"):

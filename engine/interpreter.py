@@ -74,6 +74,7 @@ class Trigger:
     value: Any = None
     error: str | None = None
     cause: str | None = None
+    started_at: float | None = None  # when the handler started: the time of the TaskStarted event
 
 
 STEP = Trigger()

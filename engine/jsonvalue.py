@@ -71,7 +71,12 @@ def load_strict(text: str) -> Any:
         raise ValueError(f"objects and arrays nest more than {MAX_DEPTH} levels deep (at line {line} column "
                          f"{column})")
     try:
-        return json.loads(text, parse_constant=_not_json, parse_float=finite_float)
+        value = json.loads(text, parse_constant=_not_json, parse_float=finite_float)
+        # "\ud800" parses, but a lone surrogate is not Unicode: no database or terminal can take it
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{exc.object[exc.start:exc.end]!r} is a lone surrogate, not a Unicode character") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:

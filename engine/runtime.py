@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -184,6 +184,8 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     env = Env(now=now, next_event_id=base + 1, execution=info, is_root=is_root, payload_limit=payload_limit,
               task_token=new_token)
     t = advance(machine, claimed.frame, trigger, env)
+    if trigger.started_at is not None:  # the handler ran before this commit: TaskStarted happened when it began
+        t.events = [replace(e, timestamp=trigger.started_at) if e.type in _STARTED else e for e in t.events]
     if max_events is not None and base + len(t.events) > max_events and t.status == "RUNNING":
         t = _failed(claimed, is_root, E.RUNTIME, f"The execution reached the history limit of {max_events} events.")
     return _persist(conn, claimed, t, base, worker_id, now, lease, is_root, serving)
@@ -269,6 +271,7 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, wo
     return t
 
 
+_STARTED = frozenset({"TaskStarted", "LambdaFunctionStarted"})
 # The statements of every transition, built once: building them per call cost more than SQLite's own work.
 _LOCK_EXECUTION = (sa.select(executions.c.status, executions.c.event_count)
                    .where(executions.c.id == sa.bindparam("e")).with_for_update())
@@ -302,7 +305,8 @@ def append_events(conn, execution_id: int, frame_id: int | None, base: int, even
     previous = previous or base
     for offset, event in enumerate(events, start=1):
         rows.append({"execution_id": execution_id, "id": base + offset, "previous_event_id": previous,
-                     "frame_id": frame_id, "type": event.type, "timestamp": now, "details": event.details})
+                     "frame_id": frame_id, "type": event.type, "details": event.details,
+                     "timestamp": now if event.timestamp is None else event.timestamp})
         previous = base + offset
     conn.execute(_INSERT_EVENTS, rows)
     conn.execute(_COUNT_EVENTS, {"e": execution_id, "n": base + len(events)})

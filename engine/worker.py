@@ -13,7 +13,9 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable
 
@@ -27,6 +29,7 @@ from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, fault,
                       new_token, trigger_for)
+from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
 
 log = logging.getLogger("statemill.worker")
@@ -39,6 +42,8 @@ class Worker:
     waits, as an AWS activity does). With ``execution`` (an ARN) it drives that execution only, every task of it
     included: one it has no handler for fails as on AWS (``statemill run``).
     """
+
+    DATABASE_TRIES = 5  # consecutive failures of the loop's database work before the worker gives up
 
     def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
                  lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
@@ -58,6 +63,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
+        self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
 
     @property
@@ -80,31 +86,49 @@ class Worker:
             helpers.append(threading.Thread(target=self._listen, daemon=True, name="statemill-listen"))
         for thread in helpers:
             thread.start()
+        failures = 0
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # before looking for work, so a frame finishing meanwhile still wakes us
-                if until is not None and until():
-                    break
-                self._reap()
-                now = self.clock.now()
-                if now - self._last_expiry_check >= self.poll:
-                    self._expire_executions(now)
-                    self._last_expiry_check = now
-                claimed = []
-                free = self.concurrency - len(self._inflight)
-                if free > 0:
-                    with self.client.db.begin() as conn:
-                        claimed = claim(conn, self.id, free, now, self.lease, self.serving)
-                for item in claimed:
-                    self._inflight[item.id] = self._frames_pool.submit(self._process, item)
-                if not claimed:
-                    self._idle(now)
+                try:
+                    if until is not None and until():
+                        break
+                    self._reap()
+                    now = self.clock.now()
+                    if now - self._last_expiry_check >= self.poll:
+                        self._expire_executions(now)
+                        self._last_expiry_check = now
+                    claimed = []
+                    free = self.concurrency - len(self._inflight)
+                    if free > 0:
+                        with self.client.db.begin() as conn:
+                            claimed = claim(conn, self.id, free, now, self.lease, self.serving)
+                    for item in claimed:
+                        self._inflight[item.id] = self._frames_pool.submit(self._process, item)
+                    if not claimed:
+                        self._idle(now)
+                    failures = 0
+                except sa.exc.DBAPIError as exc:
+                    # A database that keeps failing (disk full, gone, read-only) stops the worker with that error
+                    # after a few spaced tries, instead of spinning; every committed transition is kept.
+                    failures += 1
+                    if failures >= self.DATABASE_TRIES:
+                        self._fatal = self._fatal or exc
+                        break
+                    log.warning("the database failed (%s); trying again", exc.orig or exc)
+                    self._stop.wait(min(self.poll * 2 ** failures, 5.0))
         finally:
             self._stop.set()
-            for future in list(self._inflight.values()):
-                future.result()
+            wait_futures(list(self._inflight.values()))
+            self._reap()
             self._inflight.clear()
-            self._deregister()
+            try:
+                self._deregister()
+            except sa.exc.DBAPIError:
+                if self._fatal is None:
+                    raise
+        if self._fatal is not None:
+            raise self._fatal
 
     # -- liveness: the workers table, lease renewal, the sweeper, wake-ups
     def _register(self) -> None:
@@ -126,16 +150,23 @@ class Worker:
         """Every third of a lease: heartbeat, renew the leases of frames in flight, and sweep: return expired
         leases (a crashed worker's) to the queue and forget workers silent for three leases."""
         while not self._stop.wait(min(self.lease / 3, 10.0)):
-            now = self.clock.now()
-            ids = list(self._inflight)
-            with self.client.db.begin() as conn:
-                conn.execute(workers.update().where(workers.c.id == self.id).values(last_heartbeat=now))
-                if ids:
-                    conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
-                                 .values(lease_until=now + self.lease))
-                conn.execute(frames.update().where(frames.c.lease_until < now)
-                             .values(lease_owner=None, lease_until=None))
-                conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
+            try:
+                self._housekeep_once()
+            except sa.exc.DBAPIError as exc:  # the loop decides whether the database is gone for good
+                log.warning("housekeeping failed (%s); trying again", exc.orig or exc)
+
+    def _housekeep_once(self) -> None:
+        """One round of heartbeat, lease renewal and sweeping, in one transaction."""
+        now = self.clock.now()
+        ids = list(self._inflight)
+        with self.client.db.begin() as conn:
+            conn.execute(workers.update().where(workers.c.id == self.id).values(last_heartbeat=now))
+            if ids:
+                conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
+                             .values(lease_until=now + self.lease))
+            conn.execute(frames.update().where(frames.c.lease_until < now)
+                         .values(lease_owner=None, lease_until=None))
+            conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
 
     def _listen(self) -> None:
         """PostgreSQL: wake the loop when another process commits new work (NOTIFY statemill)."""
@@ -157,8 +188,14 @@ class Worker:
         for frame_id, future in list(self._inflight.items()):
             if future.done():
                 del self._inflight[frame_id]
-                if future.exception() is not None:
-                    log.error("frame %s failed in the worker", frame_id, exc_info=future.exception())
+                failure = future.exception()
+                if isinstance(failure, sa.exc.DBAPIError) and lasting(failure):
+                    # The database cannot take the frame's commit (disk full, read-only, corrupted): stop, rather
+                    # than claim and fail again. Its lease expires and any worker takes the frame over.
+                    self._fatal = self._fatal or failure
+                    self.stop()
+                elif failure is not None:
+                    log.error("frame %s failed in the worker", frame_id, exc_info=failure)
 
     def _idle(self, now: float) -> None:
         if self._inflight:
@@ -197,7 +234,10 @@ class Worker:
     def _transition(self, item: Claimed) -> Claimed | None:
         info = self.client.execution_info(item.execution_id)
         machine = self.client.machine(info.machine_id)
+        started_at = self.clock.now()
         trigger = self._run_task(item, info) if item.phase == "task" else None
+        if trigger is not None:
+            trigger = replace(trigger, started_at=started_at)
         now = self.clock.now()
         token = new_token()
         try:
@@ -208,6 +248,8 @@ class Worker:
         except StaleTransition:
             return None
         except Exception as exc:  # noqa: BLE001 - rolled back; counted, so a poison transition ends (commit_failed)
+            if lasting(exc):
+                raise  # the database itself is unusable (disk full, read-only...): _reap stops the worker
             t = self._commit_failed(item, exc, now)
             if t is None:
                 return None

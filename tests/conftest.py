@@ -3,7 +3,9 @@ clock, and an engine on both.
 
 PostgreSQL: ``$STATEMILL_TEST_POSTGRES_URL`` (a server URL; the tests create and drop their own database on it),
 else the server on 127.0.0.1:5432 as user ``postgres``, else a throwaway server started with ``initdb``/``pg_ctl``
-when PostgreSQL is installed. When none of these works, the PostgreSQL variants are skipped with the reason.
+when PostgreSQL is installed. When none of these works, the PostgreSQL variants are skipped with the reason on a
+developer's machine, and fail the run on CI (``CI=true``) or when ``STATEMILL_TEST_POSTGRES_URL`` names a server:
+there a missing server is a broken setup, not a reason to go green.
 """
 from __future__ import annotations
 
@@ -80,21 +82,34 @@ def _throwaway_server(folder: str):
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
 
 
+def postgres_required() -> bool:
+    """On CI, or with a server named explicitly, the PostgreSQL tests must run: a missing server fails them."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or "STATEMILL_TEST_POSTGRES_URL" in os.environ
+
+
+def _unavailable(reason: str) -> None:
+    if postgres_required():
+        pytest.fail(f"{reason} (PostgreSQL is required here: CI is set or STATEMILL_TEST_POSTGRES_URL names a "
+                    "server)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throwaway PostgreSQL database for this test run (dropped at the end), or a skip saying why."""
+    """A throwaway PostgreSQL database for this test run (dropped at the end); else a skip saying why, or a
+    failure on CI (see ``postgres_required``)."""
     server, stop = POSTGRES_SERVER, None
     problem = _answers(server)
     if problem is not None and "STATEMILL_TEST_POSTGRES_URL" not in os.environ:
         folder = tempfile.mkdtemp(prefix="statemill-pg-")
         started, stop_or_reason = _throwaway_server(folder)
         if started is None:
-            pytest.skip(f"no PostgreSQL server answers at {server} ({type(problem).__name__}) and "
-                        f"{stop_or_reason}; set STATEMILL_TEST_POSTGRES_URL to a server URL to run these tests")
+            _unavailable(f"no PostgreSQL server answers at {server} ({type(problem).__name__}) and "
+                         f"{stop_or_reason}; set STATEMILL_TEST_POSTGRES_URL to a server URL to run these tests")
         server, stop, problem = started, stop_or_reason, _answers(started)
     if problem is not None:
-        pytest.skip(f"no PostgreSQL server answers at {server} ({type(problem).__name__}); set "
-                    "STATEMILL_TEST_POSTGRES_URL to a server URL to run the PostgreSQL tests")
+        _unavailable(f"no PostgreSQL server answers at {server} ({type(problem).__name__}); set "
+                     "STATEMILL_TEST_POSTGRES_URL to a server URL to run the PostgreSQL tests")
     admin = sa.create_engine(_psycopg_url(server), isolation_level="AUTOCOMMIT")
     name = f"statemill_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:

@@ -695,7 +695,7 @@ def test_cli_in_another_process_completes_the_task(live, db_url, worker_running)
     result = finish(live, arn)
     assert result["output"]["answer"] == answer
     again = statemill("send-task-success", "--db", db_url, "--task-token", token, "--task-output", "1")
-    assert again.returncode == 1 and again.stderr.startswith("TaskTimedOut: ")
+    assert again.returncode == 1 and again.stderr.startswith("error: TaskTimedOut: ")
     assert len(again.stderr.strip().splitlines()) == 1
 
 
@@ -778,25 +778,25 @@ def test_cli_lists_pending_tokens_and_answers_from_a_file(live, db_url, tmp_path
     assert invoke("send-task-heartbeat", "--db", db_url, "--task-token", pending(engine, other)[0]).exit_code == 0
 
 
-CLI_REFUSALS = {
-    "invalid_token": (["send-task-success", "--task-token", "nope", "--task-output", "{}"], "InvalidToken"),
-    "invalid_output": (["send-task-success", "--task-token", "TOKEN", "--task-output", "{"], "InvalidOutput"),
-    "heartbeat_invalid_token": (["send-task-heartbeat", "--task-token", "nope"], "InvalidToken"),
-    "failure_after_stop": (["send-task-failure", "--task-token", "TOKEN", "--error", "E"], "TaskTimedOut"),
+CLI_REFUSALS = {  # exit 1: refused by the engine; 2: what was typed is invalid (see cli/errors.py)
+    "invalid_token": (["send-task-success", "--task-token", "nope", "--task-output", "{}"], "InvalidToken", 1),
+    "invalid_output": (["send-task-success", "--task-token", "TOKEN", "--task-output", "{"], "InvalidOutput", 2),
+    "heartbeat_invalid_token": (["send-task-heartbeat", "--task-token", "nope"], "InvalidToken", 1),
+    "failure_after_stop": (["send-task-failure", "--task-token", "TOKEN", "--error", "E"], "TaskTimedOut", 1),
 }
 
 
 @SQLITE_ONLY
-@pytest.mark.parametrize("args, name", list(CLI_REFUSALS.values()), ids=list(CLI_REFUSALS))
-def test_cli_refusals_print_the_aws_name_and_exit_non_zero(engine, outbox, db_url, args, name):
+@pytest.mark.parametrize("args, name, code", list(CLI_REFUSALS.values()), ids=list(CLI_REFUSALS))
+def test_cli_refusals_print_the_aws_name_and_exit_non_zero(engine, outbox, db_url, args, name, code):
     arn = start(engine, single(task(End=True)))
     drain(engine)
     if name == "TaskTimedOut":
         engine.stop(arn)
     before = snapshot(engine)
     result = invoke(*[outbox.tokens()[0] if a == "TOKEN" else a for a in args], "--db", db_url)
-    assert result.exit_code == 1
-    assert result.stderr.startswith(f"{name}: ") and len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == code
+    assert result.stderr.startswith(f"error: {name}: ") and len(result.stderr.strip().splitlines()) == 1
     assert snapshot(engine) == before
 
 

@@ -68,7 +68,7 @@ def test_every_api_that_reads_a_definition_raises_definition_error_for_non_utf8(
     pytest.param(["validate"], 1, id="validate"),
     pytest.param(["run", "--db", "sqlite:///x.db"], 2, id="run"),
     pytest.param(["start", "--db", "sqlite:///x.db"], 2, id="start"),
-    pytest.param(["render"], 1, id="render"),
+    pytest.param(["render"], 2, id="render"),
 ])
 def test_every_command_that_reads_a_definition_prints_one_located_line_for_non_utf8(tmp_path, args, exit_code):
     (tmp_path / "cafe.yaml").write_bytes(LATIN_1)

@@ -638,10 +638,10 @@ def test_command_prints_dot_by_default_and_reports_bad_definitions(tmp_path):
     assert result.exit_code == 0 and result.output.startswith("digraph")
     bad = _write(tmp_path, {"StartAt": "Missing", "States": {"A": {"Type": "Pass", "End": True}}})
     result = CliRunner().invoke(render_command, [bad, "--format", "mermaid"])
-    assert result.exit_code == 1 and "Missing" in result.output
+    assert result.exit_code == 2 and "Missing" in result.output  # an invalid definition is a usage error
 
 
-def test_command_unknown_execution(tmp_path, db_url):
+def test_command_unknown_execution(tmp_path, engine, db_url):
     result = CliRunner().invoke(render_command, ["--execution", "nobody", "--db", db_url, "-o",
                                                  str(tmp_path / "x.dot")])
     assert result.exit_code == 1 and "no execution has the ARN or name 'nobody'" in result.output
