@@ -394,8 +394,11 @@ class _Step:
         """A task failed or timed out, or a Parallel/Map child failed: record it, then Retry/Catch."""
         state = self.state
         if trigger.kind == "join_failed":
-            self.emit(h.Event(f"{state.type}StateFailed"))
-        elif trigger.kind == "timeout":
+            # AWS writes ParallelStateFailed/MapStateFailed only once the state has failed for good: not for an
+            # attempt it retries.
+            self.handle_error(trigger.error, trigger.cause, h.Event(f"{state.type}StateFailed"))
+            return
+        if trigger.kind == "timeout":
             if self.frame.phase == "task":  # a callback task's handler failing: TaskStarted was not logged yet
                 self.emit(h.task_event("Started", state.resource))
             self.emit(h.task_event("TimedOut", state.resource, error=trigger.error, cause=trigger.cause))
@@ -405,7 +408,8 @@ class _Step:
             self.emit(h.task_event("Failed", state.resource, error=trigger.error, cause=trigger.cause))
         self.handle_error(trigger.error, trigger.cause)
 
-    def handle_error(self, error: str | None, cause: str | None) -> None:
+    def handle_error(self, error: str | None, cause: str | None, failed: h.Event | None = None) -> None:
+        """Retry, else Catch, else fail the frame; ``failed`` is written first unless the state is retried."""
         state = self.state
         retry: tuple[m.Retrier, ...] = getattr(state, "retry", ())
         catch: tuple[m.Catcher, ...] = getattr(state, "catch", ())
@@ -428,6 +432,8 @@ class _Step:
                 self.t.run_at = self.env.now + delay
                 return
             break
+        if failed is not None:
+            self.emit(failed)
         for catcher in catch:
             if error_matches(catcher.error_equals, error):
                 if cause is None and error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT):
