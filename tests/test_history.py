@@ -232,3 +232,17 @@ def test_stop_chains_the_aborted_state_to_its_thread_and_the_abort_after_it(engi
     assert chain(engine, arn) == [
         (1, 0, "ExecutionStarted"), (2, 0, "PassStateEntered"), (3, 2, "PassStateExited"),
         (4, 3, "WaitStateEntered"), (5, 4, "WaitStateAborted"), (6, 5, "ExecutionAborted")]
+
+
+def test_a_distributed_map_shows_its_map_run_not_its_iterations(engine):
+    processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "P",
+                 "States": {"P": {"Type": "Pass", "End": True}}}
+    definition = {"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 1, "ItemsPath": "$.items",
+                                                   "ItemProcessor": processor, "End": True}}}
+    arn = run(engine, definition, {"items": [0, False, None]})
+    assert chain(engine, arn) == [
+        (1, 0, "ExecutionStarted"), (2, 0, "MapStateEntered"), (3, 2, "MapStateStarted"), (4, 3, "MapRunStarted"),
+        (5, 4, "MapRunSucceeded"), (6, 5, "MapStateSucceeded"), (7, 5, "MapStateExited"),
+        (8, 7, "ExecutionSucceeded")]
+    run_arn = engine.history(arn)[3]["mapRunStartedEventDetails"]["mapRunArn"]
+    assert run_arn.startswith(engine.machine_arn("m").replace(":stateMachine:", ":mapRun:") + "/M:")
