@@ -239,7 +239,7 @@ class Client:
                                         "roleArn": self.role_arn}))
             conn.execute(frames.insert().values(
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
-                state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=1,
+                state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
                 pending=0))
             notify(conn)
         return {"executionArn": arn, "startDate": iso(now)}

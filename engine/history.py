@@ -26,6 +26,36 @@ class Event:
         return self.type[0].lower() + self.type[1:] + "EventDetails"
 
 
+# --------------------------------------------------------------------------------------------- previousEventId
+# How AWS chains ``previousEventId`` (read off the histories it recorded; see tests/test_history.py):
+# - Each thread (the execution, a Parallel branch, a Map iteration) has a *head*: the event its next event points
+#   to. An event points to its thread's head and usually becomes the new head.
+# - The events in NOT_HEADS point to the head but leave it where it was: ExecutionStarted (so the first state's
+#   ``…StateEntered`` has previousEventId 0), MapIterationSucceeded/Failed/Aborted (the next iteration started
+#   when a slot frees points to the finished iteration's last state event), MapStateSucceeded and
+#   ParallelStateSucceeded (so ``…StateExited`` points where they point).
+# - A branch or iteration starts with the head ``…StateStarted`` of its Map/Parallel state; an iteration that waited
+#   for a free slot starts with the head of the iteration whose end freed it.
+# - When children join, the parent's head is the last event any of them wrote (a Map: its last
+#   MapIterationSucceeded); when one fails, the failing child's head (its MapIterationFailed is not one). No
+#   ``…StateFailed`` is written for an attempt that is retried: the next ``…StateStarted`` points to that head.
+# - Stop and execution timeout: each ``…StateAborted`` points to its thread's head, the execution's closing event
+#   to the event before it.
+NOT_HEADS = frozenset({"ExecutionStarted", "MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted",
+                       "MapStateSucceeded", "ParallelStateSucceeded"})
+
+
+def chain(types: list[str], first_id: int, head: int) -> tuple[list[int], int]:
+    """previousEventIds for events of ``types`` numbered from ``first_id`` in a thread whose head is ``head``,
+    and the thread's head after them."""
+    previous = []
+    for event_id, kind in enumerate(types, start=first_id):
+        previous.append(head)
+        if kind not in NOT_HEADS:
+            head = event_id
+    return previous, head
+
+
 def dumps(value: Any) -> str:
     """JSON text as AWS puts it in history details and error causes: compact, non-ASCII kept."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

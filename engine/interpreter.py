@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,8 @@ class _Step:
 
     # -- bookkeeping
     def emit(self, event: h.Event) -> int:
+        if self.data.get("map_run"):  # a Distributed Map's child execution: its events are not the parent's
+            return 0
         self.t.events.append(event)
         return self.env.next_event_id + len(self.t.events) - 1
 
@@ -232,7 +235,7 @@ class _Step:
             self.goto(target, output)
 
     def goto(self, target: str, value: Any) -> None:
-        keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables") if k in self.data}
+        keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables", "map_run") if k in self.data}
         self.t.frame = Frame(target, "enter", value, keep)
         self.t.run_at = self.env.now
 
@@ -396,8 +399,14 @@ class _Step:
         """A task failed or timed out, or a Parallel/Map child failed: record it, then Retry/Catch."""
         state = self.state
         if trigger.kind == "join_failed":
-            self.emit(h.Event(f"{state.type}StateFailed"))
-        elif trigger.kind == "timeout":
+            if self.distributed():
+                self.emit(h.Event("MapRunFailed", {k: v for k, v in (("error", trigger.error),
+                                                                      ("cause", trigger.cause)) if v is not None}))
+            # AWS writes ParallelStateFailed/MapStateFailed only once the state has failed for good: not for an
+            # attempt it retries.
+            self.handle_error(trigger.error, trigger.cause, h.Event(f"{state.type}StateFailed"))
+            return
+        if trigger.kind == "timeout":
             if self.frame.phase == "task":  # a callback task's handler failing: TaskStarted was not logged yet
                 self.emit(h.task_event("Started", state.resource))
             self.emit(h.task_event("TimedOut", state.resource, error=trigger.error, cause=trigger.cause))
@@ -407,7 +416,8 @@ class _Step:
             self.emit(h.task_event("Failed", state.resource, error=trigger.error, cause=trigger.cause))
         self.handle_error(trigger.error, trigger.cause)
 
-    def handle_error(self, error: str | None, cause: str | None) -> None:
+    def handle_error(self, error: str | None, cause: str | None, failed: h.Event | None = None) -> None:
+        """Retry, else Catch, else fail the frame; ``failed`` is written first unless the state is retried."""
         state = self.state
         retry: tuple[m.Retrier, ...] = getattr(state, "retry", ())
         catch: tuple[m.Catcher, ...] = getattr(state, "catch", ())
@@ -430,6 +440,8 @@ class _Step:
                 self.t.run_at = self.env.now + delay
                 return
             break
+        if failed is not None:
+            self.emit(failed)
         for catcher in catch:
             if error_matches(catcher.error_equals, error):
                 if cause is None and error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT):
@@ -469,6 +481,8 @@ class _Step:
             concurrency = 0
         else:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
+            if self.distributed():
+                self.emit(h.Event("MapRunStarted", {"mapRunArn": self.map_run_arn()}))
         self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
         self.t.run_at = None
         if not children:
@@ -495,11 +509,23 @@ class _Step:
             value = item
             if state.item_selector is not None:
                 value = state.item_selector.evaluate(self.scope(effective, item={"Index": index, "Value": item}))
-            children.append(Child(state.processor, value,
+            children.append(Child(state.processor, value, {"map_run": True} if self.distributed() else
                                   {"iteration": {"name": state.name, "index": index}}))
         return tuple(children), concurrency
 
+    def distributed(self) -> bool:
+        """A Distributed Map runs its items as child executions: its history shows a map run, not iterations."""
+        return getattr(self.state, "mode", "INLINE") == "DISTRIBUTED"
+
+    def map_run_arn(self) -> str:
+        """``arn:…:mapRun:<machine>/<state>:<id>``, the id fixed by the execution and this event's id."""
+        info = self.env.execution
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{info.arn}#{self.env.next_event_id + len(self.t.events)}")
+        return f"{info.machine_arn.replace(':stateMachine:', ':mapRun:', 1)}/{self.state.name}:{run_id}"
+
     def joined(self, outputs: list) -> None:
+        if self.distributed():
+            self.emit(h.Event("MapRunSucceeded"))
         self.emit(h.Event(f"{self.state.type}StateSucceeded"))
         self.finish_result(outputs)
 

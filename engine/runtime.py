@@ -236,9 +236,8 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, wo
     """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``), fenced by the
     compare-and-set on the frame's version and lease."""
     last = base + len(t.events)
-    # A transition without events (a callback re-arming its deadline) keeps the frame's own last event.
-    values: dict[str, Any] = {"version": claimed.version + 1,
-                              "last_event_id": last if t.events else claimed.last_event_id}
+    previous, head = h.chain([e.type for e in t.events], base + 1, claimed.last_event_id)
+    values: dict[str, Any] = {"version": claimed.version + 1, "last_event_id": head}
     if t.frame is not None:
         t.handler_key = handler_key(t.task.resource, t.task.input) if t.task is not None else None
         keep = t.run_at is not None and t.run_at <= now and serving.serves(t.handler_key)
@@ -260,11 +259,11 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, wo
     if done != 1:
         raise StaleTransition
 
-    append_events(conn, claimed.execution_id, claimed.id, base, t.events, claimed.last_event_id, now)
+    append_events(conn, claimed.execution_id, claimed.id, base, t.events, previous, now)
     if t.fan_out is not None:
-        start_children(conn, claimed, t, now, last)
+        start_children(conn, claimed, t, now, head)
     if t.frame is None:
-        finish_frame(conn, claimed, t, now, is_root)
+        finish_frame(conn, claimed, t, now, is_root, head, last)
     if t.fan_out is not None or (t.frame is None and not is_root):
         notify(conn)  # children to run, or a parent/sibling woken: tell idle workers elsewhere
     t.last_event_id = values["last_event_id"]
@@ -296,23 +295,23 @@ def notify(conn: sa.Connection) -> None:
         conn.execute(sa.text("NOTIFY statemill"))
 
 
-def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event], previous: int,
-                  now: float) -> None:
-    """Insert ``events`` with ids base+1.. chained by previousEventId, and move the execution's counter."""
+def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event],
+                  previous: list[int], now: float) -> None:
+    """Insert ``events`` with ids base+1.. and their ``previous`` event ids (history.chain), and move the
+    execution's counter."""
     if not events:
         return
-    rows = []
-    previous = previous or base
-    for offset, event in enumerate(events, start=1):
-        rows.append({"execution_id": execution_id, "id": base + offset, "previous_event_id": previous,
-                     "frame_id": frame_id, "type": event.type, "details": event.details,
-                     "timestamp": now if event.timestamp is None else event.timestamp})
-        previous = base + offset
+    rows = [{"execution_id": execution_id, "id": base + offset, "previous_event_id": before, "frame_id": frame_id,
+             "type": event.type, "details": event.details,
+             "timestamp": now if event.timestamp is None else event.timestamp}
+            for offset, (event, before) in enumerate(zip(events, previous), start=1)]
     conn.execute(_INSERT_EVENTS, rows)
     conn.execute(_COUNT_EVENTS, {"e": execution_id, "n": base + len(events)})
 
 
-def start_children(conn, claimed: Claimed, t: Transition, now: float, last_event_id: int) -> None:
+def start_children(conn, claimed: Claimed, t: Transition, now: float, head: int) -> None:
+    """Create the children of a fan-out; each starts its thread of events at the parent's ``head`` (its
+    ``…StateStarted``)."""
     fan = t.fan_out
     limit = fan.max_concurrency or len(fan.children)
     rows = []
@@ -322,14 +321,16 @@ def start_children(conn, claimed: Claimed, t: Transition, now: float, last_event
                      "status": "ACTIVE" if active else "PENDING", "version": 0, "state": child.branch.start_at,
                      "phase": "enter", "input": child.input,
                      "data": child.data,
-                     "run_at": now if active else None, "last_event_id": last_event_id, "pending": 0})
+                     "run_at": now if active else None, "last_event_id": head, "pending": 0})
     conn.execute(frames.insert(), rows)
     # sa.null(): a plain None would be stored as JSON 'null', which the first-failure guard (IS NULL) never matches.
     conn.execute(frames.update().where(frames.c.id == claimed.id)
                  .values(pending=len(rows), failure=sa.null()))
 
 
-def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool) -> None:
+def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool, head: int, last: int) -> None:
+    """A frame ended: close the execution (root), or tell the parent (``head`` and ``last``, the frame's head and
+    last event, become the parent's or a waiting sibling's head as history.chain describes)."""
     if is_root:
         conn.execute(executions.update()
                      .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
@@ -342,22 +343,25 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
                                  .values(pending=frames.c.pending - 1)
                                  .returning(frames.c.pending, frames.c.failure)).one()
         if remaining.failure is None:
-            activate_next_pending(conn, parent, now)
+            activate_next_pending(conn, parent, now, head)
             if remaining.pending == 0:
-                conn.execute(frames.update().where(frames.c.id == parent).values(run_at=now))
+                conn.execute(frames.update().where(frames.c.id == parent).values(run_at=now, last_event_id=last))
         return
     # First failure wins (guarded), wakes the parent and cancels the siblings still running or waiting.
     won = conn.execute(frames.update().where(frames.c.id == parent, frames.c.failure.is_(None))
-                       .values(failure={"error": t.error, "cause": t.cause}, run_at=now)).rowcount
+                       .values(failure={"error": t.error, "cause": t.cause}, run_at=now,
+                               last_event_id=head)).rowcount
     if won:
         cancel_descendants(conn, parent, exclude=claimed.id)
 
 
-def activate_next_pending(conn, parent: int, now: float) -> None:
+def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
+    """Start the first child still waiting for a free slot; its events follow ``head`` (the finished sibling's)."""
     nxt = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id == parent, frames.c.status == "PENDING")
                        .order_by(frames.c.idx).limit(1)).scalar()
     if nxt is not None:
-        conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now))
+        conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now,
+                                                                      last_event_id=head))
 
 
 def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
@@ -402,16 +406,19 @@ def end_execution(conn, execution_id: int, status: str, event_type: str, error: 
         return False
     base = conn.execute(sa.select(executions.c.event_count).where(executions.c.id == execution_id)).scalar()
     details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
-    events = []
+    events, previous = [], []
     if machine is not None:
-        running = conn.execute(sa.select(frames.c.state, frames.c.phase)
+        running = conn.execute(sa.select(frames.c.state, frames.c.phase, frames.c.last_event_id)
                                .where(frames.c.execution_id == execution_id, frames.c.status == "ACTIVE")
                                .order_by(frames.c.id)).all()
-        for state, phase in running:
+        for state, phase, head in running:
             kind = machine.state(state).type
             if phase != "enter" and kind in h.STATE_ABORTED:
                 events.append(h.Event(h.STATE_ABORTED[kind], {"name": state}))
-    append_events(conn, execution_id, None, base, [*events, h.Event(event_type, details)], 0, now)
+                previous.append(head)
+    events.append(h.Event(event_type, details))
+    previous.append(base + len(events) - 1)
+    append_events(conn, execution_id, None, base, events, previous, now)
     conn.execute(frames.update().where(frames.c.execution_id == execution_id,
                                        frames.c.status.in_(("ACTIVE", "PENDING")))
                  .values(status="CANCELLED", version=frames.c.version + 1, run_at=None, lease_owner=None,
