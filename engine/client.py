@@ -313,7 +313,7 @@ class Client:
         for row in rows:
             event = {"timestamp": iso(row.timestamp), "type": row.type, "id": row.id,
                      "previousEventId": row.previous_event_id}
-            if row.details:
+            if row.details is not None:  # an ExecutionFailed without error or cause still has its {} (as AWS)
                 event[Event(row.type).details_key()] = row.details
             events.append(event)
         return events

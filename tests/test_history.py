@@ -246,3 +246,16 @@ def test_a_distributed_map_shows_its_map_run_not_its_iterations(engine):
         (8, 7, "ExecutionSucceeded")]
     run_arn = engine.history(arn)[3]["mapRunStartedEventDetails"]["mapRunArn"]
     assert run_arn.startswith(engine.machine_arn("m").replace(":stateMachine:", ":mapRun:") + "/M:")
+
+
+def test_a_failure_without_error_or_cause_keeps_its_empty_details(engine):
+    arn = run(engine, {"StartAt": "F", "States": {"F": {"Type": "Fail"}}}, DATA)
+    events = engine.history(arn)
+    assert events[-1]["type"] == "ExecutionFailed" and events[-1]["executionFailedEventDetails"] == {}
+
+
+def test_an_event_without_details_has_no_details_object(engine):
+    arn = run(engine, {"StartAt": "P", "States": {"P": parallel(
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}, End=True)}}, DATA)
+    started = next(e for e in engine.history(arn) if e["type"] == "ParallelStateStarted")
+    assert set(started) == {"id", "previousEventId", "type", "timestamp"}

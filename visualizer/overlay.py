@@ -2,7 +2,9 @@
 
 The history is a forest of threads: the root, one per Parallel branch run and one per Map iteration. An event's
 ``previousEventId`` points at the previous event of its own thread, except the first event of a branch or iteration,
-which points at its Parallel/Map's ``…StateStarted``. Replaying the events thread by thread gives every visit of every
+which points at its Parallel/Map's ``…StateStarted`` (or, for an iteration waiting for a free slot, at the event of
+the iteration that freed it), and a Parallel/Map's own events after it forked, which point into a child thread
+(engine/history.py describes AWS's rules): those climb back to the thread running the Parallel/Map. Replaying the events thread by thread gives every visit of every
 state; the latest visit per thread wins, and across threads (Map iterations) the most telling status wins. Nothing
 here reads the database: ``load_execution`` fetches the history, ``from_history`` is pure.
 """
@@ -41,6 +43,11 @@ _FAILURE = {"TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed",
             "ParallelStateFailed", "MapStateFailed"}
 _BUSY = {"TaskStarted", "TaskSucceeded", "LambdaFunctionStarted", "LambdaFunctionSucceeded"}
 _FORKS = {"ParallelStateStarted", "MapStateStarted"}
+# A Parallel/Map's own events, which may point into one of its children's threads.
+_FORK_OWNED = {f"{kind}State{event}" for kind in ("Parallel", "Map")
+               for event in ("Started", "Succeeded", "Failed", "Exited", "Aborted")} | \
+    {"MapIterationStarted", "MapRunStarted", "MapRunSucceeded", "MapRunFailed"}
+_FORK_STATES = (m.ParallelState, m.MapState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,7 @@ class _Visit:
 @dataclass(eq=False)
 class _Thread:
     parent: _Visit | None
+    outer: "_Thread | None" = None  # the thread running ``parent``
     visits: list[_Visit] = field(default_factory=list)
     ended: str | None = None  # SUCCEEDED, FAILED or CANCELLED once over
 
@@ -140,9 +148,12 @@ class _Replay:
             self.end_execution(kind, details)
             return
         thread = self.thread_of.get(previous, self.root)
+        if kind in _FORK_OWNED:
+            while thread.outer is not None and not (thread.open and isinstance(thread.open.state, _FORK_STATES)):
+                thread = thread.outer
         if kind == "MapIterationStarted" or (kind.endswith("StateEntered") and self.types.get(previous) in _FORKS):
             parent = thread.open
-            thread = _Thread(parent)
+            thread = _Thread(parent, thread)
             self.threads.append(thread)
             if parent is not None:
                 parent.children.append(thread)
