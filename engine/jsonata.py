@@ -268,6 +268,45 @@ class Expression:
             raise self.fail("returned an unsupported result type.") from None
 
 
+def free_variables(expression: Expression) -> set[str]:
+    """The workflow variables an expression reads: ``$name`` references, not counting functions it calls, names it
+    binds itself (``$x := ...``, lambda parameters), ``$``, ``$$`` and ``$states``."""
+    symbol = type(expression.ast)
+    used: set[str] = set()
+    local: set[str] = {"", "$", "states"}
+    stack = [expression.ast]
+    while stack:
+        node = stack.pop()
+        if node.type == "variable":
+            used.add(node.value)
+        elif node.type == "bind" and getattr(node.lhs, "type", None) == "variable":
+            local.add(node.lhs.value)
+        elif node.type == "lambda":
+            local.update(a.value for a in node.arguments or () if getattr(a, "type", None) == "variable")
+        for key, value in vars(node).items():
+            if key == "procedure" and getattr(value, "type", None) == "variable":
+                continue
+            if isinstance(value, symbol):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, symbol))
+    return used - local
+
+
+def top_level_problem(expression: Expression) -> str | None:
+    """What AWS refuses at the top of an expression: ``$``, ``$$`` or a bare field name (use ``$states.input``)."""
+    node = expression.ast
+    if node.type == "path" and node.steps:
+        node = node.steps[0]
+    if node.type == "variable" and node.value in ("", "$"):
+        return f"'{'$' + node.value}' cannot be used at the top level of a JSONata expression; use $states.input " \
+               "or $states.context"
+    if node.type == "name":
+        return f"the field name '{node.value}' cannot be used at the top level of a JSONata expression; use " \
+               f"$states.input.{node.value}"
+    return None
+
+
 def _message(exc: JException) -> str:
     text = str(exc)
     return text if text and text != "None" else exc.error
