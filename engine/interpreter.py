@@ -304,6 +304,8 @@ class _Step:
             if getattr(exc, "location", None):
                 details["location"] = exc.location
             self.emit(h.Event("EvaluationFailed", details))
+            if isinstance(state, (m.ParallelState, m.MapState)):
+                self.emit(h.Event(f"{state.type}StateFailed"))
         catchable = isinstance(state, (m.TaskState, m.ParallelState, m.MapState)) and error not in _UNCATCHABLE \
             and (self.frame.phase != "enter" or error == E.QUERY_EVALUATION_ERROR) and not self.catching
         if catchable:
@@ -315,8 +317,6 @@ class _Step:
                 self.t.frame = None
                 self.state_failed(again)
                 return
-        if error == E.QUERY_EVALUATION_ERROR and isinstance(state, (m.ParallelState, m.MapState)):
-            self.emit(h.Event(f"{state.type}StateFailed"))
         self.fail_frame(error, cause)
 
     # -- Pass, Choice, Succeed, Fail, Wait
