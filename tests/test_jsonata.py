@@ -316,3 +316,36 @@ def test_variables_come_back_from_the_database_after_a_restart(db_url, fake_cloc
         worker.close()
     assert second.describe(arn)["output"] == {"kept": DATA, "sent": False}
     second.db.dispose()
+
+
+# ----------------------------------------------------------------------------------------------- examples
+EXAMPLES = __import__("pathlib").Path(__file__).parents[1] / "statemachines"
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({}, id="placed"),
+    pytest.param({"address": {"country": "XX", "city": "", "line2": ""}}, id="compensated"),
+    pytest.param({"amount": 0}, id="declined"),
+])
+def test_the_jsonata_saga_behaves_like_its_jsonpath_twin(engine, change):
+    from statemill.statemachines import demo_handlers
+    engine.handlers.update(demo_handlers.HANDLERS)
+    order = {**json.loads((EXAMPLES / "order_input.json").read_text()), **change}
+    results = []
+    for name in ("order_saga", "order_saga_jsonata"):
+        engine.register(EXAMPLES / f"{name}.yaml", name)
+        arn = engine.start(name, order)["executionArn"]
+        worker = engine.worker(**QUICK)
+        give_up = time.monotonic() + 20
+        try:
+            worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
+        finally:
+            worker.close()
+        described = engine.describe(arn)
+        results.append({k: described.get(k) for k in ("status", "output", "error", "cause")})
+    assert results[0] == results[1]
+
+
+def test_the_jsonata_approval_example_is_valid():
+    from statemill.engine import loader
+    assert loader.validate(EXAMPLES / "approval_jsonata.yaml") == []
