@@ -180,7 +180,7 @@ _FUNCTIONS: dict[str, Callable] = {"count": _count, "partition": _partition, "ra
 class Expression:
     """One compiled ``{% %}`` expression of a field (``location`` as AWS names it: ``Arguments/FunctionName``)."""
 
-    __slots__ = ("text", "location", "_engine", "_lock", "_path", "variables", "needs_context", "ast")
+    __slots__ = ("text", "location", "_engine", "_lock", "_path", "_simple", "variables", "needs_context", "ast")
 
     def __init__(self, text: str, location: str):
         self.text = text
@@ -198,6 +198,7 @@ class Expression:
         self.ast = engine.ast
         self._lock = threading.Lock()
         self._path = tuple(text[1:].split(".")) if _SIMPLE.fullmatch(text) and text != "$states" else None
+        self._simple = _simple(engine.ast) if self._path is None else None
         self.variables = frozenset(_VARIABLE.findall(text)) - {"states"}
         self.needs_context = "context" in text or re.search(r"\$states(?!\.(input|result|errorOutput)\b)",
                                                             text) is not None
@@ -215,16 +216,22 @@ class Expression:
 
     def evaluate(self, scope) -> Any:
         """The JSON value of the expression in ``scope``; QueryEvaluationError when it fails or gives nothing."""
-        value = self._lookup(scope) if self._path is not None else MISSING
+        if self._path is not None:
+            value = self._lookup(scope, self._path)
+        elif self._simple is not None:
+            value = self._simple(scope)
+        else:
+            value = MISSING
         if value is MISSING:
             value = self._run(scope)
         if value is MISSING:
             raise self.fail("returned nothing (undefined).")
         return value
 
-    def _lookup(self, scope) -> Any:
+    @staticmethod
+    def _lookup(scope, path) -> Any:
         """A simple path over objects, or MISSING to let the engine decide (arrays map and flatten in JSONata)."""
-        head, *rest = self._path
+        head, *rest = path
         if head == "states":
             head, *rest = rest
             node = {"input": scope.input, "result": scope.result, "errorOutput": scope.error_output,
@@ -266,6 +273,80 @@ class Expression:
             return _from_engine(value)
         except _Unsupported:
             raise self.fail("returned an unsupported result type.") from None
+
+
+# ----------------------------------------------------------------------------------------------- fast path
+# Comparisons, and/or, & and + - * over simple paths and literals are computed directly when every operand is a
+# plain scalar of the types the operator takes; anything else (undefined, null, arrays, mixed types) returns
+# MISSING and the engine evaluates the expression, so results and errors stay the engine's.
+_COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_ARITHMETIC = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+_PLAIN_STEP = ("stages", "predicate", "group", "focus", "index", "tuple", "keep_array")
+
+
+def _kind(value: Any) -> str | None:
+    if value is True or value is False:
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number" if abs(value) < 2**53 else None
+    return "string" if isinstance(value, str) else None
+
+
+def _simple(node) -> Callable | None:
+    """A direct evaluator for ``node``, or None when it is outside the subset described above."""
+    kind = node.type
+    if kind in ("number", "string") or (kind == "value" and isinstance(node.value, bool)):
+        value = node.value
+        return lambda scope: value
+    if kind == "path":
+        steps = node.steps or []
+        if not steps or steps[0].type != "variable" or any(s.type != "name" for s in steps[1:]) \
+                or any(getattr(s, a, None) for s in steps for a in _PLAIN_STEP):
+            return None
+        path = (steps[0].value, *(s.value for s in steps[1:]))
+        if path[0] in ("", "$") or (path[0] == "states" and (len(path) < 2 or path[1] not in
+                                                             ("input", "result", "errorOutput", "context"))):
+            return None
+        return lambda scope: Expression._lookup(scope, path)
+    if kind != "binary" or node.lhs is None or node.rhs is None:
+        return None
+    left, right, op = _simple(node.lhs), _simple(node.rhs), node.value
+    if left is None or right is None:
+        return None
+    if op in _COMPARE:
+        compare, ordered = _COMPARE[op], op not in ("=", "!=")
+
+        def comparison(scope):
+            a, b = left(scope), right(scope)
+            ka, kb = _kind(a), _kind(b)
+            if ka is None or kb is None or (ordered and (ka != kb or ka == "boolean")):
+                return MISSING
+            return compare(a, b) if ka == kb else op == "!="
+        return comparison
+    if op in ("and", "or"):
+        def logical(scope):
+            a, b = left(scope), right(scope)
+            if not isinstance(a, bool) or not isinstance(b, bool):
+                return MISSING
+            return (a and b) if op == "and" else (a or b)
+        return logical
+    if op == "&":
+        def concat(scope):
+            a, b = left(scope), right(scope)
+            return a + b if isinstance(a, str) and isinstance(b, str) else MISSING
+        return concat
+    if op in _ARITHMETIC:
+        arithmetic = _ARITHMETIC[op]
+
+        def number(scope):
+            a, b = left(scope), right(scope)
+            if _kind(a) != "number" or _kind(b) != "number":
+                return MISSING
+            value = arithmetic(a, b)
+            return _from_engine(value) if abs(value) < 2**53 else MISSING
+        return number
+    return None
 
 
 def free_variables(expression: Expression) -> set[str]:

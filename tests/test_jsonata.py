@@ -5,6 +5,7 @@ SQLite and PostgreSQL and read the results and histories back from the database.
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 
@@ -126,7 +127,7 @@ def test_any_expression_gives_a_json_value_or_a_states_error(text, data, variabl
     except Exception:  # noqa: BLE001 - a generated text may not parse; the loader reports those (SM507)
         return
     try:
-        value = expression.evaluate(Scope(data, {}, {"v": variable}))
+        value = expression.evaluate(Scope(copy.deepcopy(data), {}, {"v": copy.deepcopy(variable)}))
     except StatesError as exc:
         assert exc.error == "States.QueryEvaluationError" and exc.cause.startswith("The JSONata expression")
         return
@@ -349,3 +350,29 @@ def test_the_jsonata_saga_behaves_like_its_jsonpath_twin(engine, change):
 def test_the_jsonata_approval_example_is_valid():
     from statemill.engine import loader
     assert loader.validate(EXAMPLES / "approval_jsonata.yaml") == []
+
+
+SIMPLE = st.recursive(
+    st.sampled_from(["$states.input.a", "$states.input.b.c", "$v", "$v.a", "0", "1.5", "''", "'a'", "true",
+                     "false"]),
+    lambda inner: st.tuples(inner, st.sampled_from([" = ", " != ", " < ", " >= ", " and ", " or ", " & ", " + ",
+                                                    " * "]), inner).map(lambda t: f"({''.join(t)})"), max_leaves=5)
+
+
+@pytest.mark.property
+@given(text=SIMPLE, data=JSON, variable=JSON)
+@settings(deadline=None)
+def test_the_fast_path_agrees_with_the_engine(text, data, variable):
+    expression = jn.compile_expression("{% " + text + " %}", "Output")
+    scope = Scope(copy.deepcopy(data), {}, {"v": copy.deepcopy(variable)})  # Hypothesis's own values stay untouched
+    outcomes = []
+    for run in (expression.evaluate, lambda s: expression._run(s)):
+        try:
+            outcomes.append(("value", run(scope)))
+        except StatesError as exc:
+            outcomes.append(("error", exc.cause))
+    fast, engine = outcomes
+    if engine == ("value", jn.MISSING):
+        engine = ("error", f"The JSONata expression '{text}' specified for the field 'Output' returned nothing "
+                           "(undefined).")
+    assert fast == engine
