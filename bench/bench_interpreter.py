@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from _common import Context, Result, best_rate, profile
-from workloads import ORDER_INPUT, TASK_RESULT, mixed_chain, pass_chain, task_chain
+from workloads import ORDER_INPUT, TASK_RESULT, mixed_chain, mixed_chain_jsonata, pass_chain, task_chain
 
 from statemill.engine import loader
 from statemill.engine.interpreter import STEP, Env, ExecutionInfo, Frame, Trigger, advance
@@ -41,6 +41,8 @@ def run(ctx: Context) -> None:
     cases = [
         ("interp.pass", f"Pass chain ({CHAIN} states)", pass_chain(CHAIN), None, "Pass chain (in memory)"),
         ("interp.mixed", f"Pass/Choice chain ({CHAIN} states)", mixed_chain(CHAIN), None, "Pass/Choice (in memory)"),
+        ("interp.mixed_jsonata", f"the same chain in JSONata ({CHAIN} states)", mixed_chain_jsonata(CHAIN), None,
+         "Pass/Choice JSONata (in memory)"),
         ("interp.task", f"Task chain ({CHAIN} states, 2 advances each)", task_chain(CHAIN),
          Trigger("result", TASK_RESULT), "Task chain (in memory)"),
     ]
@@ -49,7 +51,7 @@ def run(ctx: Context) -> None:
         entered, calls = drive(machine, trigger)
         assert entered >= CHAIN, (entered, CHAIN)
         rate = best_rate(lambda: drive(machine, trigger)[0], seconds, rounds)
-        against = ("interp.pass",) if key != "interp.pass" else ()
+        against = {"interp.pass": (), "interp.mixed_jsonata": ("interp.mixed",)}.get(key, ("interp.pass",))
         ctx.add(Result(key, "interpreter", label, rate, "states/s", against=against,
                        note=f"{1e6 / rate:.1f} µs per state; best of {rounds} rounds of {seconds:g} s",
                        short=short or label))

@@ -52,6 +52,39 @@ def mixed_chain(length: int) -> dict:
     return {"StartAt": "S00000", "States": states}
 
 
+def mixed_chain_jsonata(length: int) -> dict:
+    """The JSONata twin of ``mixed_chain``: the same outputs and branches, written with Output and Condition."""
+    states: dict[str, dict] = {}
+    for i in range(length):
+        name, nxt = f"S{i:05d}", f"S{i + 1:05d}"
+        last = i == length - 1
+        if i % 2 == 0:
+            state: dict[str, Any] = {
+                "Type": "Pass",
+                "Output": {"order": "{% $states.input.order %}", "limits": "{% $states.input.limits %}",
+                           "flags": "{% $states.input.flags %}",
+                           "last": {"id": "{% $states.input.order.id %}", "total": "{% $states.input.order.total %}",
+                                    "label": "{% $states.input.order.id & ' for ' & "
+                                             "$states.input.order.customer.name %}",
+                                    "step": i}},
+            }
+            if last:
+                state["End"] = True
+            else:
+                state["Next"] = nxt
+        else:
+            target = nxt if not last else "Done"
+            state = {"Type": "Choice",
+                     "Choices": [{"Condition": "{% $states.input.order.total > 100 and "
+                                               "$states.input.order.customer.vip = false %}", "Next": target},
+                                 {"Condition": "{% $states.input.order.country = 'FR' %}", "Next": target}],
+                     "Default": target}
+        states[name] = state
+    if length % 2 == 0:
+        states["Done"] = {"Type": "Succeed"}
+    return {"QueryLanguage": "JSONata", "StartAt": "S00000", "States": states}
+
+
 TASK_RESULT = {"Payload": {"status": "ok", "code": 0, "detail": None}, "StatusCode": 200}
 
 

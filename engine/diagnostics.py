@@ -39,7 +39,12 @@ CODES: dict[str, str] = {
     "SM505": "a machine whose QueryLanguage is JSONata cannot contain a JSONPath state",
     "SM506": "a timestamp is not an RFC 3339 date-time",
     "SM507": "a JSONata expression does not parse, or a string is only half enclosed in {% %}",
+    "SM508": "a JSONata expression uses $states.result or $states.errorOutput where AWS does not provide it",
+    "SM509": "a JSONata expression has $, $$ or a field name at its top level (use $states.input)",
+    "SM510": "an Assign target is not a valid variable name, or is the reserved name states",
+    "SM511": "a Parallel branch or Map iteration assigns a variable that an outer scope assigns",
     "SM901": "warning: a Choice state without Default fails with States.NoChoiceMatched when no rule matches",
+    "SM902": "warning: a variable is read but no state of the machine assigns it",
 }
 
 

@@ -70,8 +70,13 @@ def entered(state_type: str, name: str, value: Any) -> Event:
     return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value), "inputDetails": payload(value)})
 
 
-def exited(state_type: str, name: str, value: Any) -> Event:
-    return Event(STATE_EXITED[state_type], {"name": name, "output": dumps(value), "outputDetails": payload(value)})
+def exited(state_type: str, name: str, value: Any, assigned: dict | None = None) -> Event:
+    """``…StateExited``; a state with ``Assign`` also reports each assigned value as JSON text."""
+    details = {"name": name, "output": dumps(value), "outputDetails": payload(value)}
+    if assigned is not None:
+        details["assignedVariables"] = {key: dumps(item) for key, item in assigned.items()}
+        details["assignedVariablesDetails"] = {"truncated": False}
+    return Event(STATE_EXITED[state_type], details)
 
 
 def resource_family(resource: str) -> tuple[str, str, str]:

@@ -22,9 +22,12 @@ from . import model as m
 from .choice import parse_timestamp
 from .clock import iso
 from .errors import StatesError
+from .jsonata import QueryEvaluationError, type_name
+from .paths import MISSING
 from .scope import Scope
 
 DEFAULT_PAYLOAD_LIMIT = 256 * 1024
+VARIABLE_LIMIT = 256 * 1024  # AWS: 256 KiB per variable and per Assign
 MAX_WAIT_SECONDS = 2**31 - 1  # AWS refuses longer waits ("Wait state delay is too long.")
 # Errors raised while a state processes its data get AWS's "An error occurred while executing the state ..." prefix.
 _PREFIXED = frozenset({E.RUNTIME, E.QUERY_EVALUATION_ERROR, E.INTRINSIC_FAILURE})
@@ -134,6 +137,7 @@ class _Step:
         self.state = machine.state(frame.state)
         self.data = dict(frame.data)
         self.t = Transition()
+        self.catching = False  # set while a catcher is applied, so that its own failure is not caught again
 
     # -- bookkeeping
     def emit(self, event: h.Event) -> int:
@@ -158,9 +162,43 @@ class _Step:
             ctx["Map"] = {"Item": item}
         return ctx
 
-    def scope(self, value: Any, **ctx: Any) -> Scope:
+    def scope(self, value: Any, *, result: Any = MISSING, error_output: Any = MISSING, **ctx: Any) -> Scope:
         return Scope(value, None, self.data.get("variables") or {}, self.state.name,
-                     self.data.get("entered_id", 0), make_context=lambda: self.context(**ctx))
+                     self.data.get("entered_id", 0), make_context=lambda: self.context(**ctx), result=result,
+                     error_output=error_output)
+
+    @property
+    def jsonata(self) -> bool:
+        return self.state.query_language == "JSONata"
+
+    def field(self, name: str, scope: Scope, default: Any = MISSING) -> Any:
+        """A JSONata field of the state evaluated in ``scope``, or ``default`` when the state has none."""
+        template = self.state.jsonata.get(name)
+        return default if template is None else template.evaluate(scope)
+
+    def assigned(self, assign: Any, scope: Scope) -> dict | None:
+        """The values an ``Assign`` gives, all computed from the variables as they were on entering the state."""
+        if assign is None:
+            return None
+        values = assign.evaluate(scope)
+        total = 0
+        for name, value in values.items():
+            size = len(h.dumps(value).encode("utf-8"))
+            if size > VARIABLE_LIMIT:
+                raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The variable '{name}' in state '{self.state.name}' has "
+                                                         "a size exceeding the maximum number of bytes service limit.")
+            total += size
+        if total > VARIABLE_LIMIT:
+            raise StatesError(E.DATA_LIMIT_EXCEEDED, f"The Assign field of state '{self.state.name}' has a size "
+                                                     "exceeding the maximum number of bytes service limit.")
+        return values
+
+    def child_data(self) -> dict:
+        """What a branch or iteration starts with: the variables it can read (a distributed Map's cannot)."""
+        variables = self.data.get("variables")
+        if not variables or getattr(self.state, "mode", "INLINE") == "DISTRIBUTED":
+            return {}
+        return {"variables": dict(variables)}
 
     def check_size(self, value: Any, who: str | None = None) -> None:
         """States.DataLimitExceeded when ``value`` is over the payload limit; AWS names the state, or for a task
@@ -185,7 +223,7 @@ class _Step:
             elif self.frame.phase == "retry":
                 self.retry_fired()
             elif self.frame.phase == "wait":
-                self.exit(self.data["effective"])
+                self.leave_wait()
             elif self.frame.phase == "join":
                 self.joined(trigger.value)
             elif self.frame.phase == "callback" and trigger.kind == "rearm":
@@ -195,7 +233,7 @@ class _Step:
             else:
                 raise AssertionError(f"unknown phase {self.frame.phase!r}")
         except StatesError as exc:
-            self.state_failed(exc.error, exc.cause)
+            self.state_failed(exc)
         return self.t
 
     def enter(self) -> None:
@@ -209,8 +247,8 @@ class _Step:
         getattr(self, f"enter_{state.type.lower()}")(state, raw)
 
     def effective_input(self, state: m.State, raw: Any) -> Any:
-        if state.query_language != "JSONPath":
-            raise StatesError(E.RUNTIME, "QueryLanguage JSONata is not supported by this version of statemill")
+        if state.query_language == "JSONata":
+            return raw
         return {} if state.input_path is None else state.input_path.resolve(self.scope(raw))
 
     def output(self, value: Any) -> Any:
@@ -225,9 +263,11 @@ class _Step:
         combined = raw if self.state.result_path is None else self.state.result_path.assign(raw, result)
         return self.output(combined)
 
-    def exit(self, output: Any, next_state: str | None = None) -> None:
+    def exit(self, output: Any, next_state: str | None = None, assigned: dict | None = None) -> None:
         state = self.state
-        self.emit(h.exited(state.type, state.name, output))
+        if assigned is not None:
+            self.data["variables"] = {**(self.data.get("variables") or {}), **assigned}
+        self.emit(h.exited(state.type, state.name, output, assigned))
         target = next_state or state.next
         if target is None or (state.end and next_state is None):
             self.finish(output)
@@ -256,46 +296,107 @@ class _Step:
             self.emit(h.Event("ExecutionFailed", details))
         self.t.frame, self.t.status, self.t.error, self.t.cause = None, "FAILED", error, cause
 
-    def state_failed(self, error: str | None, cause: str | None) -> None:
-        """A data-flow error inside the state (not a task failure): Task/Parallel/Map may still retry or catch."""
+    def state_failed(self, exc: StatesError) -> None:
+        """A data-flow error inside the state (not a task failure): Task/Parallel/Map may still retry or catch.
+        A JSONata evaluation failure is logged as ``EvaluationFailed`` first, and is catchable even on entry."""
+        error, cause = exc.error, exc.cause
         if error in _PREFIXED:
             cause = (f"An error occurred while executing the state '{self.state.name}' "
                      f"(entered at the event id #{self.data.get('entered_id', 0)}). {cause}")
-        if isinstance(self.state, (m.TaskState, m.ParallelState, m.MapState)) and error not in _UNCATCHABLE \
-                and self.frame.phase != "enter":
-            self.handle_error(error, cause)
-        else:
-            self.fail_frame(error, cause)
+        state = self.state
+        if error == E.QUERY_EVALUATION_ERROR:
+            details = {"error": error, "cause": cause, "state": state.name}
+            if getattr(exc, "location", None):
+                details["location"] = exc.location
+            self.emit(h.Event("EvaluationFailed", details))
+            if isinstance(state, (m.ParallelState, m.MapState)):
+                self.emit(h.Event(f"{state.type}StateFailed"))
+        catchable = isinstance(state, (m.TaskState, m.ParallelState, m.MapState)) and error not in _UNCATCHABLE \
+            and (self.frame.phase != "enter" or error == E.QUERY_EVALUATION_ERROR) and not self.catching
+        if catchable:
+            self.catching = True
+            try:
+                self.handle_error(error, cause)
+                return
+            except StatesError as again:  # the catcher's own Output/Assign failed: the frame fails with that
+                self.t.frame = None
+                self.state_failed(again)
+                return
+        self.fail_frame(error, cause)
 
     # -- Pass, Choice, Succeed, Fail, Wait
     def enter_pass(self, state: m.PassState, raw: Any) -> None:
+        if self.jsonata:
+            self.leave(self.scope(raw), raw)
+            return
         effective = self.effective_input(state, raw)
         if state.parameters is not None:
             effective = state.parameters.evaluate(self.scope(effective))
         result = effective if state.result is m.MISSING else state.result
-        self.exit(self.apply_result(result))
+        assigned = self.assigned(state.assign, self.scope(result))
+        self.exit(self.apply_result(result), assigned=assigned)
+
+    def leave(self, scope: Scope, default: Any, next_state: str | None = None, assign: Any = MISSING,
+              output: Any = MISSING) -> None:
+        """Exit a JSONata state: its Assign and Output (or a Choice rule's) evaluated in ``scope``; the output
+        defaults to ``default``."""
+        assigned = self.assigned(self.state.assign if assign is MISSING else assign, scope)
+        template = self.state.jsonata.get("Output") if output is MISSING else output
+        value = default if template is None else template.evaluate(scope)
+        self.check_size(value)
+        self.exit(value, next_state, assigned)
 
     def enter_choice(self, state: m.ChoiceState, raw: Any) -> None:
         effective = self.effective_input(state, raw)
         scope = self.scope(effective)
-        target = next((branch.next for branch in state.choices if branch.rule.matches(scope)), state.default)
+        test = _condition if self.jsonata else (lambda branch, scope: branch.rule.matches(scope))
+        branch = next((branch for branch in state.choices if test(branch, scope)), None)
+        target = branch.next if branch is not None else state.default
         if target is None:
             raise StatesError(E.NO_CHOICE_MATCHED, f"No Matches! in state '{state.name}'")
-        self.exit(self.output(effective), target)
+        assign = branch.assign if branch is not None and branch.assign is not None else state.assign
+        if self.jsonata:
+            output = branch.output if branch is not None and branch.output is not None else MISSING
+            self.leave(scope, raw, target, assign, output)
+            return
+        assigned = self.assigned(assign, scope)
+        self.exit(self.output(effective), target, assigned)
 
     def enter_succeed(self, state: m.SucceedState, raw: Any) -> None:
+        if self.jsonata:
+            self.leave(self.scope(raw), raw)
+            return
         self.exit(self.output(self.effective_input(state, raw)))
 
     def enter_fail(self, state: m.FailState, raw: Any) -> None:
         scope = self.scope(raw)
+        if self.jsonata:
+            self.fail_frame(*(_typed(state.jsonata.get(key), scope, "string", str) for key in ("Error", "Cause")))
+            return
         error = _string_field(state.error_path, scope, "ErrorPath") if state.error_path is not None else state.error
         cause = _string_field(state.cause_path, scope, "CausePath") if state.cause_path is not None else state.cause
         self.fail_frame(error, cause)
 
+    def leave_wait(self) -> None:
+        effective = self.data["effective"]
+        if self.jsonata:
+            self.leave(self.scope(effective), effective)
+            return
+        self.exit(self.output(effective), assigned=self.assigned(self.state.assign, self.scope(effective)))
+
     def enter_wait(self, state: m.WaitState, raw: Any) -> None:
         effective = self.effective_input(state, raw)
         scope = self.scope(effective)
-        if state.seconds is not None:
+        seconds = _typed(state.jsonata.get("Seconds"), scope, "integer", int, minimum=0)
+        stamp = _typed(state.jsonata.get("Timestamp"), scope, "string", str)
+        if seconds is not None and seconds > 99_999_999:
+            raise QueryEvaluationError("Wait state delay is too long.")
+        if seconds is not None or stamp is not None:
+            try:
+                until = self.env.now + seconds if seconds is not None else _parse_timestamp(stamp, "The Timestamp field")
+            except StatesError as exc:
+                raise QueryEvaluationError(exc.cause) from None
+        elif state.seconds is not None:
             until = self.env.now + state.seconds
         elif state.timestamp is not None:
             until = _parse_timestamp(state.timestamp, "The Timestamp field")
@@ -338,6 +439,7 @@ class _Step:
         value = effective
         if state.parameters is not None:
             value = state.parameters.evaluate(self.scope(effective, token=token))
+        value = self.field("Arguments", self.scope(effective, token=token), value)
         self.check_size(value)
         timeout = state.timeout_seconds
         if state.timeout_seconds_path is not None:
@@ -345,6 +447,10 @@ class _Step:
         heartbeat = state.heartbeat_seconds
         if state.heartbeat_seconds_path is not None:
             heartbeat = _positive_int(state.heartbeat_seconds_path, self.scope(effective), "HeartbeatSecondsPath")
+        if state.jsonata:
+            scope = self.scope(effective)
+            timeout = _typed(state.jsonata.get("TimeoutSeconds"), scope, "integer", int, minimum=1) or timeout
+            heartbeat = _typed(state.jsonata.get("HeartbeatSeconds"), scope, "integer", int, minimum=1) or heartbeat
         timeout_at = self.env.now + timeout if timeout else None
         self.emit(h.task_event("Scheduled", state.resource, parameters=h.dumps(value),
                                timeoutInSeconds=timeout, heartbeatInSeconds=heartbeat))
@@ -389,11 +495,17 @@ class _Step:
         self.finish_result(result)
 
     def finish_result(self, result: Any) -> None:
+        """A Task's, Parallel's or Map's result: Assign and Output (JSONata), or Assign then ResultSelector,
+        ResultPath and OutputPath (JSONPath; Assign sees the raw result)."""
         state = self.state
+        if self.jsonata:
+            self.leave(self.scope(self.frame.input, result=result), result)
+            return
+        assigned = self.assigned(state.assign, self.scope(result))
         selected = result
         if getattr(state, "result_selector", None) is not None:
             selected = state.result_selector.evaluate(self.scope(result))
-        self.exit(self.apply_result(selected))
+        self.exit(self.apply_result(selected), assigned=assigned)
 
     def fail_attempt(self, trigger: Trigger) -> None:
         """A task failed or timed out, or a Parallel/Map child failed: record it, then Retry/Catch."""
@@ -448,10 +560,16 @@ class _Step:
                     cause = ""  # AWS hands a caught timeout's catcher an empty cause, not null
                 error_output = {"Error": error, "Cause": cause}
                 raw = self.frame.input
-                output = raw if catcher.result_path is None else catcher.result_path.assign(raw, error_output)
+                self.catching = True
+                if self.jsonata:
+                    scope = self.scope(raw, error_output=error_output)
+                    assigned = self.assigned(catcher.assign, scope)
+                    output = error_output if catcher.output is None else catcher.output.evaluate(scope)
+                else:
+                    assigned = self.assigned(catcher.assign, self.scope(error_output))
+                    output = raw if catcher.result_path is None else catcher.result_path.assign(raw, error_output)
                 self.check_size(output)
-                self.emit(h.exited(state.type, state.name, output))
-                self.goto(catcher.next, output)
+                self.exit(output, catcher.next, assigned)
                 return
         self.fail_frame(error, cause)
 
@@ -466,6 +584,7 @@ class _Step:
         effective = self.effective_input(state, raw)
         if state.parameters is not None:
             effective = state.parameters.evaluate(self.scope(effective))
+        effective = self.field("Arguments", self.scope(effective), effective)
         self.data["effective"] = effective
         self.fan_out(state, effective)
 
@@ -477,7 +596,7 @@ class _Step:
     def fan_out(self, state: m.State, effective: Any) -> None:
         if isinstance(state, m.ParallelState):
             self.emit(h.Event("ParallelStateStarted"))
-            children = tuple(Child(branch, effective, {}) for branch in state.branches)
+            children = tuple(Child(branch, effective, self.child_data()) for branch in state.branches)
             concurrency = 0
         else:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
@@ -493,11 +612,18 @@ class _Step:
     def map_children(self, state: m.MapState, effective: Any) -> tuple[tuple[Child, ...], int]:
         scope = self.scope(effective)
         items = state.items_path.resolve(scope) if state.items_path is not None else effective
+        if "Items" in state.jsonata:
+            items = _typed(state.jsonata["Items"], scope, "array", list)
         if not isinstance(items, list):
-            raise StatesError(E.RUNTIME, f"Map state input must be an array but was: {_java_type(items)}")
+            error = E.QUERY_EVALUATION_ERROR if self.jsonata else E.RUNTIME
+            raise StatesError(error, f"Map state input must be an array but was: {_java_type(items)}")
         concurrency = state.max_concurrency
+        if "MaxConcurrency" in state.jsonata:
+            concurrency = _typed(state.jsonata["MaxConcurrency"], scope, "integer", int, minimum=0)
         if state.max_concurrency_path is not None:
             value = state.max_concurrency_path.get(scope)
+            if isinstance(value, str) and value.isdigit():  # AWS reads a numeric string as its number
+                value = int(value)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StatesError(E.RUNTIME, f'The MaxConcurrencyPath field refers to value "{h.dumps(value)}" '
                                              "which is not a valid integer: "
@@ -505,12 +631,15 @@ class _Step:
             concurrency = value
         self.emit(h.Event("MapStateStarted", {"length": len(items)}))
         children = []
+        selector = state.item_selector if state.item_selector is not None else state.jsonata.get("ItemSelector")
+        inherited = self.child_data()
         for index, item in enumerate(items):
             value = item
-            if state.item_selector is not None:
-                value = state.item_selector.evaluate(self.scope(effective, item={"Index": index, "Value": item}))
-            children.append(Child(state.processor, value, {"map_run": True} if self.distributed() else
-                                  {"iteration": {"name": state.name, "index": index}}))
+            if selector is not None:
+                value = selector.evaluate(self.scope(effective, item={"Index": index, "Value": item}))
+            children.append(Child(state.processor, value,
+                                  {"map_run": True, **inherited} if self.distributed() else
+                                  {"iteration": {"name": state.name, "index": index}, **inherited}))
         return tuple(children), concurrency
 
     def distributed(self) -> bool:
@@ -553,6 +682,35 @@ def _string_field(expression: Any, scope: Scope, field: str) -> Any:
         value = expression.evaluate(scope)
     if not isinstance(value, str):
         raise StatesError(E.RUNTIME, f"The {field} field must resolve to a string, but was: {h.dumps(value)}")
+    return value
+
+
+def _condition(branch: m.ChoiceBranch, scope: Scope) -> bool:
+    """A JSONata Choice rule's Condition: a boolean, or an expression that must give one."""
+    condition = branch.condition
+    if isinstance(condition, bool):
+        return condition
+    value = condition.evaluate(scope)
+    if not isinstance(value, bool):
+        raise condition.unexpected("boolean", value)
+    return value
+
+
+def _typed(template: Any, scope: Scope, expected: str, kind: type, minimum: int | None = None) -> Any:
+    """A JSONata field that must give a ``kind`` value (an integer at least ``minimum``); None when absent."""
+    if template is None:
+        return None
+    value = template.evaluate(scope)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    wrong = isinstance(value, bool) or not isinstance(value, kind) or (minimum is not None and value < minimum)
+    if wrong:
+        expression = template.expression
+        if expression is None:
+            raise QueryEvaluationError(f"The field '{template.location}' must be a{'n' if expected[0] in 'ai' else ''}"
+                                       f" {expected}, but was '{type_name(value)}' for value: {h.dumps(value)}",
+                                       template.location)
+        raise expression.unexpected(expected, value)
     return value
 
 

@@ -21,6 +21,7 @@ import jsonschema
 import jsonschema_rs
 
 from . import choice, intrinsics, paths
+from . import jsonata as jn
 from . import model as m
 from .diagnostics import Diagnostic, did_you_mean
 from .errors import ALL, KNOWN_STATES_ERRORS, CompileError, DefinitionError
@@ -553,6 +554,7 @@ class _Compiler:
     def machine(self, doc: dict) -> m.StateMachine:
         self.machine_language = doc.get("QueryLanguage", "JSONPath")
         root = self.scope(doc, "", top=True)
+        _Variables(self.a, root).check()
         return root
 
     def scope(self, doc: dict, pointer: str, top: bool = False) -> m.StateMachine:
@@ -609,10 +611,46 @@ class _Compiler:
             max_delay_seconds=r.get("MaxDelaySeconds"), jitter_strategy=r.get("JitterStrategy", "NONE"),
         ) for r in spec.get("Retry", ()))
 
-    def catchers(self, spec: dict, at: str) -> tuple[m.Catcher, ...]:
-        return tuple(m.Catcher(error_equals=tuple(c["ErrorEquals"]), next=c["Next"],
-                               result_path=self.ref_path(c, "ResultPath", f"{at}/Catch/{i}"))
-                     for i, c in enumerate(spec.get("Catch", ())))
+    def catchers(self, spec: dict, at: str, jsonpath: bool) -> tuple[m.Catcher, ...]:
+        out = []
+        for i, c in enumerate(spec.get("Catch", ())):
+            where = f"{at}/Catch/{i}"
+            if jsonpath:
+                out.append(m.Catcher(error_equals=tuple(c["ErrorEquals"]), next=c["Next"],
+                                     result_path=self.ref_path(c, "ResultPath", where),
+                                     assign=self.assign(c, where, jsonpath)))
+            else:
+                out.append(m.Catcher(error_equals=tuple(c["ErrorEquals"]), next=c["Next"], result_path=None,
+                                     output=self.jsonata_field(c, "Output", at, f"Catch/{i}/Output"),
+                                     assign=self.assign(c, where, jsonpath, f"Catch/{i}/Assign")))
+        return tuple(out)
+
+    def assign(self, spec: dict, at: str, jsonpath: bool, location: str = "Assign"):
+        """The compiled Assign of a state, Choice rule or Catcher: a payload template in JSONPath, a JSONata
+        template in JSONata; None when absent."""
+        if not isinstance(spec.get("Assign"), dict):
+            return None
+        if jsonpath:
+            return self.template(spec, "Assign", at)
+        return self.jsonata_field(spec, "Assign", at, location)
+
+    def jsonata_field(self, spec: dict, key: str, at: str, location: str | None = None):
+        """A JSONata-capable field compiled as a template (its ``{% %}`` strings parsed once), or None when absent
+        or when an expression does not parse (check_jsonata reported that)."""
+        if key not in spec:
+            return None
+        try:
+            return jn.compile_template(spec[key], location or key)
+        except CompileError:
+            return None
+
+    def jsonata_fields(self, spec: dict, at: str) -> dict:
+        fields = {}
+        for key in _JSONATA_FIELDS:
+            compiled = self.jsonata_field(spec, key, at)
+            if compiled is not None:
+                fields[key] = compiled
+        return fields
 
     # -- states
     def state(self, name: str, spec: dict, at: str) -> m.State:
@@ -639,13 +677,57 @@ class _Compiler:
                                       next=spec.get("Next"), end=spec.get("End") is True, query_language=language,
                                       raw=spec)
         jsonpath = language == "JSONPath"
+        common["assign"] = self.assign(spec, at, jsonpath)
+        if not jsonpath:
+            common["jsonata"] = self.jsonata_fields(spec, at)
         if jsonpath and kind not in ("Fail",):
             common["input_path"] = self.path(spec, "InputPath", at)
             common["output_path"] = self.path(spec, "OutputPath", at)
         build = getattr(self, f"_{kind.lower()}")
         state = build(spec, at, common, jsonpath)
         self.index[name] = state
+        self.check_assign_names(spec, at)
+        if not jsonpath:
+            self.check_expressions(state, at)
         return state
+
+    def check_assign_names(self, spec: dict, at: str) -> None:
+        """Assign targets must be plain variable names (at most 80 characters), never the reserved ``states``."""
+        for where, assign in _assign_fields(spec, at):
+            for key in assign:
+                name = key[:-2] if isinstance(key, str) and key.endswith(".$") else key
+                if name == "states":
+                    self.a.report("SM510", join_pointer(where, key), '"states" is reserved (it is $states in '
+                                  "JSONata) and cannot be assigned", key=True)
+                elif not _VARIABLE_NAME.fullmatch(name) or len(name) > 80:
+                    self.a.report("SM510", join_pointer(where, key), f'"{name}" is not a valid variable name '
+                                  "(a letter or _ then letters, digits or _, at most 80 characters)", key=True)
+
+    def check_expressions(self, state: m.State, at: str) -> None:
+        """Where AWS provides $states.result (a Task's, Parallel's or Map's own Output and Assign) and
+        $states.errorOutput (a Catcher's Output and Assign); no $, $$ or field name at an expression's top."""
+        produces = isinstance(state, (m.TaskState, m.ParallelState, m.MapState))
+        sites = [(t, produces and key == "Output", False) for key, t in state.jsonata.items()]
+        sites.append((state.assign, produces, False))
+        for branch in getattr(state, "choices", ()):
+            sites += [(branch.assign, False, False), (branch.output, False, False)]
+            if isinstance(branch.condition, jn.Expression):
+                self.check_expression(branch.condition, at, False, False)
+        for catcher in getattr(state, "catch", ()):
+            sites += [(catcher.output, False, True), (catcher.assign, False, True)]
+        for template, result_ok, error_ok in sites:
+            for expression in getattr(template, "expressions", ()):
+                self.check_expression(expression, at, result_ok, error_ok)
+
+    def check_expression(self, expression, at: str, result_ok: bool, error_ok: bool) -> None:
+        where = f"{at}/{expression.location}"
+        for member, allowed, place in (("result", result_ok, "the Output and Assign of a Task, Parallel or Map"),
+                                       ("errorOutput", error_ok, "the Output and Assign of a Catcher")):
+            if not allowed and re.search(rf"\$states\s*\.\s*{member}\b", expression.text):
+                self.a.report("SM508", where, f"$states.{member} is not available here: only in {place}")
+        problem = jn.top_level_problem(expression)
+        if problem:
+            self.a.report("SM509", where, problem)
 
     def check_jsonata(self, value: Any, at: str) -> None:
         """Every ``{% ... %}`` string of a JSONata state must parse; half-delimited strings are mistakes."""
@@ -688,17 +770,26 @@ class _Compiler:
         return m.TaskState(**common, **extra, resource=spec["Resource"],
                            timeout_seconds=timeout if isinstance(timeout, int) else None,
                            heartbeat_seconds=heartbeat if isinstance(heartbeat, int) else None,
-                           retry=self.retriers(spec), catch=self.catchers(spec, at) if jsonpath else ())
+                           retry=self.retriers(spec), catch=self.catchers(spec, at, jsonpath))
 
     def _choice(self, spec, at, common, jsonpath):
         if "Default" not in spec:
             self.a.report("SM901", at, "has no Default: when no rule matches, the execution fails with "
                           "States.NoChoiceMatched", key=True, severity="warning")
         branches = []
-        if jsonpath:
-            for i, rule in enumerate(spec["Choices"]):
-                compiled = self._compile(choice.compile_rule, rule, f"{at}/Choices/{i}", _choice_code)
-                branches.append(m.ChoiceBranch(compiled, rule["Next"]))
+        for i, rule in enumerate(spec["Choices"]):
+            where = f"{at}/Choices/{i}"
+            if jsonpath:
+                compiled = self._compile(choice.compile_rule, rule, where, _choice_code)
+                branches.append(m.ChoiceBranch(compiled, rule["Next"], assign=self.assign(rule, where, True)))
+                continue
+            condition = rule.get("Condition")
+            if jn.is_expression(condition):
+                template = self.jsonata_field(rule, "Condition", at, f"Choices/{i}/Condition")
+                condition = template.expression if template is not None else None
+            branches.append(m.ChoiceBranch(None, rule["Next"], condition=condition,
+                                           assign=self.assign(rule, where, False, f"Choices/{i}/Assign"),
+                                           output=self.jsonata_field(rule, "Output", at, f"Choices/{i}/Output")))
         return m.ChoiceState(**common, choices=tuple(branches), default=spec.get("Default"))
 
     def _wait(self, spec, at, common, jsonpath):
@@ -709,7 +800,9 @@ class _Compiler:
         if jsonpath and isinstance(stamp, str) and not _is_timestamp(stamp):
             self.a.report("SM506", f"{at}/Timestamp", _timestamp_message(stamp))
         if not jsonpath:
-            return m.WaitState(**common)
+            seconds = spec.get("Seconds")
+            return m.WaitState(**common, seconds=seconds if isinstance(seconds, int) else None,
+                               timestamp=stamp if isinstance(stamp, str) and not jn.is_expression(stamp) else None)
         return m.WaitState(**common, seconds=spec.get("Seconds"), timestamp=stamp,
                            seconds_path=self.ref_path(spec, "SecondsPath", at, None),
                            timestamp_path=self.ref_path(spec, "TimestampPath", at, None))
@@ -732,7 +825,7 @@ class _Compiler:
                          result_selector=self.template(spec, "ResultSelector", at),
                          result_path=self.ref_path(spec, "ResultPath", at))
         return m.ParallelState(**common, **extra, branches=branches, retry=self.retriers(spec),
-                               catch=self.catchers(spec, at) if jsonpath else ())
+                               catch=self.catchers(spec, at, jsonpath))
 
     def _map(self, spec, at, common, jsonpath):
         key = "ItemProcessor" if "ItemProcessor" in spec else "Iterator"
@@ -757,9 +850,98 @@ class _Compiler:
                           max_concurrency=concurrency if isinstance(concurrency, int) else 0,
                           tolerated_failure_count=count if isinstance(count, int) else None,
                           tolerated_failure_percentage=percentage if isinstance(percentage, (int, float)) else None,
-                          retry=self.retriers(spec), catch=self.catchers(spec, at) if jsonpath else ())
+                          retry=self.retriers(spec), catch=self.catchers(spec, at, jsonpath))
 
 
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_JSONPATH_VARIABLE = re.compile(r"(?<![$\w])\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _assign_fields(spec: dict, at: str) -> Iterator[tuple[str, dict]]:
+    """Every Assign object of a state: its own, its Choice rules' and its Catchers' (pointer, object)."""
+    if isinstance(spec.get("Assign"), dict):
+        yield f"{at}/Assign", spec["Assign"]
+    for key in ("Choices", "Catch"):
+        for i, item in enumerate(spec.get(key) or ()):
+            if isinstance(item, dict) and isinstance(item.get("Assign"), dict):
+                yield f"{at}/{key}/{i}/Assign", item["Assign"]
+
+
+def _jsonpath_references(value: Any, key: str = "") -> Iterator[str]:
+    """Variables read by a JSONPath state: ``$name`` in ``.$`` values, *Path fields and Choice Variables."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k not in ("States", "Branches", "ItemProcessor", "Iterator"):
+                yield from _jsonpath_references(v, k)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _jsonpath_references(item, key)
+    elif isinstance(value, str) and (key.endswith(".$") or key.endswith("Path") or key == "Variable"):
+        yield from _JSONPATH_VARIABLE.findall(value)
+
+
+class _Variables:
+    """Machine-wide variable checks: an inner scope (Parallel branch, inline Map iteration) may read but not assign
+    a variable its outer scopes assign (SM511); a variable that no state assigns is worth a warning (SM902)."""
+
+    def __init__(self, analysis: _Analysis, machine: m.StateMachine):
+        self.a = analysis
+        self.machine = machine
+        self.assigned: set[str] = set()
+
+    def check(self) -> None:
+        self.walk(self.machine, set())
+        for state in self.machine.index.values():
+            for name in sorted(self.references(state) - self.assigned):
+                self.a.report("SM902", state.pointer, f"reads the variable ${name}, which no state assigns: it fails "
+                              "when it runs unless the variable exists by then", key=True, severity="warning")
+
+    def walk(self, scope: m.StateMachine, outer: set[str]) -> None:
+        """A Parallel or Map state's own Assign and Catchers run in the outer scope after its branches end, so
+        its branches may reuse those names; any other outer assignment is off limits inside."""
+        by_state: dict[str, set[str]] = {}
+        for state in scope.states.values():
+            names = by_state.setdefault(state.name, set())
+            for where, assign in _assign_fields(state.raw, state.pointer):
+                for key in assign:
+                    name = key[:-2] if key.endswith(".$") else key
+                    names.add(name)
+                    if name in outer:
+                        self.a.report("SM511", join_pointer(where, key), f'assigns "{name}", a variable of an outer '
+                                      "scope: a Parallel branch or Map iteration can read it but not assign it",
+                                      key=True)
+        for names in by_state.values():
+            self.assigned |= names
+        for state in scope.states.values():
+            others = set().union(*(names for name, names in by_state.items() if name != state.name))
+            inner = outer | others
+            if isinstance(state, m.MapState):
+                self.walk(state.processor, set() if state.mode == "DISTRIBUTED" else inner)
+            for branch in getattr(state, "branches", ()):
+                self.walk(branch, inner)
+
+    @staticmethod
+    def references(state: m.State) -> set[str]:
+        if state.query_language == "JSONPath":
+            return set(_jsonpath_references(state.raw))
+        templates = [*state.jsonata.values(), state.assign]
+        for branch in getattr(state, "choices", ()):
+            templates += [branch.assign, branch.output]
+        for catcher in getattr(state, "catch", ()):
+            templates += [catcher.output, catcher.assign]
+        names: set[str] = set()
+        for template in templates:
+            for expression in getattr(template, "expressions", ()):
+                names |= jn.free_variables(expression)
+        for branch in getattr(state, "choices", ()):
+            if isinstance(branch.condition, jn.Expression):
+                names |= jn.free_variables(branch.condition)
+        return names
+
+
+_JSONATA_FIELDS = ("Arguments", "Output", "Items", "ItemSelector", "TimeoutSeconds", "HeartbeatSeconds", "Seconds",
+                   "Timestamp", "Error", "Cause", "MaxConcurrency", "ToleratedFailureCount",
+                   "ToleratedFailurePercentage")
 _NOT_EXPRESSIONS = frozenset({"Type", "Next", "End", "Comment", "Resource", "QueryLanguage", "States", "StartAt",
                               "Branches", "ItemProcessor", "Iterator", "ErrorEquals", "Default", "ProcessorConfig"})
 

@@ -26,6 +26,8 @@ class Catcher:
     error_equals: tuple[str, ...]
     next: str
     result_path: Any  # ReferencePath, or None to discard the error output
+    output: Any = None  # JSONata Output template (default: the error output)
+    assign: Any = None  # Assign: a payload template (JSONPath) or a JSONata template
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +43,8 @@ class State:
     query_language: str = "JSONPath"
     input_path: Any = None  # Path or None (``InputPath: null``)
     output_path: Any = None  # Path or None (``OutputPath: null``)
+    assign: Any = None  # Assign: a payload template (JSONPath) or a JSONata template, None when absent
+    jsonata: Mapping[str, Any] = field(default_factory=dict)  # JSONata fields by name (Output, Arguments, Items...)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -75,8 +79,11 @@ class TaskState(State):
 
 @dataclass(frozen=True, slots=True)
 class ChoiceBranch:
-    rule: Any  # choice.Rule
+    rule: Any  # choice.Rule (JSONPath), or None for a JSONata rule
     next: str
+    condition: Any = None  # JSONata: True/False or an Expression
+    assign: Any = None  # the rule's own Assign, replacing the state's when the rule matches
+    output: Any = None  # JSONata: the rule's own Output, replacing the state's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1003,6 +1003,92 @@ CASES = [
             Output: "{% $states.input"
             End: true
         """, says="not enclosed"),
+    # ------------------------------------------------------- SM508-SM511: where $states members and variables go
+    case("states_result_in_arguments", "SM508", "/States/T/Arguments/x", 8, 10, """
+        StartAt: T
+        QueryLanguage: JSONata
+        States:
+          T:
+            Type: Task
+            Resource: arn:aws:states:::lambda:invoke
+            Arguments:
+              x: "{% $states.result %}"
+            End: true
+        """, says="$states.result is not available"),
+    case("states_result_in_pass_output", "SM508", "/States/A/Output", 6, 13, """
+        StartAt: A
+        QueryLanguage: JSONata
+        States:
+          A:
+            Type: Pass
+            Output: "{% $states.result %}"
+            End: true
+        """, says="only in the Output and Assign of a Task"),
+    case("error_output_outside_a_catcher", "SM508", "/States/A/Assign/e", 7, 10, """
+        StartAt: A
+        QueryLanguage: JSONata
+        States:
+          A:
+            Type: Pass
+            Assign:
+              e: "{% $states.errorOutput %}"
+            End: true
+        """, says="$states.errorOutput"),
+    case("dollar_at_the_top_of_an_expression", "SM509", "/States/A/Output", 6, 13, """
+        StartAt: A
+        QueryLanguage: JSONata
+        States:
+          A:
+            Type: Pass
+            Output: "{% $.x %}"
+            End: true
+        """, says="'$' cannot be used at the top level"),
+    case("field_name_at_the_top_of_an_expression", "SM509", "/States/A/Output", 6, 13, """
+        StartAt: A
+        QueryLanguage: JSONata
+        States:
+          A:
+            Type: Pass
+            Output: "{% order.total %}"
+            End: true
+        """, says="$states.input.order"),
+    case("assign_to_reserved_states", "SM510", "/States/A/Assign/states", 6, 7, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            Assign:
+              states: 0
+            End: true
+        """, says="reserved"),
+    case("assign_to_invalid_name", "SM510", "/States/A/Assign/order.total", 6, 7, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            Assign:
+              order.total: ""
+            End: true
+        """, says="not a valid variable name"),
+    case("branch_assigns_an_outer_variable", "SM511", "/States/P/Branches/0/States/B/Assign/count", 15, 15, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            Assign: {count: 0}
+            Next: P
+          P:
+            Type: Parallel
+            Branches:
+              - StartAt: B
+                States:
+                  B:
+                    Type: Pass
+                    Assign:
+                      count: 1
+                    End: true
+            End: true
+        """, says="outer scope"),
     # ------------------------------------------------------------------------------ SM901: warnings, not errors
     case("choice_without_default_warns", "SM901", "/States/C", 3, 3, """
         StartAt: C
@@ -1013,6 +1099,23 @@ CASES = [
               - {Variable: $.n, NumericEquals: 0, Next: Done}
           Done: {Type: Succeed}
         """, says="States.NoChoiceMatched"),
+    case("variable_never_assigned_warns", "SM902", "/States/A", 4, 3, """
+        StartAt: A
+        QueryLanguage: JSONata
+        States:
+          A:
+            Type: Pass
+            Output: "{% $missing %}"
+            End: true
+        """, says="$missing"),
+    case("jsonpath_variable_never_assigned_warns", "SM902", "/States/A", 3, 3, """
+        StartAt: A
+        States:
+          A:
+            Type: Pass
+            Parameters: {"x.$": "$missing.a"}
+            End: true
+        """, says="$missing"),
 ]
 
 
