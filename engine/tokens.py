@@ -14,7 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut, load_strict
+from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
+from .jsonvalue import MAX_DEPTH, load_strict, too_deep
 from .runtime import notify
 from .store.schema import executions, frames, task_tokens
 
@@ -83,6 +84,9 @@ def parse_output(output: Any, limit: int) -> Any:
     if isinstance(output, str):
         text = output
     else:
+        if too_deep(output) is not None:  # before json.dumps, whose answer would depend on the recursion limit
+            raise InvalidOutput(f"the output is not a JSON value: objects and arrays nest more than {MAX_DEPTH} "
+                                "levels deep")
         try:
             text = json.dumps(output, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError) as exc:

@@ -197,7 +197,8 @@ def choice_rules(state: m.ChoiceState) -> list[tuple[str, str]]:
     """(rule in plain words, target) per Choice rule; a JSONata ``Condition`` is shown as its expression."""
     raw = [c for c in state.raw.get("Choices", ()) if isinstance(c, Mapping)]
     if len(state.choices) == len(raw):
-        return [(branch.rule.describe(), branch.next) for branch in state.choices]
+        return [(branch.rule.describe() if branch.rule is not None else _condition(rule.get("Condition")),
+                 branch.next) for branch, rule in zip(state.choices, raw)]
     return [(_condition(c.get("Condition")), c.get("Next")) for c in raw if c.get("Next")]
 
 
