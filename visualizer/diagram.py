@@ -189,7 +189,7 @@ class _Builder:
 def choice_rules(state: m.ChoiceState) -> list[tuple[str, str]]:
     """(rule in plain words, target) per Choice rule; a JSONata ``Condition`` is shown as its expression."""
     raw = [c for c in state.raw.get("Choices", ()) if isinstance(c, Mapping)]
-    if len(state.choices) == len(raw):
+    if len(state.choices) == len(raw) and all(branch.rule is not None for branch in state.choices):
         return [(branch.rule.describe(), branch.next) for branch in state.choices]
     return [(_condition(c.get("Condition")), c.get("Next")) for c in raw if c.get("Next")]
 
