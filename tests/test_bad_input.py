@@ -68,7 +68,8 @@ CASES = [
          "error: UsageError: cannot read nope.yaml: No such file or directory"),
     Case("invalid definition", ("run", "bad.yaml"), 2,
          "bad.yaml:5:11: error[SM203] "),
-    Case("definition that is not UTF-8", ("start", "latin1.yaml"), 2, "latin1.yaml"),
+    Case("definition that is not UTF-8", ("start", "latin1.yaml"), 2,
+         "latin1.yaml:1:13: error[SM001] the file is not UTF-8 text (byte 0xe9 here); save it as UTF-8"),
     # what the engine refuses
     Case("unknown execution ARN", ("describe", EXECUTION), 1,
          f"error: ExecutionDoesNotExist: no execution has the ARN '{EXECUTION}'"),
