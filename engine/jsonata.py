@@ -27,7 +27,7 @@ from jsonata.utils import Utils
 
 from . import errors as E
 from .errors import CompileError, StatesError
-from .paths import MISSING, to_json_text
+from .paths import MISSING, _Array, _Object, to_json_text  # template nodes shared with JSONPath
 
 __all__ = ["Expression", "JsonataTemplate", "QueryEvaluationError", "compile_expression", "compile_template",
            "is_expression", "expression_text", "type_name"]
@@ -416,26 +416,6 @@ class _Literal:
 
     def evaluate(self, scope):
         return json.loads(json.dumps(self.value)) if isinstance(self.value, (dict, list)) else self.value
-
-
-class _Object:
-    __slots__ = ("items",)
-
-    def __init__(self, items):
-        self.items = items
-
-    def evaluate(self, scope):
-        return {key: node.evaluate(scope) for key, node in self.items}
-
-
-class _Array:
-    __slots__ = ("items",)
-
-    def __init__(self, items):
-        self.items = items
-
-    def evaluate(self, scope):
-        return [node.evaluate(scope) for node in self.items]
 
 
 def _compile_node(value: Any, location: str, found: list):
