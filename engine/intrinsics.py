@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from . import paths
 from .errors import RUNTIME, CompileError, StatesError
-from .jsonvalue import load_strict
+from .jsonvalue import load_strict, type_name
 
 __all__ = ["FUNCTIONS", "MAX_NESTING", "Intrinsic", "compile_intrinsic", "is_intrinsic", "java_double"]
 
@@ -382,21 +382,6 @@ def _compile_cached(text: str) -> Intrinsic:
 
 # ------------------------------------------------------------------------------------------- JSON helpers
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -464,7 +449,7 @@ _ORDINAL = ("first", "second", "third")
 
 def _bad(fname: str, index: int, expected: str, value: Any) -> _Failure:
     return _Failure(f"Invalid arguments in {fname}: the {_ORDINAL[index]} argument must be {expected}, "
-                    f"but was {_json_type(value)}")
+                    f"but was {type_name(value)}")
 
 
 def _array(fname: str, index: int, value: Any) -> list:

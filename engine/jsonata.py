@@ -27,6 +27,7 @@ from jsonata.utils import Utils
 
 from . import errors as E
 from .errors import CompileError, StatesError
+from .jsonvalue import type_name
 from .paths import MISSING, _Array, _Object, to_json_text  # template nodes shared with JSONPath
 
 __all__ = ["Expression", "JsonataTemplate", "QueryEvaluationError", "compile_expression", "compile_template",
@@ -105,19 +106,6 @@ def _from_engine(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_engine(v) for v in value if v is not None]
     raise _Unsupported
-
-
-def type_name(value: Any) -> str:
-    """JSON type of a value as AWS names it in "Expected 'array', but was 'object'"."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 # ----------------------------------------------------------------------------------------------- Step Functions functions

@@ -127,3 +127,20 @@ def check_depth(value: Any) -> Any:
     if too_deep(value) is not None:
         raise ValueError(f"it is nested deeper than {MAX_DEPTH} levels")
     return value
+
+
+def type_name(value: Any) -> str:
+    """JSON type of a value as AWS names it in messages ("Expected 'array', but was 'object'")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
