@@ -39,6 +39,8 @@ class Event:
 # - When children join, the parent's head is the last event any of them wrote (a Map: its last
 #   MapIterationSucceeded); when one fails, the failing child's head (its MapIterationFailed is not one). No
 #   ``…StateFailed`` is written for an attempt that is retried: the next ``…StateStarted`` points to that head.
+# - An ``EvaluationFailed`` right after its state's ``…StateEntered`` (a JSONata field of a Pass, Map, ... failing as
+#   the state is entered) points where that ``…StateEntered`` points; a Wait's points to its WaitStateEntered.
 # - Stop and execution timeout: each ``…StateAborted`` points to its thread's head, the execution's closing event
 #   to the event before it.
 NOT_HEADS = frozenset({"ExecutionStarted", "MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted",
@@ -48,9 +50,10 @@ NOT_HEADS = frozenset({"ExecutionStarted", "MapIterationSucceeded", "MapIteratio
 def chain(types: list[str], first_id: int, head: int) -> tuple[list[int], int]:
     """previousEventIds for events of ``types`` numbered from ``first_id`` in a thread whose head is ``head``,
     and the thread's head after them."""
-    previous = []
+    previous, before_entered = [], None
     for event_id, kind in enumerate(types, start=first_id):
-        previous.append(head)
+        previous.append(before_entered if kind == "EvaluationFailed" and before_entered is not None else head)
+        before_entered = head if kind.endswith("StateEntered") and kind != "WaitStateEntered" else None
         if kind not in NOT_HEADS:
             head = event_id
     return previous, head

@@ -76,6 +76,19 @@ ONE_THREAD = {
          (5, 4, "TaskFailed"), (6, 5, "TaskScheduled"), (7, 6, "TaskStarted"), (8, 7, "TaskFailed"),
          (9, 8, "TaskStateExited"), (10, 9, "PassStateEntered"), (11, 10, "PassStateExited"),
          (12, 11, "ExecutionSucceeded")]),
+    # An EvaluationFailed as its state is entered points where that state's …StateEntered points (AWS's recordings).
+    "jsonata_output_fails_after_a_pass": (
+        {"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Next": "B"},
+            "B": {"Type": "Pass", "Output": {"result": "{% $doesNotExist %}"}, "End": True}}},
+        [(1, 0, "ExecutionStarted"), (2, 0, "PassStateEntered"), (3, 2, "PassStateExited"),
+         (4, 3, "PassStateEntered"), (5, 3, "EvaluationFailed"), (6, 5, "ExecutionFailed")]),
+    "jsonata_map_items_fail_first": (
+        {"QueryLanguage": "JSONata", "StartAt": "M", "States": {
+            "M": {"Type": "Map", "Items": "{% $states.input.zero %}", "End": True,
+                  "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}}}},
+        [(1, 0, "ExecutionStarted"), (2, 0, "MapStateEntered"), (3, 0, "EvaluationFailed"),
+         (4, 3, "MapStateFailed"), (5, 4, "ExecutionFailed")]),
     "task_uncaught": (
         {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "py:boom", "End": True}}},
         [(1, 0, "ExecutionStarted"), (2, 0, "TaskStateEntered"), (3, 2, "TaskScheduled"), (4, 3, "TaskStarted"),
