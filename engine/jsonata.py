@@ -63,23 +63,14 @@ def _to_engine(value: Any) -> Any:
     """JSON null becomes NULL_VALUE, recursively; the same object comes back when it holds no null."""
     if value is None:
         return _NULL
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
         out = None
-        for key, item in value.items():
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
             new = _to_engine(item)
             if new is not item:
                 if out is None:
-                    out = dict(value)
+                    out = value.copy()
                 out[key] = new
-        return value if out is None else out
-    if isinstance(value, list):
-        out = None
-        for i, item in enumerate(value):
-            new = _to_engine(item)
-            if new is not item:
-                if out is None:
-                    out = list(value)
-                out[i] = new
         return value if out is None else out
     return value
 

@@ -347,14 +347,7 @@ def sqlite_engine(tmp_path):
 def run_value(engine: Engine, value) -> dict:
     """Run ONE_TASK whose handler returns ``value``; the execution must end within a few seconds."""
     engine.handlers.register("py:give", lambda _input: value)
-    arn = engine.start("m", DATA)["executionArn"]
-    give_up = time.monotonic() + 10
-    worker = engine.worker(poll_seconds=0.01)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    return engine.describe(arn)
+    return run(engine, ONE_TASK, deadline=10)
 
 
 @pytest.mark.property
