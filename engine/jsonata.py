@@ -28,7 +28,7 @@ from jsonata.utils import Utils
 from . import errors as E
 from .errors import CompileError, StatesError
 from .jsonvalue import type_name
-from .paths import MISSING, _Array, _Object, to_json_text  # template nodes shared with JSONPath
+from .paths import MISSING, _Array, _Literal, _Object, to_json_text  # template nodes shared with JSONPath
 
 __all__ = ["Expression", "JsonataTemplate", "QueryEvaluationError", "compile_expression", "compile_template",
            "is_expression", "expression_text", "type_name"]
@@ -387,16 +387,6 @@ def compile_expression(value: str, location: str) -> Expression:
 
 
 # ----------------------------------------------------------------------------------------------- templates
-class _Literal:
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def evaluate(self, scope):
-        return json.loads(json.dumps(self.value)) if isinstance(self.value, (dict, list)) else self.value
-
-
 def _compile_node(value: Any, location: str, found: list):
     if is_expression(value):
         expression = compile_expression(value, location)
