@@ -11,7 +11,6 @@ from __future__ import annotations
 import resource
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa

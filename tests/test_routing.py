@@ -176,7 +176,7 @@ LAMBDA_TASKS = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End"
 
 def test_lambda_tasks_go_to_the_worker_serving_their_function(engine, other):
     calls = []
-    engine.handler(f"arn:aws:lambda:eu-west-1:000000000000:function:alpha")(
+    engine.handler("arn:aws:lambda:eu-west-1:000000000000:function:alpha")(
         lambda value: calls.append("alpha") or "a")
     other.handler("beta")(lambda value: calls.append("beta") or {"b": value})
     engine.register(LAMBDA_TASKS, "m")
