@@ -336,6 +336,7 @@ class Client:
             if not end_execution(conn, row.id, "ABORTED", "ExecutionAborted", error, cause, now,
                                  self.machine(row.machine_id)):
                 return {"stopDate": iso(self._execution(conn, arn).stopped_at)}
+            notify(conn)  # a `statemill run` driving it returns at once
         return {"stopDate": iso(now)}
 
     def prune(self, older_than_seconds: float) -> int:

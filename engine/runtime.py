@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from . import errors as E
 from . import history as h
+from . import wake
 from .handlers import handler_key
 from .interpreter import STEP, Env, ExecutionInfo, Frame, Transition, Trigger, advance
 from .store.schema import executions, frames, history_events, task_tokens
@@ -290,9 +291,12 @@ _COUNT_EVENTS = executions.update().where(executions.c.id == sa.bindparam("e")).
 
 
 def notify(conn: sa.Connection) -> None:
-    """On PostgreSQL, wake listening workers when this transaction commits (polling covers SQLite)."""
+    """Wake idle workers elsewhere when this transaction commits: NOTIFY on PostgreSQL, a datagram to each live
+    worker's wake socket on SQLite (engine/wake.py). Their poll still covers a wake-up that gets lost."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("NOTIFY statemill"))
+    else:
+        wake.on_commit(conn)
 
 
 def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event],

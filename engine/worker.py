@@ -31,6 +31,7 @@ from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, com
                       new_token, trigger_for)
 from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
+from .wake import WakeSocket
 
 log = logging.getLogger("statemill.worker")
 
@@ -64,6 +65,7 @@ class Worker:
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
         self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
+        self._waker: WakeSocket | None = None  # SQLite: where other processes poke this worker (engine/wake.py)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
 
     @property
@@ -80,10 +82,16 @@ class Worker:
         """Work until ``until()`` is true (checked between claims) or ``stop()`` is called."""
         self.serving = Serving(execution_id=self.client.execution_id(self.execution)) if self.execution else \
             Serving(keys=frozenset(self.registry.keys()))
-        self._register()
         helpers = [threading.Thread(target=self._housekeep, daemon=True, name="statemill-housekeeping")]
         if self.client.db.dialect.name == "postgresql":
             helpers.append(threading.Thread(target=self._listen, daemon=True, name="statemill-listen"))
+        else:
+            try:
+                self._waker = WakeSocket()
+                helpers.append(threading.Thread(target=self._listen_socket, daemon=True, name="statemill-wake"))
+            except OSError:
+                log.warning("no wake socket; polling every %.2fs", self.poll, exc_info=True)
+        self._register()
         for thread in helpers:
             thread.start()
         failures = 0
@@ -127,6 +135,9 @@ class Worker:
             except sa.exc.DBAPIError:
                 if self._fatal is None:
                     raise
+            finally:
+                if self._waker is not None:
+                    self._waker.close()
         if self._fatal is not None:
             raise self._fatal
 
@@ -137,7 +148,7 @@ class Worker:
             conn.execute(workers.insert().values(
                 id=self.id, host=socket.gethostname(), pid=os.getpid(), started_at=now, last_heartbeat=now,
                 handler_keys=None if self.serving.keys is None else sorted(self.serving.keys),
-                execution_id=self.serving.execution_id))
+                execution_id=self.serving.execution_id, wake_address=self._waker and self._waker.address))
 
     def _deregister(self) -> None:
         """Graceful stop: release what this worker still holds and leave the workers table."""
@@ -180,6 +191,12 @@ class Worker:
                         self._wake.set()
         except psycopg.Error:
             log.warning("LISTEN failed; falling back to polling every %.2fs", self.poll, exc_info=True)
+
+    def _listen_socket(self) -> None:
+        """SQLite: wake the loop when another process pokes this worker's socket after committing new work."""
+        while not self._stop.is_set():
+            if self._waker.wait(1.0):
+                self._wake.set()
 
     def close(self) -> None:
         self._frames_pool.shutdown(wait=True)

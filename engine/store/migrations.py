@@ -43,8 +43,14 @@ def _v3_count_commit_failures(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
 
 
+def _v5_worker_wake_address(conn: sa.Connection) -> None:
+    """workers.wake_address: the socket a worker listens on for wake-ups (engine/wake.py). Version 1 ran
+    ``create_all`` of the current tables, so a database created fresh already has it."""
+    _add_column(conn, workers.c.wake_address)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
-                                                     _v3_count_commit_failures]
+                                                     _v3_count_commit_failures, _v5_worker_wake_address]
 LATEST = len(MIGRATIONS)
 
 

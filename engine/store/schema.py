@@ -146,4 +146,5 @@ workers = Table(
     Column("last_heartbeat", Float, nullable=False),
     Column("handler_keys", Json, nullable=True),  # the handler keys it serves (a list)
     Column("execution_id", Integer, nullable=True),  # set for a `run`: it drives this execution only
+    Column("wake_address", String(255), nullable=True),  # SQLite: its wake socket (engine/wake.py), poked on commits
 )

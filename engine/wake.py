@@ -1,0 +1,121 @@
+"""Wake-ups between processes on SQLite: each worker listens on a local datagram socket whose address it records
+in the ``workers`` table, and a process that commits new work pokes every address it finds there.
+
+SQLite has no LISTEN/NOTIFY, and polling alone makes an answer from another process wait for the worker's next poll.
+A poke is one empty datagram, best effort: a lost one, a stale address of a dead worker or a full socket buffer
+only means the worker notices at its next poll, as before. Linux uses an abstract Unix socket (nothing to clean up,
+gone with its process); elsewhere a UDP port on 127.0.0.1. Only workers on this host are poked.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+import weakref
+
+_ABSTRACT = sys.platform.startswith("linux")
+_CACHE_SECONDS = 1.0  # a committing process re-reads the addresses at most this often (a new worker polls meanwhile)
+_PENDING = "statemill_wake"  # connection.info key: the addresses to poke when the transaction commits
+
+
+class WakeSocket:
+    """The worker's end: a bound datagram socket; ``wait()`` returns when a poke arrives (or after ``timeout``)."""
+
+    def __init__(self) -> None:
+        if _ABSTRACT:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            name = f"statemill-wake-{os.getpid()}-{uuid.uuid4().hex}"
+            self._sock.bind("\0" + name)
+            self.address = "unix:@" + name
+        else:  # pragma: no cover - macOS, Windows
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._sock.bind(("127.0.0.1", 0))
+            self.address = "udp:127.0.0.1:%d" % self._sock.getsockname()[1]
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a poke arrives (True, after draining any others queued) or ``timeout`` passes (False)."""
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.recv(64)
+        except (socket.timeout, OSError):
+            return False
+        self._sock.setblocking(False)
+        try:
+            while True:
+                self._sock.recv(64)
+        except OSError:  # BlockingIOError: nothing more queued
+            pass
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+_sender: socket.socket | None = None
+_sender_inet: socket.socket | None = None
+_lock = threading.Lock()
+
+
+def poke(addresses) -> None:
+    """Send one empty datagram to each address (as WakeSocket.address spells them). Never raises and never blocks:
+    an address nobody listens on any more, or one that is not an address at all, is skipped."""
+    global _sender, _sender_inet
+    for address in addresses:
+        try:
+            kind, _, where = address.partition(":")
+            if kind == "unix" and where.startswith("@"):
+                with _lock:
+                    if _sender is None:
+                        _sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                        _sender.setblocking(False)
+                    _sender.sendto(b"", "\0" + where[1:])
+            elif kind == "udp":
+                host, _, port = where.rpartition(":")
+                with _lock:
+                    if _sender_inet is None:
+                        _sender_inet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        _sender_inet.setblocking(False)
+                    _sender_inet.sendto(b"", (host, int(port)))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue  # a dead worker (ECONNREFUSED), a full buffer (EAGAIN), a malformed address
+
+
+# -- the committing side: read the live workers' addresses in the transaction, poke them as it commits
+_addresses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> (read at, addresses)
+
+
+def on_commit(conn) -> None:
+    """Poke every live worker on this host when ``conn``'s transaction commits (SQLite)."""
+    import sqlalchemy as sa
+
+    from .store.schema import workers
+
+    engine = conn.engine
+    now = time.monotonic()
+    read_at, found = _addresses.get(engine, (float("-inf"), []))
+    if now - read_at > _CACHE_SECONDS:
+        found = list(conn.execute(sa.select(workers.c.wake_address)
+                                  .where(workers.c.wake_address.is_not(None),
+                                         workers.c.host == socket.gethostname())).scalars())
+        _addresses[engine] = (now, found)
+    if not found:
+        return
+    if not sa.event.contains(engine, "commit", _commit):
+        sa.event.listen(engine, "commit", _commit)
+        sa.event.listen(engine, "rollback", _rollback)
+    conn.info[_PENDING] = found
+
+
+def _commit(conn) -> None:
+    # Fires just before the DBAPI commit, while this transaction still holds SQLite's write lock: a poked worker's
+    # claim (BEGIN IMMEDIATE) waits for the commit, so it always sees the new work.
+    found = conn.info.pop(_PENDING, None)
+    if found:
+        poke(found)
+
+
+def _rollback(conn) -> None:
+    conn.info.pop(_PENDING, None)
