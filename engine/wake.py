@@ -12,12 +12,10 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
-import weakref
 
 _ABSTRACT = sys.platform.startswith("linux")
-_CACHE_SECONDS = 1.0  # a committing process re-reads the addresses at most this often (a new worker polls meanwhile)
+_HOST = socket.gethostname()
 _PENDING = "statemill_wake"  # connection.info key: the addresses to poke when the transaction commits
 
 
@@ -84,25 +82,18 @@ def poke(addresses) -> None:
 
 
 # -- the committing side: read the live workers' addresses in the transaction, poke them as it commits
-_addresses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> (read at, addresses)
-
-
 def on_commit(conn) -> None:
-    """Poke every live worker on this host when ``conn``'s transaction commits (SQLite)."""
+    """Poke every live worker on this host when ``conn``'s transaction commits (SQLite). The addresses are read
+    afresh each time: a cached "nobody listens" would leave a worker that just started asleep until its poll."""
     import sqlalchemy as sa
 
     from .store.schema import workers
 
-    engine = conn.engine
-    now = time.monotonic()
-    read_at, found = _addresses.get(engine, (float("-inf"), []))
-    if now - read_at > _CACHE_SECONDS:
-        found = list(conn.execute(sa.select(workers.c.wake_address)
-                                  .where(workers.c.wake_address.is_not(None),
-                                         workers.c.host == socket.gethostname())).scalars())
-        _addresses[engine] = (now, found)
+    found = conn.execute(sa.select(workers.c.wake_address).where(workers.c.wake_address.is_not(None),
+                                                                  workers.c.host == _HOST)).scalars().all()
     if not found:
         return
+    engine = conn.engine
     if not sa.event.contains(engine, "commit", _commit):
         sa.event.listen(engine, "commit", _commit)
         sa.event.listen(engine, "rollback", _rollback)

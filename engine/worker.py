@@ -45,6 +45,7 @@ class Worker:
     """
 
     DATABASE_TRIES = 5  # consecutive failures of the loop's database work before the worker gives up
+    WOKEN_IDLE_SECONDS = 2.0  # with wake-ups on, how long an idle worker waits for one before looking anyway
 
     def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
                  lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
@@ -66,6 +67,7 @@ class Worker:
         self._last_expiry_check = float("-inf")
         self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._waker: WakeSocket | None = None  # SQLite: where other processes poke this worker (engine/wake.py)
+        self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
 
     @property
@@ -113,7 +115,7 @@ class Worker:
                             claimed = claim(conn, self.id, free, now, self.lease, self.serving)
                     for item in claimed:
                         self._inflight[item.id] = self._frames_pool.submit(self._process, item)
-                    if not claimed:
+                    if len(claimed) < max(free, 1):  # nothing more to take now: wait for a wake-up
                         self._idle(now)
                     failures = 0
                 except sa.exc.DBAPIError as exc:
@@ -186,14 +188,18 @@ class Worker:
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("LISTEN statemill")
+                self._listening = True
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=1.0, stop_after=1):
                         self._wake.set()
         except psycopg.Error:
             log.warning("LISTEN failed; falling back to polling every %.2fs", self.poll, exc_info=True)
+        finally:
+            self._listening = False
 
     def _listen_socket(self) -> None:
         """SQLite: wake the loop when another process pokes this worker's socket after committing new work."""
+        self._listening = True
         while not self._stop.is_set():
             if self._waker.wait(1.0):
                 self._wake.set()
@@ -225,7 +231,11 @@ class Worker:
         nxt = min((t for t in (due, deadline) if t is not None), default=None)
         delay = self.poll if nxt is None else max(0.0, nxt - now)
         if not isinstance(self.clock, FakeClock):
-            delay = min(delay, self.poll)
+            if nxt is not None and nxt <= now:  # due, yet not claimed: another worker holds it (until its lease ends)
+                delay = self.poll
+            else:  # until it is due or a wake-up comes; with wake-ups on, a poll now and then covers a lost one
+                cap = max(self.poll, self.WOKEN_IDLE_SECONDS) if self._listening else self.poll
+                delay = min(cap if nxt is None else delay, cap)
         self.clock.sleep(delay, self._wake)
 
     def _expire_executions(self, now: float) -> None:
