@@ -7,9 +7,6 @@ import re
 
 import click
 
-from statemill.engine.store import migrations
-from statemill.engine.store.db import open_engine
-
 from .config import database_url, open_client
 from .executions import columns, db_option, json_option
 
@@ -38,6 +35,8 @@ def db() -> None:
 @db_option
 def upgrade(db):
     """Apply pending schema migrations (safe to run while workers run)."""
+    from statemill.engine.store import migrations
+    from statemill.engine.store.db import open_engine
     engine = open_engine(database_url(db), schema=False)
     before, after = migrations.upgrade(engine)
     click.echo(f"schema version {after}" + (f" (was {before})" if before != after else " (up to date)"))
@@ -47,6 +46,8 @@ def upgrade(db):
 @db_option
 def status(db):
     """Show the recorded schema version and the one this statemill expects."""
+    from statemill.engine.store import migrations
+    from statemill.engine.store.db import open_engine
     engine = open_engine(database_url(db), read_only=True, schema=False)
     with engine.connect() as conn:
         version = migrations.current_version(conn)

@@ -13,12 +13,12 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
-
-from statemill.engine import Client, Engine, default_registry
-from statemill.engine.store.db import ENV_VAR, default_url, open_engine
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import InvalidHandlers
+
+if TYPE_CHECKING:
+    from statemill.engine import Client, Engine
 
 try:
     import tomllib
@@ -44,6 +44,7 @@ def project_settings(start: Path | None = None) -> dict[str, Any]:
 
 
 def database_url(option: str | None) -> str:
+    from statemill.engine.store.db import ENV_VAR, default_url
     if option:
         return option
     if os.environ.get(ENV_VAR):
@@ -62,11 +63,15 @@ def _arn_options() -> dict[str, Any]:
 def open_client(db: str | None, *, create: bool = False, read_only: bool = False) -> Client:
     """A client without handlers. ``create=False`` (the default) refuses a database that does not exist instead
     of creating it; ``read_only`` also writes nothing (see ``open_engine``)."""
+    from statemill.engine import Client
+    from statemill.engine.store.db import open_engine
     return Client(open_engine(database_url(db), create=create, read_only=read_only), **_arn_options())
 
 
 def open_engine_with_handlers(db: str | None, handlers: tuple[str, ...], **options: Any) -> Engine:
     """An engine for the commands that run tasks: the database (created if needed) and the handler modules."""
+    from statemill.engine import Engine
+    from statemill.engine.store.db import open_engine
     engine = Engine(open_engine(database_url(db)), **_arn_options(), **options)
     import_handlers(handlers, engine)
     return engine
@@ -75,6 +80,7 @@ def open_engine_with_handlers(db: str | None, handlers: tuple[str, ...], **optio
 def import_handlers(modules: tuple[str, ...], engine: Engine) -> None:
     """Import each module and register its ``HANDLERS`` mapping plus whatever it registered with
     ``statemill.engine.handler`` at import time. Modules from ``[tool.statemill] handlers`` come first."""
+    from statemill.engine import default_registry
     settings = project_settings()
     configured = settings.get("handlers", [])
     if isinstance(configured, str):

@@ -14,10 +14,8 @@ import sys
 from typing import NoReturn
 
 import click
-import sqlalchemy as sa
 
-from statemill.engine import (DefinitionError, InvalidExecutionInput, InvalidName, InvalidOutput, StatemillError)
-from statemill.engine.store.db import InvalidDatabaseUrl, describe_error
+from statemill.engine.errors import DefinitionError, StatemillError
 
 from .text import safe
 
@@ -35,7 +33,16 @@ class InvalidHandlers(StatemillError):
 
 
 # Errors in what the user typed; every other StatemillError means "understood, but refused or not possible".
-USAGE_ERRORS = (InvalidExecutionInput, InvalidOutput, InvalidName, InvalidDatabaseUrl, InvalidHandlers)
+USAGE_ERRORS = (("statemill.engine.client", "InvalidExecutionInput"), ("statemill.engine.client", "InvalidOutput"),
+                ("statemill.engine.client", "InvalidName"), ("statemill.engine.store.db", "InvalidDatabaseUrl"),
+                (__name__, "InvalidHandlers"))
+
+
+def loaded(module: str, name: str) -> type | None:
+    """Class ``name`` of ``module`` if that module has been imported, else None: an exception of a module nobody
+    imported cannot have been raised, and importing it only to say so would cost every command its start-up."""
+    found = sys.modules.get(module)
+    return getattr(found, name, None) if found is not None else None
 
 
 def fail(name: str, message: str, code: int) -> NoReturn:
@@ -50,10 +57,13 @@ def report(exc: BaseException) -> int:
         for diagnostic in exc.diagnostics:
             click.echo(safe(diagnostic.format()), err=True)
         return USAGE
+    database_error = loaded("sqlalchemy.exc", "DBAPIError")
     if isinstance(exc, StatemillError):
-        name, code = type(exc).__name__, USAGE if isinstance(exc, USAGE_ERRORS) else FAILED
+        usage = tuple(filter(None, (loaded(module, name) for module, name in USAGE_ERRORS)))
+        name, code = type(exc).__name__, USAGE if isinstance(exc, usage) else FAILED
         message = str(exc)
-    elif isinstance(exc, sa.exc.DBAPIError):
+    elif database_error is not None and isinstance(exc, database_error):
+        from statemill.engine.store.db import describe_error
         name, code, message = "DatabaseError", FAILED, describe_error(exc)
     elif isinstance(exc, click.UsageError):
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""

@@ -13,19 +13,29 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
-from rich.console import Console
-
-from statemill.engine import Client, InvalidExecutionInput, loader
-from statemill.engine.client import parse_input
-from statemill.engine.runtime import TERMINAL
-from statemill.engine.store.db import describe_error
 
 from .config import open_client, open_engine_with_handlers
 from .errors import FAILED, USAGE, fail
 from .text import markup, safe
 
-err = Console(stderr=True, highlight=False)
+# The engine, the database and rich are imported inside the commands that use them: `statemill --help` and the
+# light commands start without paying for them.
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")  # AWS ExecutionStatus
+
+
+class _Stderr:
+    """rich's Console on stderr, made when something is first printed (importing rich costs a start-up)."""
+
+    console = None
+
+    def __getattr__(self, name: str):
+        if _Stderr.console is None:
+            from rich.console import Console
+            _Stderr.console = Console(stderr=True, highlight=False)
+        return getattr(_Stderr.console, name)
+
+
+err = _Stderr()
 
 
 def db_option(fn):
@@ -72,7 +82,7 @@ def read_input(value: str | None, error: type[Exception]) -> str | None:
         raise error(f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
-def resolve_arn(client: Client, execution: str) -> str:
+def resolve_arn(client, execution: str) -> str:
     """An execution ARN from an ARN, ``machine:name``, or an execution name that only one machine uses."""
     if execution.startswith("arn:"):
         return execution
@@ -117,8 +127,9 @@ def progress_printer(quiet: bool):
     return show
 
 
-def database_failed(exc: sa.exc.DBAPIError) -> None:
+def database_failed(exc) -> None:
     """A worker loop stopped because the database kept failing: say so in one line; what was committed stays."""
+    from statemill.engine.store.db import describe_error
     fail("DatabaseError", f"the database failed: {describe_error(exc)}. The worker stopped; every committed "
          "transition is kept, and `statemill worker` carries the execution on once the database is fixed", FAILED)
 
@@ -134,6 +145,9 @@ def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurre
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
     an invalid definition.
     """
+    import sqlalchemy as sa
+
+    from statemill.engine import TERMINAL
     arn, engine = _start(file, input_, name, machine_name, db,
                          lambda: open_engine_with_handlers(db, handlers))
     previous = signal.getsignal(signal.SIGTERM)
@@ -168,6 +182,8 @@ def start(file, input_, name, machine_name, db, as_json):
 
 def _start(file, input_, name, machine_name, db, connect):
     """Check the input and the definition before touching the database, then register and start."""
+    from statemill.engine import InvalidExecutionInput, loader
+    from statemill.engine.client import parse_input
     value = parse_input(read_input(input_, InvalidExecutionInput))
     try:
         loader.load(file)  # a DefinitionError lists every problem, located (a file that is not UTF-8 included)
@@ -188,6 +204,7 @@ def _start(file, input_, name, machine_name, db, connect):
 def worker(handlers, db, concurrency, lease, quiet):
     """Work on every execution in the database until SIGTERM or Ctrl-C (finishing what is in flight): every state
     that needs no handler, and the tasks whose handlers --handlers registers (others wait for a worker that has them)."""
+    import sqlalchemy as sa
     engine = open_engine_with_handlers(db, handlers)
     loop = engine.worker(concurrency=concurrency, lease_seconds=lease, on_event=progress_printer(quiet))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -245,7 +262,7 @@ def columns(rows: list[tuple[str, ...]]) -> None:
 
 @click.command(name="list")
 @click.option("--machine", metavar="NAME", help="Only executions of this state machine.")
-@click.option("--status", type=click.Choice(["RUNNING", *TERMINAL]), help="Only executions with this status.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only executions with this status.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @db_option
 @json_option

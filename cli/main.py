@@ -6,8 +6,6 @@ import sys
 
 import click
 
-from statemill.engine import loader
-
 from .errors import report
 
 
@@ -39,6 +37,7 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
     Exits 0 when every file is valid (warnings allowed), 1 when any has errors, 2 when a file cannot be read.
     """
+    from statemill.engine import loader
     found, unreadable = [], False
     for file in files:
         try:

@@ -7,20 +7,19 @@ from pathlib import Path
 import click
 
 from statemill.engine.errors import StatemillError
-from statemill.visualizer import graph, overlay
-from statemill.visualizer.mermaid import mermaid_source
 
 from .errors import FAILED, fail, report
 from .text import safe
 
 _TEXT = ("dot", "mermaid")
+FORMATS = ("svg", "png", "pdf", *_TEXT)  # visualizer.graph.FORMATS, which is imported only when drawing
 
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write to this file; the format comes from its suffix (.svg .png .pdf .dot .mmd).")
-@click.option("-f", "--format", "fmt", type=click.Choice(graph.FORMATS, case_sensitive=False),
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
               help="Force the format. Without -o, dot and mermaid print to standard output.")
 @click.option("-e", "--execution", metavar="ARN",
               help="Draw this execution's machine coloured by its history (an execution ARN, MACHINE:NAME or NAME).")
@@ -38,6 +37,8 @@ def render(file: str | None, output: str | None, fmt: str | None, execution: str
 
     SVG, PNG and PDF need Graphviz's `dot` program; DOT and Mermaid do not.
     """
+    from statemill.visualizer import graph
+    from statemill.visualizer.mermaid import mermaid_source
     if (file is None) == (execution is None):
         raise click.UsageError("give a definition FILE or --execution ARN (one of the two)")
     try:
@@ -64,6 +65,7 @@ def render(file: str | None, output: str | None, fmt: str | None, execution: str
 
 def _source(file: str | None, execution: str | None, db: str | None):
     """The machine to draw and its overlay (None when drawing a plain definition)."""
+    from statemill.visualizer import graph, overlay
     if execution is None:
         return graph.as_diagram(file), None
     from .config import open_client

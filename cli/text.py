@@ -9,8 +9,6 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from rich.markup import escape
-
 # Bidirectional overrides and isolates reorder what follows them on screen ("Trojan Source"); show them too.
 _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
@@ -26,6 +24,7 @@ def safe(value: Any) -> str:
 
 def markup(value: Any) -> str:
     """``safe(value)`` for a rich markup string: ``[bold]`` in a state name is shown, not interpreted."""
+    from rich.markup import escape  # here: only rich output needs it, and importing rich slows every start
     return escape(safe(value))
 
 

@@ -12,8 +12,6 @@ from datetime import datetime
 
 import click
 
-from statemill.engine import InvalidOutput
-
 from .config import open_client
 from .executions import columns, db_option, err, json_option, read_input, resolve_arn
 from .text import safe
@@ -40,6 +38,7 @@ def done(result: dict, verb: str, as_json: bool) -> None:
 @json_option
 def send_task_success(token, output, db, as_json):
     """Complete a waiting task with OUTPUT as its result (SendTaskSuccess)."""
+    from statemill.engine.client import InvalidOutput
     text = read_input(output, InvalidOutput)
     result = open_client(db).send_task_success(token, text)
     done(result, "succeeded", as_json)

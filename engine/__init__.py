@@ -9,22 +9,37 @@
         return {"charged": order["amount"]}
 
     result = engine.run("order.yaml", {"amount": 0})
+
+The names below are imported on first use (module ``__getattr__``): ``import statemill.engine`` stays cheap, so a
+command that needs neither the database nor the loader (``statemill --help``) starts at once.
 """
 from __future__ import annotations
 
-from os import PathLike
-from typing import Any, Callable, Mapping
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .client import (Client, ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput, InvalidName,
-                     StateMachineDoesNotExist)
-from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
-from .clock import FakeClock, SystemClock
-from .errors import CompileError, DefinitionError, StatemillError, StatesError
-from .handlers import HandlerRegistry, TaskContext, TaskFailure, default_registry, handler
-from .loader import load, loads, validate
-from .model import StateMachine
-from .runtime import TERMINAL
-from .worker import Worker
+if TYPE_CHECKING:  # for type checkers and editors; at run time each name is imported when first used
+    from .client import (Client, ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput, InvalidName,
+                         InvalidOutput, InvalidToken, StateMachineDoesNotExist, TaskDoesNotExist, TaskTimedOut)
+    from .clock import FakeClock, SystemClock
+    from .engine import Engine
+    from .errors import CompileError, DefinitionError, StatemillError, StatesError
+    from .handlers import HandlerRegistry, TaskContext, TaskFailure, default_registry, handler
+    from .loader import load, loads, validate
+    from .model import StateMachine
+    from .runtime import TERMINAL
+    from .worker import Worker
+
+_WHERE = {  # public name -> the submodule defining it
+    "Engine": "engine", "Worker": "worker", "TERMINAL": "runtime", "StateMachine": "model",
+    **dict.fromkeys(("Client", "ExecutionAlreadyExists", "ExecutionDoesNotExist", "InvalidExecutionInput",
+                     "InvalidName", "StateMachineDoesNotExist", "InvalidOutput", "InvalidToken", "TaskDoesNotExist",
+                     "TaskTimedOut"), "client"),
+    **dict.fromkeys(("FakeClock", "SystemClock"), "clock"),
+    **dict.fromkeys(("CompileError", "DefinitionError", "StatemillError", "StatesError"), "errors"),
+    **dict.fromkeys(("HandlerRegistry", "TaskContext", "TaskFailure", "default_registry", "handler"), "handlers"),
+    **dict.fromkeys(("load", "loads", "validate"), "loader"),
+}
 
 __all__ = [
     "Engine", "Client", "handler", "default_registry", "Worker", "HandlerRegistry", "TaskContext", "TaskFailure", "FakeClock", "SystemClock",
@@ -34,42 +49,14 @@ __all__ = [
 ]
 
 
-class Engine(Client):
-    """A client with handlers: register handlers and definitions, start executions and work on them.
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-    ``run`` drives one execution to its end in this process; ``worker().run()`` serves every execution in the
-    database (the tasks it has handlers for) until stopped. Other processes can use a plain ``Client`` on the same database.
-    """
 
-    def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
-                 concurrency: int = 16, **options: Any):
-        super().__init__(db, **options)
-        self.handlers = HandlerRegistry(default_registry.mapping())
-        if handlers:
-            self.handlers.update(handlers)
-        self.concurrency = concurrency
-
-    def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator registering a handler for a Task ``Resource``."""
-        return self.handlers.handler(resource)
-
-    def worker(self, **options: Any) -> Worker:
-        options.setdefault("concurrency", self.concurrency)
-        return Worker(self, self.handlers, **options)
-
-    def wait(self, arn: str, **worker_options: Any) -> dict:
-        """Drive the execution ``arn`` (and nothing else) in this process until it has finished; return its
-        description. A task of it without a handler here fails, as on AWS."""
-        worker = self.worker(execution=arn, **worker_options)
-        try:
-            worker.run(until=lambda: self.status(arn) in TERMINAL)
-        finally:
-            worker.close()
-        return self.describe(arn)
-
-    def run(self, definition: str | PathLike | Mapping[str, Any], input: Any = None, *, name: str | None = None,
-            machine_name: str | None = None, **worker_options: Any) -> dict:
-        """Register ``definition``, start it with ``input`` and drive it to its end; return DescribeExecution."""
-        machine = self.register(definition, machine_name)
-        started = self.start(machine["name"], input, name=name)
-        return self.wait(started["executionArn"], **worker_options)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

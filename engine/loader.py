@@ -15,10 +15,12 @@ from collections import deque
 from importlib import resources
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-import jsonschema
 import jsonschema_rs
+
+if TYPE_CHECKING:
+    import jsonschema
 
 from . import choice, intrinsics, paths
 from . import jsonata as jn
@@ -57,6 +59,8 @@ def _fast_validator():
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
+    """The pure-Python validator, which explains what is wrong; imported only then (it is slow to import)."""
+    import jsonschema
     return jsonschema.Draft202012Validator(schema())
 
 
@@ -536,6 +540,7 @@ def _extras(message: str) -> list[str]:
 
 def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     """For anyOf/oneOf failures, the most relevant error of the best alternative."""
+    import jsonschema
     while error.context:
         error = jsonschema.exceptions.best_match(error.context)
     return error

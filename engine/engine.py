@@ -1,0 +1,51 @@
+"""``Engine``: a client with handlers, which runs executions in its own process as well as starting them."""
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any, Callable, Mapping
+
+from .client import Client
+from .handlers import HandlerRegistry, default_registry
+from .runtime import TERMINAL
+from .worker import Worker
+
+
+class Engine(Client):
+    """A client with handlers: register handlers and definitions, start executions and work on them.
+
+    ``run`` drives one execution to its end in this process; ``worker().run()`` serves every execution in the
+    database (the tasks it has handlers for) until stopped. Other processes can use a plain ``Client`` on the same database.
+    """
+
+    def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
+                 concurrency: int = 16, **options: Any):
+        super().__init__(db, **options)
+        self.handlers = HandlerRegistry(default_registry.mapping())
+        if handlers:
+            self.handlers.update(handlers)
+        self.concurrency = concurrency
+
+    def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering a handler for a Task ``Resource``."""
+        return self.handlers.handler(resource)
+
+    def worker(self, **options: Any) -> Worker:
+        options.setdefault("concurrency", self.concurrency)
+        return Worker(self, self.handlers, **options)
+
+    def wait(self, arn: str, **worker_options: Any) -> dict:
+        """Drive the execution ``arn`` (and nothing else) in this process until it has finished; return its
+        description. A task of it without a handler here fails, as on AWS."""
+        worker = self.worker(execution=arn, **worker_options)
+        try:
+            worker.run(until=lambda: self.status(arn) in TERMINAL)
+        finally:
+            worker.close()
+        return self.describe(arn)
+
+    def run(self, definition: str | PathLike | Mapping[str, Any], input: Any = None, *, name: str | None = None,
+            machine_name: str | None = None, **worker_options: Any) -> dict:
+        """Register ``definition``, start it with ``input`` and drive it to its end; return DescribeExecution."""
+        machine = self.register(definition, machine_name)
+        started = self.start(machine["name"], input, name=name)
+        return self.wait(started["executionArn"], **worker_options)

@@ -1,0 +1,93 @@
+"""A CLI that starts at once: each command imports only the stacks it uses (the database, the JSON Schema explainer,
+rich, the visualizer), so `statemill --help` and `statemill validate` do not pay for the others.
+
+Checked in fresh interpreters by which modules got imported, never by wall-clock time (that is bench/cli_bench.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("sqlalchemy", "psycopg", "jsonschema", "rich", "graphviz", "statemill.engine.client",
+         "statemill.visualizer")
+VALID = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": {"n": 0, "b": False, "s": "", "z": None},
+                                                "End": True}}}
+INVALID = {"StartAt": "Missing", "States": {"Done": {"Type": "Pass", "End": 0}}}
+
+
+def imported_by(code: str, *args: str) -> tuple[set[str], str]:
+    """Run ``code`` in a fresh interpreter; the heavy modules it left imported, and what it printed."""
+    probe = textwrap.dedent(code) + textwrap.dedent("""
+        import sys as _sys
+        print("\\nIMPORTED " + " ".join(m for m in _sys.modules), file=_sys.stderr)
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMILL_")}
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert "IMPORTED " in done.stderr, done.stderr
+    text, _, modules = done.stderr.rpartition("IMPORTED ")
+    names = set(modules.split())
+    return {h for h in HEAVY if h in names}, done.stdout + text
+
+
+CLI = """
+    import sys
+    from statemill.cli.main import main
+    try:
+        main(sys.argv[1:])
+    except SystemExit as exit:
+        print("EXIT", exit.code)
+"""
+
+
+def test_importing_the_engine_package_imports_nothing_heavy():
+    heavy, _ = imported_by("import statemill.engine")
+    assert heavy == set()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["send-task-success", "--help"], ["--version"]],
+                         ids=["help", "run_help", "send_task_success_help", "version"])
+def test_help_imports_no_database_schema_or_rendering_stack(args):
+    heavy, printed = imported_by(CLI, *args)
+    assert "EXIT 0" in printed
+    assert heavy == set()
+
+
+def test_validate_of_a_valid_file_imports_no_database_nor_jsonschema(tmp_path):
+    (tmp_path / "ok.json").write_text(json.dumps(VALID))
+    heavy, printed = imported_by(CLI, "validate", str(tmp_path / "ok.json"))
+    assert "ok" in printed and "EXIT 0" in printed
+    assert heavy == set()
+
+
+def test_validate_of_an_invalid_file_still_explains_every_problem(tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps(INVALID))
+    heavy, printed = imported_by(CLI, "validate", str(tmp_path / "bad.json"))
+    assert "EXIT 1" in printed and "bad.json:1:" in printed and "Missing" in printed
+    assert heavy <= {"jsonschema"}
+
+
+def test_every_public_name_of_the_engine_resolves_when_first_used():
+    import statemill.engine as engine
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None, name
+        assert name in dir(engine)
+    assert engine.Engine.__mro__[1] is engine.Client
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        engine.Nope  # noqa: B018
+
+
+def test_constants_the_cli_keeps_to_itself_match_the_engine():
+    from statemill.cli.executions import STATUSES
+    from statemill.cli.render import FORMATS
+    from statemill.engine.runtime import TERMINAL
+    from statemill.visualizer.graph import FORMATS as GRAPH_FORMATS
+    assert STATUSES == ("RUNNING", *TERMINAL)
+    assert FORMATS == GRAPH_FORMATS
