@@ -257,7 +257,7 @@ class Client:
                 row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
             found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
                                   row.machine_name, self.role_arn, row.machine_id)
-            if len(self._infos) >= 10_000:
+            if len(self._infos) >= 1_000:  # executions in flight; parked and finished ones are forgotten
                 self._infos.pop(next(iter(self._infos)))
             self._infos[execution_id] = found
         return found

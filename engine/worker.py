@@ -281,8 +281,10 @@ class Worker:
             if t is None:
                 return None
         fault("after_commit")
-        if (t.frame is None and item.parent_id is None) or (t.frame is not None and t.frame.phase == "callback"):
-            # Finished, or parked on a task token perhaps for weeks: keep nothing of it in this worker's memory.
+        parked = t.frame is None or t.run_at is None or t.run_at > now
+        if (parked and item.parent_id is None) or (t.frame is not None and t.frame.phase == "callback"):
+            # Finished, or parked (a timer, a token, its children) perhaps for weeks: keep nothing of it in this
+            # worker's memory. 100,000 parked executions must not grow it.
             self.client.forget(item.execution_id)
         if self.on_transition is not None:
             self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
