@@ -43,8 +43,12 @@ def project_settings(start: Path | None = None) -> dict[str, Any]:
     return {}
 
 
+# store.db's ENV_VAR and DEFAULT_URL, repeated: that module imports SQLAlchemy, which the token commands avoid.
+ENV_VAR = "STATEMILL_DATABASE_URL"
+DEFAULT_URL = "sqlite:///statemill.db"
+
+
 def database_url(option: str | None) -> str:
-    from statemill.engine.store.db import ENV_VAR, default_url
     if option:
         return option
     if os.environ.get(ENV_VAR):
@@ -52,7 +56,7 @@ def database_url(option: str | None) -> str:
     settings = project_settings()
     if isinstance(settings.get("database"), str):
         return settings["database"]
-    return default_url()
+    return DEFAULT_URL
 
 
 def _arn_options() -> dict[str, Any]:

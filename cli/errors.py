@@ -33,7 +33,7 @@ class InvalidHandlers(StatemillError):
 
 
 # Errors in what the user typed; every other StatemillError means "understood, but refused or not possible".
-USAGE_ERRORS = (("statemill.engine.client", "InvalidExecutionInput"), ("statemill.engine.client", "InvalidOutput"),
+USAGE_ERRORS = (("statemill.engine.client", "InvalidExecutionInput"), ("statemill.engine.errors", "InvalidOutput"),
                 ("statemill.engine.client", "InvalidName"), ("statemill.engine.store.db", "InvalidDatabaseUrl"),
                 (__name__, "InvalidHandlers"))
 

@@ -22,12 +22,28 @@ def token_option(fn):
                         help="The token the task handed out ($$.Task.Token); `statemill tokens` lists them.")(fn)
 
 
+def answer(db: str | None, call) -> dict:
+    """``call(target)`` on the database: first opened directly (no SQLAlchemy to import, so the command returns at
+    once), else, or when the direct connection fails, through a Client, which explains any problem."""
+    from statemill.engine.tokens import Direct
+
+    from .config import database_url
+    direct = Direct.open(database_url(db))
+    if direct is not None:
+        try:
+            return call(direct)
+        except direct.errors:  # rolled back, nothing written: the Client tries again and reports what is wrong
+            pass
+        finally:
+            direct.close()
+    return call(open_client(db))
+
+
 def done(result: dict, verb: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
     else:
-        err.print(f"{verb}: {safe(result['stateName'])} of {safe(result['executionArn'])}", markup=False,
-                  soft_wrap=True)
+        click.echo(f"{verb}: {safe(result['stateName'])} of {safe(result['executionArn'])}", err=True)
 
 
 @click.command(name="send-task-success")
@@ -38,9 +54,9 @@ def done(result: dict, verb: str, as_json: bool) -> None:
 @json_option
 def send_task_success(token, output, db, as_json):
     """Complete a waiting task with OUTPUT as its result (SendTaskSuccess)."""
-    from statemill.engine.client import InvalidOutput
+    from statemill.engine.errors import InvalidOutput
     text = read_input(output, InvalidOutput)
-    result = open_client(db).send_task_success(token, text)
+    result = answer(db, lambda target: target.send_task_success(token, text))
     done(result, "succeeded", as_json)
 
 
@@ -52,7 +68,7 @@ def send_task_success(token, output, db, as_json):
 @json_option
 def send_task_failure(token, error, cause, db, as_json):
     """Fail a waiting task with ERROR and CAUSE; its Retry and Catch apply (SendTaskFailure)."""
-    result = open_client(db).send_task_failure(token, error, cause)
+    result = answer(db, lambda target: target.send_task_failure(token, error, cause))
     done(result, "failed", as_json)
 
 
@@ -62,7 +78,7 @@ def send_task_failure(token, error, cause, db, as_json):
 @json_option
 def send_task_heartbeat(token, db, as_json):
     """Tell a waiting task its worker is alive: its HeartbeatSeconds start again (SendTaskHeartbeat)."""
-    result = open_client(db).send_task_heartbeat(token)
+    result = answer(db, lambda target: target.send_task_heartbeat(token))
     done(result, "heartbeat", as_json)
 
 

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time each name is imported when first used
     from .client import (Client, ExecutionAlreadyExists, ExecutionDoesNotExist, InvalidExecutionInput, InvalidName,
-                         InvalidOutput, InvalidToken, StateMachineDoesNotExist, TaskDoesNotExist, TaskTimedOut)
+                         StateMachineDoesNotExist)
     from .clock import FakeClock, SystemClock
     from .engine import Engine
-    from .errors import CompileError, DefinitionError, StatemillError, StatesError
+    from .errors import (CompileError, DefinitionError, InvalidOutput, InvalidToken, StatemillError, StatesError,
+                         TaskDoesNotExist, TaskTimedOut)
     from .handlers import HandlerRegistry, TaskContext, TaskFailure, default_registry, handler
     from .loader import load, loads, validate
     from .model import StateMachine
@@ -33,10 +34,10 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time each name is imp
 _WHERE = {  # public name -> the submodule defining it
     "Engine": "engine", "Worker": "worker", "TERMINAL": "runtime", "StateMachine": "model",
     **dict.fromkeys(("Client", "ExecutionAlreadyExists", "ExecutionDoesNotExist", "InvalidExecutionInput",
-                     "InvalidName", "StateMachineDoesNotExist", "InvalidOutput", "InvalidToken", "TaskDoesNotExist",
-                     "TaskTimedOut"), "client"),
+                     "InvalidName", "StateMachineDoesNotExist"), "client"),
     **dict.fromkeys(("FakeClock", "SystemClock"), "clock"),
-    **dict.fromkeys(("CompileError", "DefinitionError", "StatemillError", "StatesError"), "errors"),
+    **dict.fromkeys(("CompileError", "DefinitionError", "StatemillError", "StatesError", "InvalidOutput",
+                     "InvalidToken", "TaskDoesNotExist", "TaskTimedOut"), "errors"),
     **dict.fromkeys(("HandlerRegistry", "TaskContext", "TaskFailure", "default_registry", "handler"), "handlers"),
     **dict.fromkeys(("load", "loads", "validate"), "loader"),
 }

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from . import loader
 from .clock import SystemClock, iso
-from .errors import StatemillError
+from .errors import InvalidOutput, InvalidToken, StatemillError, TaskDoesNotExist, TaskTimedOut  # noqa: F401
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
@@ -48,22 +48,6 @@ class InvalidExecutionInput(StatemillError):
 
 class InvalidName(StatemillError):
     """A state machine or execution name that AWS would refuse."""
-
-
-class InvalidToken(StatemillError):
-    """SendTask*: the task token is malformed or was never issued by this database."""
-
-
-class TaskDoesNotExist(StatemillError):
-    """SendTask*: the token is known but the execution or thread that issued it no longer exists."""
-
-
-class TaskTimedOut(StatemillError):
-    """SendTask*: the token is closed: already answered, timed out, its attempt is over, or its execution ended."""
-
-
-class InvalidOutput(StatemillError):
-    """SendTaskSuccess: the output is not JSON or is over the payload limit (SendTaskFailure: error/cause too long)."""
 
 
 def check_name(kind: str, name: str) -> str:

@@ -71,3 +71,21 @@ class DefinitionError(StatemillError):
 
 class CompileError(StatemillError):
     """A path, intrinsic call or rule inside a definition does not parse. The loader turns it into a diagnostic."""
+
+
+# The errors of SendTaskSuccess/Failure/Heartbeat (engine/tokens.py), named as AWS names them. They live here, not
+# in client.py, so that answering a token from the command line imports no more than it needs.
+class InvalidToken(StatemillError):
+    """SendTask*: the task token is malformed or was never issued by this database."""
+
+
+class TaskDoesNotExist(StatemillError):
+    """SendTask*: the token is known but the execution or thread that issued it no longer exists."""
+
+
+class TaskTimedOut(StatemillError):
+    """SendTask*: the token is closed: already answered, timed out, its attempt is over, or its execution ended."""
+
+
+class InvalidOutput(StatemillError):
+    """SendTaskSuccess: the output is not JSON or is over the payload limit (SendTaskFailure: error/cause too long)."""

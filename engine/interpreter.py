@@ -26,7 +26,7 @@ from .jsonata import QueryEvaluationError, type_name
 from .paths import MISSING
 from .scope import Scope
 
-DEFAULT_PAYLOAD_LIMIT = 256 * 1024
+from .jsonvalue import DEFAULT_PAYLOAD_LIMIT  # noqa: E402 - defined there so light modules need not import this one
 VARIABLE_LIMIT = 256 * 1024  # AWS: 256 KiB per variable and per Assign
 MAX_WAIT_SECONDS = 2**31 - 1  # AWS refuses longer waits ("Wait state delay is too long.")
 # Errors raised while a state processes its data get AWS's "An error occurred while executing the state ..." prefix.

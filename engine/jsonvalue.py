@@ -23,6 +23,8 @@ MAX_DEPTH = 100  # levels of objects and arrays; the outermost object or array i
 # A JSON string (skipped whole, so that brackets inside it do not count) or one bracket.
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
+DEFAULT_PAYLOAD_LIMIT = 256 * 1024  # AWS: inputs, outputs and task results are at most 256 KiB of UTF-8 JSON
+
 
 def too_deep_text(text: str, limit: int = MAX_DEPTH) -> int | None:
     """The offset of the first ``[`` or ``{`` that opens level ``limit + 1`` of JSON text, or None."""

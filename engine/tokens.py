@@ -4,20 +4,26 @@ SendTaskHeartbeat, with AWS's error names.
 Every call is one transaction. It first checks everything (token, execution, attempt, deadlines, output) and
 raises before writing anything, so a refused call leaves the database untouched. Completion is a guarded
 ``UPDATE task_tokens ... WHERE status = 'PENDING'``: of many processes answering one token at once exactly one
-wins, the others get ``TaskTimedOut``. The winner then makes the waiting frame runnable; if the handler that
-handed the token out has not returned yet, the worker notices the answer when it records the hand-out.
+wins, the others get ``TaskTimedOut``. The winner then makes the waiting frame runnable and wakes the workers (a
+datagram to each one's socket on SQLite, NOTIFY on PostgreSQL); if the handler that handed the token out has not
+returned yet, the worker notices the answer when it records the hand-out.
+
+The few statements are plain SQL on the driver's connection, so that they run the same under a ``Client``'s
+SQLAlchemy transaction and on a ``Direct`` connection: ``statemill send-task-success`` answers without importing
+SQLAlchemy, which alone takes longer to import than the whole command may take.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
-import sqlalchemy as sa
-
-from .client import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
-from .jsonvalue import MAX_DEPTH, load_strict, too_deep
-from .runtime import notify
-from .store.schema import executions, frames, task_tokens
+from . import wake
+from .clock import SystemClock
+from .errors import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
+from .jsonvalue import DEFAULT_PAYLOAD_LIMIT, MAX_DEPTH, dumps, load_strict, too_deep
 
 TOKEN_MAX = 2048  # AWS: a task token is 1 to 2,048 characters
 ERROR_MAX = 256  # AWS: SendTaskFailure error
@@ -35,7 +41,8 @@ def send_task_success(client, token: str, output: Any) -> dict:
 
     ``output`` is JSON text when it is a ``str`` or ``bytes`` (as in the AWS API and CLI: pass ``'"text"'`` for a
     JSON string), otherwise any JSON-able Python value. Raises InvalidOutput, InvalidToken, TaskDoesNotExist or
-    TaskTimedOut; returns ``{"executionArn", "stateName"}`` of the task it completed.
+    TaskTimedOut; returns ``{"executionArn", "stateName"}`` of the task it completed. ``client`` is a Client or a
+    Direct.
     """
     value = parse_output(output, client.payload_limit)
     return _complete(client, token, "SUCCEEDED", output=value)
@@ -57,21 +64,21 @@ def send_task_heartbeat(client, token: str) -> dict:
     extended, and no history event is written. Raises InvalidToken, TaskDoesNotExist or TaskTimedOut."""
     _check_shape(token)
     now = client.clock.now()
-    with client.db.begin() as conn:
-        row, execution, frame = _open_task(conn, token, now)
-        if row.heartbeat_seconds:
-            deadline = now + row.heartbeat_seconds
-            conn.execute(task_tokens.update().where(task_tokens.c.token == token, task_tokens.c.status == "PENDING")
-                         .values(heartbeat_deadline=deadline))
-            if frame.phase == "callback":
+    with _transaction(client) as tx:
+        row, execution, frame = _open_task(tx, token, now)
+        if row["heartbeat_seconds"]:
+            deadline = now + row["heartbeat_seconds"]
+            tx.run("UPDATE task_tokens SET heartbeat_deadline = :d WHERE token = :t AND status = 'PENDING'",
+                   d=deadline, t=token)
+            if frame["phase"] == "callback":
                 # While the handler still runs (phase "task") the frame is left alone: the worker arms the
                 # heartbeat clock itself when the handler returns, later than this deadline.
-                data = {**frame.data, "heartbeat_at": deadline}
+                data = {**frame["data"], "heartbeat_at": deadline}
                 timeout_at = data.get("timeout_at")
-                conn.execute(frames.update().where(frames.c.id == frame.id, frames.c.version == frame.version,
-                                                   frames.c.phase == "callback")
-                             .values(data=data, run_at=deadline if timeout_at is None else min(deadline, timeout_at)))
-    return {"executionArn": execution.arn, "stateName": row.state}
+                tx.run("UPDATE frames SET data = :data, run_at = :run_at WHERE id = :f AND version = :v "
+                       "AND phase = 'callback'", data=tx.json(data), f=frame["id"], v=frame["version"],
+                       run_at=deadline if timeout_at is None else min(deadline, timeout_at))
+    return {"executionArn": execution["arn"], "stateName": row["state"]}
 
 
 def parse_output(output: Any, limit: int) -> Any:
@@ -110,44 +117,175 @@ def _complete(client, token: str, status: str, output: Any = None, error: str | 
     """Close ``token`` with ``status`` and wake its frame, in one transaction; exactly one caller wins."""
     _check_shape(token)
     now = client.clock.now()
-    with client.db.begin() as conn:
-        row, execution, frame = _open_task(conn, token, now)
-        won = conn.execute(task_tokens.update()
-                           .where(task_tokens.c.token == token, task_tokens.c.status == "PENDING")
-                           .values(status=status, output=output, error=error, cause=cause, completed_at=now)).rowcount
+    with _transaction(client) as tx:
+        row, execution, frame = _open_task(tx, token, now)
+        won = tx.run("UPDATE task_tokens SET status = :s, output = :o, error = :e, cause = :c, completed_at = :now "
+                     "WHERE token = :t AND status = 'PENDING'",
+                     s=status, o=tx.json(output), e=error, c=cause, now=now, t=token)
         if won != 1:  # another process answered first (PostgreSQL; SQLite serialises before the read)
             raise TaskTimedOut("another caller completed the task at the same moment")
         # Runnable now if the frame waits for the answer; if its handler is still running, the worker sees the
         # answer when it commits the hand-out (worker._track_tokens) and wakes the frame itself.
-        woken = conn.execute(frames.update().where(frames.c.id == frame.id, frames.c.status == "ACTIVE",
-                                                   frames.c.phase == "callback").values(run_at=now)).rowcount
-        if woken:
-            notify(conn)  # PostgreSQL: idle workers elsewhere wake at once instead of at their next poll
-    return {"executionArn": execution.arn, "stateName": row.state}
+        if tx.run("UPDATE frames SET run_at = :now WHERE id = :f AND status = 'ACTIVE' AND phase = 'callback'",
+                  now=now, f=frame["id"]):
+            tx.notify()  # idle workers elsewhere wake at once instead of at their next poll
+    return {"executionArn": execution["arn"], "stateName": row["state"]}
 
 
-def _open_task(conn, token: str, now: float):
+def _open_task(tx: "_Tx", token: str, now: float):
     """The token's row, execution and frame, if the token may still be answered; the AWS error otherwise."""
     # FOR UPDATE (PostgreSQL): serialise with a worker deciding this callback (runtime.callback_trigger).
-    row = conn.execute(sa.select(task_tokens).where(task_tokens.c.token == token).with_for_update()).one_or_none()
+    row = tx.row("SELECT execution_id, frame_id, state, status, heartbeat_seconds, heartbeat_deadline "
+                 "FROM task_tokens WHERE token = :t" + tx.for_update, t=token)
     if row is None:
         raise InvalidToken("no task was ever given this token")
-    if row.status != "PENDING":
-        raise TaskTimedOut(_CLOSED.get(row.status, "the task is closed"))
-    execution = conn.execute(sa.select(executions.c.arn, executions.c.status)
-                             .where(executions.c.id == row.execution_id)).one_or_none()
-    frame = conn.execute(sa.select(frames.c.id, frames.c.status, frames.c.phase, frames.c.data, frames.c.version)
-                         .where(frames.c.id == row.frame_id)).one_or_none()
+    if row["status"] != "PENDING":
+        raise TaskTimedOut(_CLOSED.get(row["status"], "the task is closed"))
+    execution = tx.row("SELECT arn, status FROM executions WHERE id = :e", e=row["execution_id"])
+    frame = tx.row("SELECT id, status, phase, data, version FROM frames WHERE id = :f", f=row["frame_id"])
     if execution is None or frame is None:
         raise TaskDoesNotExist("the execution that issued this token no longer exists")
-    if execution.status != "RUNNING":
-        raise TaskTimedOut(f"the execution that issued this token has ended ({execution.status})")
-    data = frame.data or {}
-    if frame.status != "ACTIVE" or frame.phase not in ("task", "callback") or data.get("token") != token:
+    if execution["status"] != "RUNNING":
+        raise TaskTimedOut(f"the execution that issued this token has ended ({execution['status']})")
+    frame["data"] = data = tx.unjson(frame["data"]) or {}
+    if frame["status"] != "ACTIVE" or frame["phase"] not in ("task", "callback") or data.get("token") != token:
         raise TaskTimedOut(_CLOSED["TIMED_OUT"])
     timeout_at = data.get("timeout_at")
     if timeout_at is not None and now >= timeout_at:
         raise TaskTimedOut("the task's TimeoutSeconds have passed")
-    if row.heartbeat_deadline is not None and now >= row.heartbeat_deadline:
+    if row["heartbeat_deadline"] is not None and now >= row["heartbeat_deadline"]:
         raise TaskTimedOut("no heartbeat came within the task's HeartbeatSeconds")
     return row, execution, frame
+
+
+# ----------------------------------------------------------------------------------------------- transactions
+_NAMED = re.compile(r":(\w+)")
+
+
+class _Tx:
+    """This module's statements in one transaction on a driver connection (sqlite3 or psycopg): ``:name``
+    parameters, JSON columns as the schema stores them (text on SQLite, ``json`` on PostgreSQL)."""
+
+    def __init__(self, raw, dialect: str):
+        self.cursor = raw.cursor()
+        self.postgres = dialect == "postgresql"
+        self.for_update = " FOR UPDATE" if self.postgres else ""
+        self.wake: list[str] = []  # SQLite: the workers to poke once this transaction has committed
+
+    def _sql(self, sql: str) -> str:
+        return _NAMED.sub(r"%(\1)s", sql) if self.postgres else sql
+
+    def row(self, sql: str, **params) -> dict | None:
+        self.cursor.execute(self._sql(sql), params)
+        found = self.cursor.fetchone()
+        return None if found is None else dict(zip((d[0] for d in self.cursor.description), found))
+
+    def run(self, sql: str, **params) -> int:
+        self.cursor.execute(self._sql(sql), params)
+        return self.cursor.rowcount
+
+    def json(self, value: Any) -> Any:
+        """A value for a JSON column; JSON null is SQL NULL (as schema.Json stores it)."""
+        if value is None:
+            return None
+        if self.postgres:
+            from psycopg.types.json import Json
+            return Json(value, dumps=dumps)
+        return dumps(value)
+
+    def unjson(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) and not self.postgres else value
+
+    def notify(self) -> None:
+        if self.postgres:
+            self.cursor.execute("NOTIFY statemill")
+        else:
+            self.cursor.execute(wake.ADDRESSES, (wake.HOST,))
+            self.wake = [address for (address,) in self.cursor.fetchall()]
+
+
+@contextmanager
+def _transaction(client) -> Iterator[_Tx]:
+    """One transaction: a Direct's own, or a Client's SQLAlchemy transaction (its statements on the driver
+    connection underneath). The workers are poked once it has committed."""
+    if isinstance(client, Direct):
+        with client.transaction() as tx:
+            yield tx
+    else:
+        with client.db.begin() as conn:
+            tx = _Tx(conn.connection.driver_connection, conn.dialect.name)
+            yield tx
+    wake.poke(tx.wake)
+
+
+class Direct:
+    """A database opened for answering tokens without SQLAlchemy: a sqlite3 file, or PostgreSQL through psycopg.
+
+    ``Direct.open(url)`` returns None for anything it does not handle plainly (a URL it would have to interpret, a
+    missing file, a schema of another version...): the caller then uses a ``Client``, which explains the problem.
+    """
+
+    payload_limit = DEFAULT_PAYLOAD_LIMIT
+
+    def __init__(self, raw, dialect: str, errors: tuple[type[Exception], ...]):
+        self.raw, self.dialect, self.errors = raw, dialect, errors
+        self.clock = SystemClock()
+
+    @classmethod
+    def open(cls, url: str) -> "Direct | None":
+        from .store.migrations import LATEST
+        scheme, _, rest = url.partition("://")
+        if not rest and url.lower().endswith((".db", ".sqlite", ".sqlite3")) and url.isprintable():
+            scheme, rest = "sqlite", "/" + str(Path(url).expanduser())
+        errors: tuple[type[Exception], ...] = ()
+        try:
+            if scheme == "sqlite" and rest.startswith("/") and len(rest) > 1 and "?" not in rest:
+                import sqlite3
+                errors = (sqlite3.Error,)
+                if not Path(rest[1:]).is_file():
+                    return None
+                raw = sqlite3.connect(rest[1:], timeout=60, isolation_level=None, check_same_thread=False)
+                raw.execute("PRAGMA synchronous=NORMAL")  # as store.db configures the engine's connections
+                found = cls(raw, "sqlite", errors)
+            elif scheme.lower() in ("postgresql", "postgres", "postgresql+psycopg"):
+                import psycopg
+                errors = (psycopg.Error,)
+                found = cls(psycopg.connect("postgresql://" + rest, connect_timeout=10), "postgresql", errors)
+            else:
+                return None
+        except (ImportError, OSError, *errors):
+            return None
+        try:
+            cursor = found.raw.cursor()
+            cursor.execute("SELECT max(version) FROM statemill_schema")
+            version = cursor.fetchone()[0]
+            found.raw.rollback()
+        except found.errors:
+            version = None
+        if version != LATEST:
+            found.close()
+            return None
+        return found
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        if self.dialect == "sqlite":
+            self.raw.execute("BEGIN IMMEDIATE")  # take the write lock first, as store.db does
+        try:
+            yield _Tx(self.raw, self.dialect)
+        except BaseException:
+            self.raw.rollback()
+            raise
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def send_task_success(self, token: str, output: Any) -> dict:
+        return send_task_success(self, token, output)
+
+    def send_task_failure(self, token: str, error: str | None = None, cause: str | None = None) -> dict:
+        return send_task_failure(self, token, error, cause)
+
+    def send_task_heartbeat(self, token: str) -> dict:
+        return send_task_heartbeat(self, token)

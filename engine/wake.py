@@ -15,7 +15,9 @@ import threading
 import uuid
 
 _ABSTRACT = sys.platform.startswith("linux")
-_HOST = socket.gethostname()
+HOST = socket.gethostname()
+# The live workers of this host that listen for wake-ups (driver SQL, for callers without SQLAlchemy).
+ADDRESSES = "SELECT wake_address FROM workers WHERE wake_address IS NOT NULL AND host = ?"
 _PENDING = "statemill_wake"  # connection.info key: the addresses to poke when the transaction commits
 
 
@@ -90,7 +92,7 @@ def on_commit(conn) -> None:
     from .store.schema import workers
 
     found = conn.execute(sa.select(workers.c.wake_address).where(workers.c.wake_address.is_not(None),
-                                                                  workers.c.host == _HOST)).scalars().all()
+                                                                  workers.c.host == HOST)).scalars().all()
     if not found:
         return
     engine = conn.engine

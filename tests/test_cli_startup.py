@@ -85,9 +85,79 @@ def test_every_public_name_of_the_engine_resolves_when_first_used():
 
 
 def test_constants_the_cli_keeps_to_itself_match_the_engine():
+    from statemill.cli import config
     from statemill.cli.executions import STATUSES
     from statemill.cli.render import FORMATS
     from statemill.engine.runtime import TERMINAL
+    from statemill.engine.store import db
     from statemill.visualizer.graph import FORMATS as GRAPH_FORMATS
     assert STATUSES == ("RUNNING", *TERMINAL)
     assert FORMATS == GRAPH_FORMATS
+    assert (config.ENV_VAR, config.DEFAULT_URL) == (db.ENV_VAR, db.DEFAULT_URL)
+
+
+# ----------------------------------------------------------------------------------------------- answering tokens
+@pytest.fixture
+def parked(tmp_path):
+    """A SQLite database with one execution waiting on a task token: (path, token)."""
+    from statemill.engine import Engine
+    engine = Engine(f"sqlite:///{tmp_path / 'tokens.db'}")
+    engine.handler("notify")(lambda value: {"sent": True})
+    engine.register({"StartAt": "Ask", "States": {"Ask": {
+        "Type": "Task", "Resource": "notify.waitForTaskToken", "Parameters": {"token.$": "$$.Task.Token"},
+        "HeartbeatSeconds": 600, "End": True}}}, "ask")
+    arn = engine.start("ask", {"n": 0})["executionArn"]
+    worker = engine.worker(poll_seconds=0.01)
+    try:
+        worker.run(until=lambda: engine.pending_tokens(arn) and engine.history(arn)[-1]["type"] == "TaskSubmitted")
+    finally:
+        worker.close()
+    [token] = [t["taskToken"] for t in engine.pending_tokens(arn)]
+    yield tmp_path / "tokens.db", token, engine, arn
+    engine.db.dispose()
+
+
+@pytest.mark.parametrize("command", [["send-task-heartbeat"], ["send-task-success", "--task-output", "{\"n\": 0}"],
+                                     ["send-task-failure", "--error", "", "--cause", ""]],
+                         ids=["heartbeat", "success", "failure"])
+def test_answering_a_token_imports_no_sqlalchemy(parked, command):
+    path, token, engine, arn = parked
+    heavy, printed = imported_by(CLI, *command, "--task-token", token, "--db", str(path))
+    assert "EXIT 0" in printed
+    assert heavy == set()
+    if command[0] != "send-task-heartbeat":
+        assert engine.pending_tokens(arn) == [] and engine.status(arn) == "RUNNING"
+
+
+def test_a_refused_answer_still_names_the_aws_error_without_sqlalchemy(parked):
+    path, token, engine, arn = parked
+    heavy, printed = imported_by(CLI, "send-task-success", "--task-token", token + "x", "--task-output", "0",
+                                 "--db", str(path))
+    assert "EXIT 1" in printed and "error: InvalidToken: " in printed
+    assert heavy == set()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///{missing}", "{missing}", "mysql://nobody/x",
+                                 "sqlite:///{path}?mode=ro", "not a url"],
+                         ids=["in_memory", "missing_file", "missing_bare_path", "other_scheme", "url_options",
+                              "garbage"])
+def test_what_the_direct_path_does_not_handle_goes_to_the_client(parked, tmp_path, url):
+    from statemill.engine.tokens import Direct
+    path, *_ = parked
+    assert Direct.open(url.format(missing=tmp_path / "nothing.db", path=path)) is None
+
+
+def test_a_database_of_another_schema_version_goes_to_the_client(parked):
+    import sqlite3
+
+    from statemill.engine.tokens import Direct
+    path, token, engine, arn = parked
+    assert Direct.open(str(path)) is not None
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE statemill_schema SET version = version - 1")
+    assert Direct.open(str(path)) is None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMILL_")}
+    done = subprocess.run([sys.executable, "-m", "statemill.cli.main", "send-task-success", "--task-token", token,
+                           "--task-output", "0", "--db", str(path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and "statemill db upgrade" in done.stderr

@@ -6,16 +6,19 @@ to N; ``upgrade`` applies the missing ones in order, in one transaction, under a
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
-from .schema import frames, metadata, schema_version, workers
+# SQLAlchemy and the tables are imported inside the functions: reading LATEST must stay cheap for the commands that
+# check the schema version without SQLAlchemy (engine/tokens.py's direct path).
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
 
 def _v1_create_tables(conn: sa.Connection) -> None:
+    from .schema import metadata
     metadata.create_all(conn, checkfirst=True)
 
 
@@ -23,6 +26,7 @@ def _v2_route_tasks_to_workers(conn: sa.Connection) -> None:
     """Frames record the handler key and deadline of the task they wait to run (deadlines indexed); workers
     record what they serve. Version 1 ran ``create_all`` of the current tables, so a database created fresh
     already has all of these."""
+    from .schema import frames, workers
     for column in (frames.c.handler_key, frames.c.task_deadline, workers.c.handler_keys, workers.c.execution_id):
         _add_column(conn, column)
     next(i for i in frames.indexes if i.name == "ix_frames_task_deadline").create(conn, checkfirst=True)
@@ -30,6 +34,7 @@ def _v2_route_tasks_to_workers(conn: sa.Connection) -> None:
 
 def _add_column(conn: sa.Connection, column: sa.Column) -> None:
     """``ALTER TABLE ... ADD COLUMN`` for a nullable column, unless its table has it already."""
+    import sqlalchemy as sa
     table = column.table.name
     if column.name in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
         return
@@ -39,6 +44,7 @@ def _add_column(conn: sa.Connection, column: sa.Column) -> None:
 def _v3_count_commit_failures(conn: sa.Connection) -> None:
     """frames.commit_failures. Version 1 ran ``create_all`` of the current tables, so a database created fresh
     already has it."""
+    import sqlalchemy as sa
     if "commit_failures" not in {c["name"] for c in sa.inspect(conn).get_columns("frames")}:
         conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
 
@@ -46,6 +52,7 @@ def _v3_count_commit_failures(conn: sa.Connection) -> None:
 def _v5_worker_wake_address(conn: sa.Connection) -> None:
     """workers.wake_address: the socket a worker listens on for wake-ups (engine/wake.py). Version 1 ran
     ``create_all`` of the current tables, so a database created fresh already has it."""
+    from .schema import workers
     _add_column(conn, workers.c.wake_address)
 
 
@@ -56,6 +63,9 @@ LATEST = len(MIGRATIONS)
 
 def current_version(conn: sa.Connection) -> int:
     """The recorded version; 0 for an empty database."""
+    import sqlalchemy as sa
+
+    from .schema import schema_version
     if not sa.inspect(conn).has_table(schema_version.name):
         return 0
     return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
@@ -63,6 +73,9 @@ def current_version(conn: sa.Connection) -> int:
 
 def upgrade(engine: sa.Engine) -> tuple[int, int]:
     """Apply every missing migration; returns (version before, version after)."""
+    import sqlalchemy as sa
+
+    from .schema import schema_version
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"))
