@@ -19,6 +19,7 @@ HOST = socket.gethostname()
 # The live workers of this host that listen for wake-ups (driver SQL, for callers without SQLAlchemy).
 ADDRESSES = "SELECT wake_address FROM workers WHERE wake_address IS NOT NULL AND host = ?"
 _PENDING = "statemill_wake"  # connection.info key: the addresses to poke when the transaction commits
+_COMMITTED = "statemill_wake_committed"  # ... and once it has: poked when the connection returns to the pool
 
 
 class WakeSocket:
@@ -37,10 +38,10 @@ class WakeSocket:
 
     def wait(self, timeout: float) -> bool:
         """Block until a poke arrives (True, after draining any others queued) or ``timeout`` passes (False)."""
-        self._sock.settimeout(timeout)
         try:
+            self._sock.settimeout(timeout)
             self._sock.recv(64)
-        except (socket.timeout, OSError):
+        except OSError:  # the timeout passed, or the socket was closed (the worker stopped)
             return False
         self._sock.setblocking(False)
         try:
@@ -83,10 +84,14 @@ def poke(addresses) -> None:
             continue  # a dead worker (ECONNREFUSED), a full buffer (EAGAIN), a malformed address
 
 
-# -- the committing side: read the live workers' addresses in the transaction, poke them as it commits
+# -- the committing side: read the live workers' addresses in the transaction, poke them once it has committed
 def on_commit(conn) -> None:
-    """Poke every live worker on this host when ``conn``'s transaction commits (SQLite). The addresses are read
-    afresh each time: a cached "nobody listens" would leave a worker that just started asleep until its poll."""
+    """Poke every live worker on this host once ``conn``'s transaction has committed (SQLite). The addresses are
+    read afresh each time: a cached "nobody listens" would leave a worker that just started asleep until its poll.
+
+    Not at SQLAlchemy's ``commit`` event, which comes before the database's commit: a worker woken then could read
+    the old state (its reads take no lock) and go back to sleep. The poke goes when the connection returns to the
+    pool, right after the commit of an ``engine.begin()`` block."""
     import sqlalchemy as sa
 
     from .store.schema import workers
@@ -99,16 +104,22 @@ def on_commit(conn) -> None:
     if not sa.event.contains(engine, "commit", _commit):
         sa.event.listen(engine, "commit", _commit)
         sa.event.listen(engine, "rollback", _rollback)
+        sa.event.listen(engine, "checkin", _checkin)
     conn.info[_PENDING] = found
 
 
 def _commit(conn) -> None:
-    # Fires just before the DBAPI commit, while this transaction still holds SQLite's write lock: a poked worker's
-    # claim (BEGIN IMMEDIATE) waits for the commit, so it always sees the new work.
     found = conn.info.pop(_PENDING, None)
     if found:
-        poke(found)
+        conn.info[_COMMITTED] = found
 
 
 def _rollback(conn) -> None:
     conn.info.pop(_PENDING, None)
+    conn.info.pop(_COMMITTED, None)
+
+
+def _checkin(_dbapi_connection, record) -> None:
+    found = record.info.pop(_COMMITTED, None) if record is not None else None
+    if found:
+        poke(found)
