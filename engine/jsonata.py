@@ -21,10 +21,6 @@ import threading
 import uuid
 from typing import Any, Callable
 
-import jsonata as _jsonata
-from jsonata.jexception import JException
-from jsonata.utils import Utils
-
 from . import errors as E
 from .errors import CompileError, StatesError
 from .jsonvalue import type_name
@@ -33,7 +29,23 @@ from .paths import MISSING, _Array, _Literal, _Object, to_json_text  # template 
 __all__ = ["Expression", "JsonataTemplate", "QueryEvaluationError", "compile_expression", "compile_template",
            "is_expression", "expression_text", "type_name"]
 
-_NULL = Utils.NULL_VALUE
+# jsonata-python, imported by _load() when the first expression is compiled: a definition without JSONata never
+# pays for it (it is a good part of `statemill validate`'s start-up). Everything below that uses these names runs
+# on behalf of a compiled Expression.
+_jsonata: Any = None
+JException: Any = None
+Utils: Any = None
+_NULL: Any = None
+
+
+def _load() -> None:
+    global _jsonata, JException, Utils, _NULL
+    if _jsonata is None:
+        import jsonata
+        from jsonata.jexception import JException as exception
+        from jsonata.utils import Utils as utils
+        JException, Utils, _NULL = exception, utils, utils.NULL_VALUE
+        _jsonata = jsonata
 _SIMPLE = re.compile(r"\$(?:states\.(?:input|result|errorOutput|context)|[A-Za-z_][A-Za-z0-9_]*)"
                      r"(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -164,6 +176,7 @@ class Expression:
     def __init__(self, text: str, location: str):
         self.text = text
         self.location = location
+        _load()
         try:
             engine = _jsonata.Jsonata(text)
         except Exception as exc:  # noqa: BLE001 - the parser raises its own exception types
@@ -367,7 +380,7 @@ def top_level_problem(expression: Expression) -> str | None:
     return None
 
 
-def _message(exc: JException) -> str:
+def _message(exc) -> str:
     text = str(exc)
     return text if text and text != "None" else exc.error
 
