@@ -23,10 +23,10 @@ from .choice import parse_timestamp
 from .clock import iso
 from .errors import StatesError
 from .jsonata import QueryEvaluationError, type_name
+from .jsonvalue import DEFAULT_PAYLOAD_LIMIT  # defined there, so that light modules need not import this one
 from .paths import MISSING
 from .scope import Scope
 
-from .jsonvalue import DEFAULT_PAYLOAD_LIMIT  # noqa: E402 - defined there so light modules need not import this one
 VARIABLE_LIMIT = 256 * 1024  # AWS: 256 KiB per variable and per Assign
 MAX_WAIT_SECONDS = 2**31 - 1  # AWS refuses longer waits ("Wait state delay is too long.")
 # Errors raised while a state processes its data get AWS's "An error occurred while executing the state ..." prefix.
