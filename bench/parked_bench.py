@@ -6,8 +6,9 @@
     python bench/parked_bench.py --db sqlite          # one database (default: SQLite, and PostgreSQL if it answers)
 
 For each database, one worker process serves everything, and this process:
-1. warms the worker up and records its memory idle (resident size, Python objects, SQLite's own allocations, the
-   execution-info cache; the worker answers SIGUSR1 with them);
+1. warms the worker up (10 x concurrency executions, so every thread of its pool has run) and records its memory
+   idle (resident size, Python objects, SQLite's own allocations, the execution-info cache; the worker answers
+   SIGUSR1 with them);
 2. starts N executions, alternately a Wait of ``--wait`` seconds and a ``.waitForTaskToken`` task, and waits until
    the worker has parked all of them (timers waiting, tokens handed out), sampling the worker's RSS meanwhile;
 3. records its memory with everything parked (the aim: within 10% of idle);
@@ -155,12 +156,15 @@ def measure(url: str, args) -> dict:
     worker = spawn(__file__, url, args.poll, args.concurrency)
     n, result = args.executions, {}
     try:
-        for i in range(20):  # warm up: imports, compiled SQL, caches; both paths
+        # Warm up: imports, compiled SQL, caches, and every thread of the worker's pool (each has a stack and its
+        # own malloc arena), so that "idle" is the worker's steady state, not its state before any work.
+        warm = 10 * args.concurrency
+        for i in range(warm):
             client.start(machine, {"n": i, "timer": i % 2 == 0, "wait": 0}, name=f"warm-{i}")
-        wait_until(lambda: counts(client)["tokens"] == 10, 60, every=0.05)
+        wait_until(lambda: counts(client)["tokens"] == warm // 2, 300, every=0.05)
         for token in pending_tokens(client):
             client.send_task_success(token, "{}")
-        wait_until(lambda: counts(client)["succeeded"] == 20, 60, every=0.05)
+        wait_until(lambda: counts(client)["succeeded"] == warm, 300, every=0.05)
         time.sleep(2 * args.poll + 1)
         idle = probe(worker)
         base = counts(client)["succeeded"]
