@@ -16,12 +16,13 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from . import loader
+from . import loader, machines
 from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
+from .machines import StateMachineDoesNotExist
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
@@ -32,10 +33,6 @@ _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\ud
 
 class ExecutionDoesNotExist(StatemillError):
     """No execution has that ARN."""
-
-
-class StateMachineDoesNotExist(StatemillError):
-    """No state machine has that name."""
 
 
 class ExecutionAlreadyExists(StatemillError):
@@ -151,18 +148,11 @@ class Client:
             name = re.sub(r"(\.asl)?\.(ya?ml|json)$", "", stem)
         check_name("state machine", name)
         text = json.dumps(machine.definition, sort_keys=True, separators=(",", ":"))
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        with self.db.begin() as conn:
-            row = conn.execute(sa.select(state_machines.c.id, state_machines.c.revision)
-                               .where(state_machines.c.name == name, state_machines.c.sha256 == sha)).first()
-            if row is None:
-                revision = (conn.execute(sa.select(sa.func.max(state_machines.c.revision))
-                                         .where(state_machines.c.name == name)).scalar() or 0) + 1
-                machine_id = conn.execute(state_machines.insert().values(
-                    name=name, revision=revision, sha256=sha, definition=text,
-                    created_at=self.clock.now())).inserted_primary_key[0]
-            else:
-                machine_id, revision = row.id, row.revision
+        with self.db.begin() as conn:  # a new definition keeps the machine's type, role, logging and tracing
+            current = machines.head(conn, name)
+            settings = machines.settings_of(conn, current.revision_id) if current else machines.Settings()
+            machine_id, revision, _ = machines.store(conn, name, machine.definition, text, settings,
+                                                     self.clock.now())
         self._machines[machine_id] = machine
         return {"stateMachineArn": self.machine_arn(name), "name": name, "revision": revision, "id": machine_id}
 
@@ -194,11 +184,8 @@ class Client:
         return found
 
     def _latest(self, conn, name: str):
-        row = conn.execute(sa.select(state_machines.c.id).where(state_machines.c.name == name)
-                           .order_by(state_machines.c.revision.desc()).limit(1)).first()
-        if row is None:
-            raise StateMachineDoesNotExist(f"no state machine named {name!r} is registered")
-        return row.id
+        """The current revision of ``name`` (StateMachineDoesNotExist, or StateMachineDeleting once deleted)."""
+        return machines.current_id(conn, name)
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
