@@ -27,6 +27,9 @@ from .runtime import end_execution, notify
 from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
+EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
+# Columns read for a machine's latest revision; ``type`` (STANDARD | EXPRESS) where the schema has it.
+_MACHINE_COLUMNS = [state_machines.c.id] + [c for c in state_machines.c if c.name == "type"]
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
 
@@ -64,6 +67,10 @@ class TaskTimedOut(StatemillError):
 
 class InvalidOutput(StatemillError):
     """SendTaskSuccess: the output is not JSON or is over the payload limit (SendTaskFailure: error/cause too long)."""
+
+
+def _type_of(row) -> str:
+    return getattr(row, "type", None) or "STANDARD"
 
 
 def check_name(kind: str, name: str) -> str:
@@ -137,6 +144,10 @@ class Client:
     def execution_arn(self, machine: str, name: str) -> str:
         return f"arn:aws:states:{self.region}:{self.account}:execution:{machine}:{name}"
 
+    def express_arn(self, machine: str, name: str) -> str:
+        """An EXPRESS execution's ARN: AWS adds a UUID, since express execution names need not be unique."""
+        return f"arn:aws:states:{self.region}:{self.account}:express:{machine}:{name}:{uuid.uuid4()}"
+
     # -- state machines
     def register(self, definition: str | PathLike | Mapping[str, Any], name: str | None = None) -> dict:
         """Validate and store a definition (a file path or a dict) under ``name`` (default: the file's stem).
@@ -194,11 +205,19 @@ class Client:
         return found
 
     def _latest(self, conn, name: str):
-        row = conn.execute(sa.select(state_machines.c.id).where(state_machines.c.name == name)
+        return self._latest_row(conn, name).id
+
+    def _latest_row(self, conn, name: str):
+        row = conn.execute(sa.select(*_MACHINE_COLUMNS).where(state_machines.c.name == name)
                            .order_by(state_machines.c.revision.desc()).limit(1)).first()
         if row is None:
             raise StateMachineDoesNotExist(f"no state machine named {name!r} is registered")
-        return row.id
+        return row
+
+    def machine_type(self, name: str) -> str:
+        """STANDARD or EXPRESS: the type of the latest revision of ``name``; StateMachineDoesNotExist if none."""
+        with self.reader.connect() as conn:
+            return _type_of(self._latest_row(conn, name))
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
@@ -206,7 +225,8 @@ class Client:
         """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
-        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists.
+        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
+        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run.
         """
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
@@ -216,9 +236,11 @@ class Client:
         name = check_name("execution", name or str(uuid.uuid4()))
         now = self.clock.now()
         with self.db.begin() as conn:
-            machine_id = self._latest(conn, machine)
+            latest = self._latest_row(conn, machine)
+            machine_id = latest.id
             compiled = self.machine(machine_id)
-            arn = self.execution_arn(machine, name)
+            express = _type_of(latest) == "EXPRESS"
+            arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
             existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
                                     .where(executions.c.arn == arn)).first()
             if existing is not None:
@@ -229,7 +251,16 @@ class Client:
                     raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists with a "
                                                  "different input")
                 return {"executionArn": arn, "startDate": iso(existing.started_at)}
-            deadline = now + compiled.timeout_seconds if compiled.timeout_seconds else None
+            if express:
+                existing = conn.execute(sa.select(executions.c.id).where(executions.c.machine_name == machine,
+                                                                           executions.c.name == name)).first()
+                if existing is not None:  # AWS allows it; statemill keeps execution names unique per machine
+                    raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists; statemill "
+                                                 "keeps names unique for EXPRESS machines too: choose another name")
+            timeout = compiled.timeout_seconds
+            if express:
+                timeout = min(timeout or EXPRESS_TIMEOUT, EXPRESS_TIMEOUT)
+            deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
                 started_at=now, deadline_at=deadline, event_count=1)).inserted_primary_key[0]
@@ -291,23 +322,47 @@ class Client:
 
     def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
         """ListExecutions, newest first."""
-        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc()).limit(limit)
+        return self.list_page(machine, status, limit)[0]
+
+    def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
+                  after: tuple[float, int] | None = None, express: bool = True) -> tuple[list[dict], tuple | None]:
+        """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
+        ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
+        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out."""
+        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc())\
+            .limit(limit + 1)
         if machine:
             query = query.where(executions.c.machine_name == machine)
         if status:
             query = query.where(executions.c.status == status)
+        if not express:
+            query = query.where(executions.c.arn.not_like("%:express:%"))
+        if after is not None:
+            started, last_id = after
+            query = query.where(sa.or_(executions.c.started_at < started,
+                                       sa.and_(executions.c.started_at == started, executions.c.id < last_id)))
         with self.reader.connect() as conn:
             rows = conn.execute(query).all()
-        return [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
-                for r in rows]
+        more, rows = len(rows) > limit, rows[:limit]
+        items = [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
+                 for r in rows]
+        return items, ((rows[-1].started_at, rows[-1].id) if more else None)
 
     def history(self, arn: str, reverse: bool = False) -> list[dict]:
         """GetExecutionHistory's events: id, previousEventId, type, timestamp and the typed details."""
+        return self.history_page(arn, reverse)
+
+    def history_page(self, arn: str, reverse: bool = False, limit: int | None = None, after: int | None = None)\
+            -> list[dict]:
+        """At most ``limit`` events of the history of ``arn`` that come after event id ``after`` (in the order
+        asked for). Event ids never change, so the pages of a running execution stay in place."""
         with self.reader.connect() as conn:
             execution = self._execution(conn, arn)
             order = history_events.c.id.desc() if reverse else history_events.c.id
-            rows = conn.execute(sa.select(history_events).where(history_events.c.execution_id == execution.id)
-                                .order_by(order)).all()
+            query = sa.select(history_events).where(history_events.c.execution_id == execution.id).order_by(order)
+            if after is not None:
+                query = query.where(history_events.c.id < after if reverse else history_events.c.id > after)
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
         from .history import Event
         events = []
         for row in rows:
