@@ -10,7 +10,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import frames, metadata, schema_version, workers
+from .schema import frames, machines, metadata, schema_version, state_machines, tags, workers
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -43,8 +43,27 @@ def _v3_count_commit_failures(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
 
 
+def _v4_machines_and_tags(conn: sa.Connection) -> None:
+    """What AWS keeps per state machine: its type, status and creation date (``machines``, one row per name, made
+    from the latest revision of each name already registered), each revision's role, logging and tracing, and
+    tags."""
+    for column in (state_machines.c.role_arn, state_machines.c.logging, state_machines.c.tracing):
+        _add_column(conn, column)
+    machines.create(conn, checkfirst=True)
+    tags.create(conn, checkfirst=True)
+    revisions = state_machines.alias("r")
+    latest = sa.select(sa.func.max(revisions.c.revision)).where(revisions.c.name == state_machines.c.name)
+    first = sa.select(sa.func.min(revisions.c.created_at)).where(revisions.c.name == state_machines.c.name)
+    known = sa.select(machines.c.name).where(machines.c.name == state_machines.c.name)
+    conn.execute(machines.insert().from_select(
+        ["name", "type", "status", "revision_id", "created_at"],
+        sa.select(state_machines.c.name, sa.literal("STANDARD"), sa.literal("ACTIVE"), state_machines.c.id,
+                  first.scalar_subquery())
+        .where(state_machines.c.revision == latest.scalar_subquery(), ~sa.exists(known))))
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
-                                                     _v3_count_commit_failures]
+                                                     _v3_count_commit_failures, _v4_machines_and_tags]
 LATEST = len(MIGRATIONS)
 
 

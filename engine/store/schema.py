@@ -49,8 +49,34 @@ state_machines = Table(
     Column("sha256", String(64), nullable=False),
     Column("definition", Text, nullable=False),  # the source text as given, so diagnostics keep their lines
     Column("created_at", Float, nullable=False),
+    # What a revision runs with besides its definition (UpdateStateMachine changes them; executions keep the
+    # revision they started with). NULL: the default role ARN, no logging, tracing disabled.
+    Column("role_arn", Text, nullable=True),
+    Column("logging", Json, nullable=True),
+    Column("tracing", Json, nullable=True),
     UniqueConstraint("name", "sha256"),
     UniqueConstraint("name", "revision"),
+)
+
+# One row per state machine that exists (the rows of `state_machines` are its revisions): what AWS keeps per machine.
+# DeleteStateMachine marks it DELETING; the row is gone once no execution it started is RUNNING, and a machine
+# created again under the name is a new one (executions started before its created_at belong to the old one).
+machines = Table(
+    "machines", metadata,
+    Column("name", String(80), primary_key=True),
+    Column("type", String(8), nullable=False, default="STANDARD", server_default="STANDARD"),  # or EXPRESS
+    Column("status", String(8), nullable=False, default="ACTIVE", server_default="ACTIVE"),  # or DELETING
+    Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),  # the current revision
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=True),
+)
+
+# TagResource's tags: state machines (and activities) are taggable in AWS, executions are not.
+tags = Table(
+    "tags", metadata,
+    Column("resource_arn", String(256), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
 )
 
 executions = Table(
