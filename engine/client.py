@@ -25,11 +25,9 @@ from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
-from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
+from .store.schema import executions, frames, history_events, machines, state_machines, task_tokens, workers
 
 EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
-# Columns read for a machine's latest revision; ``type`` (STANDARD | EXPRESS) where the schema has it.
-_MACHINE_COLUMNS = [state_machines.c.id] + [c for c in state_machines.c if c.name == "type"]
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
 
@@ -70,7 +68,8 @@ class InvalidOutput(StatemillError):
 
 
 def _type_of(row) -> str:
-    return getattr(row, "type", None) or "STANDARD"
+    """A machine's type; one registered without the API (no ``machines`` row) is STANDARD."""
+    return row.type or "STANDARD"
 
 
 def check_name(kind: str, name: str) -> str:
@@ -208,7 +207,9 @@ class Client:
         return self._latest_row(conn, name).id
 
     def _latest_row(self, conn, name: str):
-        row = conn.execute(sa.select(*_MACHINE_COLUMNS).where(state_machines.c.name == name)
+        row = conn.execute(sa.select(state_machines.c.id, machines.c.type)
+                           .outerjoin(machines, machines.c.name == state_machines.c.name)
+                           .where(state_machines.c.name == name)
                            .order_by(state_machines.c.revision.desc()).limit(1)).first()
         if row is None:
             raise StateMachineDoesNotExist(f"no state machine named {name!r} is registered")

@@ -1,2 +1,3 @@
 """Import every group of actions so each registers itself (one module per group)."""
 from . import executions  # noqa: F401
+from . import tokens  # noqa: F401
