@@ -16,16 +16,17 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from . import loader
+from . import loader, machines
 from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
+from .machines import StateMachineDoesNotExist
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
-from .store.schema import executions, frames, history_events, machines, state_machines, task_tokens, workers
+from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
 EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
@@ -33,10 +34,6 @@ _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\ud
 
 class ExecutionDoesNotExist(StatemillError):
     """No execution has that ARN."""
-
-
-class StateMachineDoesNotExist(StatemillError):
-    """No state machine has that name."""
 
 
 class ExecutionAlreadyExists(StatemillError):
@@ -65,11 +62,6 @@ class TaskTimedOut(StatemillError):
 
 class InvalidOutput(StatemillError):
     """SendTaskSuccess: the output is not JSON or is over the payload limit (SendTaskFailure: error/cause too long)."""
-
-
-def _type_of(row) -> str:
-    """A machine's type; one registered without the API (no ``machines`` row) is STANDARD."""
-    return row.type or "STANDARD"
 
 
 def check_name(kind: str, name: str) -> str:
@@ -161,18 +153,11 @@ class Client:
             name = re.sub(r"(\.asl)?\.(ya?ml|json)$", "", stem)
         check_name("state machine", name)
         text = json.dumps(machine.definition, sort_keys=True, separators=(",", ":"))
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        with self.db.begin() as conn:
-            row = conn.execute(sa.select(state_machines.c.id, state_machines.c.revision)
-                               .where(state_machines.c.name == name, state_machines.c.sha256 == sha)).first()
-            if row is None:
-                revision = (conn.execute(sa.select(sa.func.max(state_machines.c.revision))
-                                         .where(state_machines.c.name == name)).scalar() or 0) + 1
-                machine_id = conn.execute(state_machines.insert().values(
-                    name=name, revision=revision, sha256=sha, definition=text,
-                    created_at=self.clock.now())).inserted_primary_key[0]
-            else:
-                machine_id, revision = row.id, row.revision
+        with self.db.begin() as conn:  # a new definition keeps the machine's type, role, logging and tracing
+            current = machines.head(conn, name)
+            settings = machines.settings_of(conn, current.revision_id) if current else machines.Settings()
+            machine_id, revision, _ = machines.store(conn, name, machine.definition, text, settings,
+                                                     self.clock.now())
         self._machines[machine_id] = machine
         return {"stateMachineArn": self.machine_arn(name), "name": name, "revision": revision, "id": machine_id}
 
@@ -204,21 +189,13 @@ class Client:
         return found
 
     def _latest(self, conn, name: str):
-        return self._latest_row(conn, name).id
-
-    def _latest_row(self, conn, name: str):
-        row = conn.execute(sa.select(state_machines.c.id, machines.c.type)
-                           .outerjoin(machines, machines.c.name == state_machines.c.name)
-                           .where(state_machines.c.name == name)
-                           .order_by(state_machines.c.revision.desc()).limit(1)).first()
-        if row is None:
-            raise StateMachineDoesNotExist(f"no state machine named {name!r} is registered")
-        return row
+        """The current revision of ``name`` (StateMachineDoesNotExist, or StateMachineDeleting once deleted)."""
+        return machines.current_id(conn, name)
 
     def machine_type(self, name: str) -> str:
-        """STANDARD or EXPRESS: the type of the latest revision of ``name``; StateMachineDoesNotExist if none."""
+        """STANDARD or EXPRESS (StateMachineDoesNotExist when there is no machine ``name``)."""
         with self.reader.connect() as conn:
-            return _type_of(self._latest_row(conn, name))
+            return machines.live(conn, name, for_change=False).type
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
@@ -237,10 +214,10 @@ class Client:
         name = check_name("execution", name or str(uuid.uuid4()))
         now = self.clock.now()
         with self.db.begin() as conn:
-            latest = self._latest_row(conn, machine)
-            machine_id = latest.id
+            head = machines.live(conn, machine)
+            machine_id = head.revision_id
             compiled = self.machine(machine_id)
-            express = _type_of(latest) == "EXPRESS"
+            express = head.type == machines.EXPRESS
             arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
             existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
                                     .where(executions.c.arn == arn)).first()

@@ -1,40 +1,43 @@
-"""Reading the ARNs that execution actions are given, with AWS's errors for malformed ones.
-
-``arn:aws:states:REGION:ACCOUNT:stateMachine:NAME`` names a machine in the caller's region and account;
-``...:execution:MACHINE:NAME`` an execution; ``...:express:MACHINE:NAME:UUID`` an EXPRESS execution, which AWS
-does not let DescribeExecution, StopExecution or GetExecutionHistory see.
-"""
+"""ARNs as AWS forms and checks them: a malformed one is InvalidArn; a well-formed one of another region, account
+or partition names nothing here (the action's does-not-exist error)."""
 from __future__ import annotations
 
-from statemill.engine import StateMachineDoesNotExist
+from statemill.engine.machines import StateMachineDoesNotExist
 
 from .protocol import ApiError, Call
 
 
-def _parts(arn: str) -> list[str]:
-    if not arn.startswith("arn:"):
-        raise ApiError("InvalidArn", f"Invalid Arn: 'Invalid ARN prefix: {arn}'")
+def parse(arn: str, field: str, kinds: tuple[str, ...] | None = None) -> list[str]:
+    """``arn:partition:service:region:account:resource...`` split on ':'; InvalidArn when it is not an ARN or (with
+    ``kinds``) not a Step Functions ARN of one of those resource types."""
     parts = arn.split(":")
-    if len(parts) < 7 or parts[2] != "states" or not all(parts[1:7]):
-        raise ApiError("InvalidArn", f"Invalid Arn: '{arn}' is not a Step Functions ARN "
-                       "(arn:aws:states:REGION:ACCOUNT:TYPE:NAME)")
+    if len(parts) < 6 or parts[0] != "arn" or not all(parts[1:3]) or not parts[5]:
+        raise ApiError("InvalidArn", f"Invalid Arn: 'Invalid ARN prefix: {arn}' ({field})")
+    if kinds is not None and (parts[2] != "states" or parts[5] not in kinds or len(parts) < 7 or not parts[6]):
+        raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}' ({field}: "
+                       f"expected a {' or '.join(kinds)} ARN)")
     return parts
 
 
-def machine_name(call: Call, arn: str) -> str:
-    """The name of the state machine ``arn`` names; StateMachineDoesNotExist unless it is an unqualified machine
-    ARN of the caller's region and account (statemill has no versions or aliases)."""
-    parts = _parts(arn)
-    if parts[5] != "stateMachine":
-        raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}'")
-    if len(parts) != 7 or parts[3] != call.region or parts[4] != call.account:
+def local(call: Call, parts: list[str]) -> bool:
+    """Whether a parsed ARN is of this partition, the caller's region and our account."""
+    return parts[1] == "aws" and parts[3] == call.region and parts[4] == call.account
+
+
+def machine_name(call: Call, arn: str, field: str = "stateMachineArn") -> str:
+    """The name of the state machine ``arn``; StateMachineDoesNotExist for another region's or account's, or a
+    version or alias (statemill has none)."""
+    parts = parse(arn, field, ("stateMachine",))
+    if not local(call, parts) or len(parts) != 7:
         raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
     return parts[6]
 
 
-def execution_arn(call: Call, arn: str) -> str:
-    """``arn`` when it names a (STANDARD) execution; InvalidArn for a malformed or an express execution ARN."""
-    parts = _parts(arn)
+def execution_arn(call: Call, arn: str, field: str = "executionArn") -> str:
+    """``arn`` when it is a (STANDARD) execution ARN; InvalidArn for anything else, an EXPRESS execution's ARN
+    included: AWS does not let DescribeExecution, StopExecution or GetExecutionHistory see those."""
+    parts = parse(arn, field, ("execution", "express"))
     if parts[5] != "execution" or len(parts) != 8:
-        raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}'")
+        raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}' ({field}: "
+                       "expected an execution ARN, arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)")
     return arn

@@ -29,7 +29,7 @@ class ApiError(Exception):
 ENGINE_ERRORS = {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "ExecutionAlreadyExists",
                  "InvalidExecutionInput", "InvalidName", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut",
                  "InvalidOutput", "InvalidArn", "InvalidDefinition", "StateMachineAlreadyExists",
-                 "StateMachineDeleting", "ValidationException"}
+                 "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags"}
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:

@@ -1,0 +1,234 @@
+"""State machine actions: Create, Describe, Update, Delete, List, ValidateStateMachineDefinition and
+DescribeStateMachineForExecution, in AWS's shapes over ``statemill.engine.machines``.
+
+A machine created here is the one ``statemill run/describe/list`` see: same table, same name. Definitions are JSON
+text (as on AWS), checked by our loader; DescribeStateMachine returns the text as it was given.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from statemill.engine import loader
+from statemill.engine import machines as m
+from statemill.engine.client import ExecutionDoesNotExist, check_name
+from statemill.engine.diagnostics import Diagnostic
+from statemill.engine.errors import DefinitionError
+
+from .arns import machine_name, parse
+from .protocol import ApiError, Call, action
+
+SOURCE = "definition.json"  # the loader parses text named *.json as JSON only, as AWS does
+LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
+DEFAULT_LOGGING = {"level": "OFF", "includeExecutionData": False}
+DEFAULT_TRACING = {"enabled": False}
+
+
+def _where(d: Diagnostic) -> str:
+    return f"line {d.line}, column {d.column}" if d.line is not None else (d.pointer or "/")
+
+
+def _compile(text: str):
+    """The definition compiled, or InvalidDefinition listing every located error."""
+    try:
+        return loader.loads(text, name=SOURCE)
+    except DefinitionError as exc:
+        errors = [d for d in exc.diagnostics if d.severity == "error"]
+        listed = "; ".join(f"{_where(d)}: {d.code} {d.message}" + (f" (at {d.pointer})" if d.pointer else "")
+                           for d in errors)
+        raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: '{listed}'") from None
+
+
+def _role(call: Call, key: str = "roleArn", required: bool = True) -> str | None:
+    role = call.require(key) if required else call.get(key)
+    if role is not None:
+        parse(role, "roleArn")  # InvalidArn unless it is shaped like an ARN
+    return role
+
+
+def _logging(call: Call) -> dict | None:
+    value = call.get("loggingConfiguration", dict)
+    if value is None:
+        return None
+    level = value.get("level", "OFF")
+    if level not in LOG_LEVELS:
+        raise ApiError("ValidationException", f"1 validation error detected: Value '{level}' at "
+                       f"'loggingConfiguration.level' failed to satisfy constraint: Member must satisfy enum value "
+                       f"set: [{', '.join(LOG_LEVELS)}]")
+    destinations = value.get("destinations") or []
+    if not isinstance(destinations, list) or len(destinations) > 1:
+        raise ApiError("InvalidLoggingConfiguration", "Invalid Logging Configuration: at most one destination "
+                       "(a CloudWatch Logs log group) may be given")
+    if level != "OFF" and not destinations:
+        raise ApiError("InvalidLoggingConfiguration", f"Invalid Logging Configuration: level {level} needs a "
+                       "destination (cloudWatchLogsLogGroup.logGroupArn)")
+    result = {"level": level, "includeExecutionData": bool(value.get("includeExecutionData", False))}
+    if destinations:
+        result["destinations"] = destinations
+    return None if result == DEFAULT_LOGGING else result
+
+
+def _tracing(call: Call) -> dict | None:
+    value = call.get("tracingConfiguration", dict)
+    if value is None:
+        return None
+    enabled = value.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ApiError("InvalidTracingConfiguration", "Invalid Tracing Configuration: enabled must be a boolean")
+    return {"enabled": True} if enabled else None
+
+
+def tag_pairs(call: Call) -> list[tuple[str, str]]:
+    pairs = []
+    for i, item in enumerate(call.get("tags", list, [])):
+        key, value = (item.get("key"), item.get("value", "")) if isinstance(item, dict) else (None, None)
+        if not isinstance(key, str) or not 1 <= len(key) <= 128 or not isinstance(value, str) or len(value) > 256:
+            raise ApiError("ValidationException", f"1 validation error detected: Value at 'tags.{i + 1}' failed "
+                           "to satisfy constraint: a tag is a key of 1 to 128 characters and a value of at most 256")
+        pairs.append((key, value))
+    return pairs
+
+
+def _type(call: Call) -> str:
+    value = call.get("type", str, m.STANDARD)
+    if value not in (m.STANDARD, m.EXPRESS):
+        raise ApiError("ValidationException", f"1 validation error detected: Value '{value}' at 'type' failed to "
+                       "satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]")
+    return value
+
+
+def _revision_shape(call: Call, row) -> dict:
+    """The fields a revision contributes to DescribeStateMachine(ForExecution)."""
+    return {"definition": row.definition, "roleArn": row.role_arn or call.client.role_arn,
+            "loggingConfiguration": row.logging or DEFAULT_LOGGING,
+            "tracingConfiguration": row.tracing or DEFAULT_TRACING, "revisionId": m.revision_id(row.sha256)}
+
+
+@action("CreateStateMachine")
+def create_state_machine(call: Call) -> dict:
+    name = check_name("state machine", call.require("name"))
+    text = call.require("definition")
+    role, kind, logging, tracing, pairs = _role(call), _type(call), _logging(call), _tracing(call), tag_pairs(call)
+    compiled = _compile(text)
+    if len(dict(pairs)) > m.MAX_TAGS:
+        raise m.TooManyTags(f"Too many tags: a resource has at most {m.MAX_TAGS}")
+    arn = call.client.machine_arn(name)
+    with call.client.db.begin() as conn:
+        _, _, created = m.store(conn, name, compiled.definition, text, m.Settings(role, logging, tracing),
+                                call.client.clock.now(), type_=kind, create=True)
+        if created:  # an idempotent repeat leaves the machine's tags (and role) as they are, as AWS does
+            m.tag(conn, arn, pairs)
+        machine = m.head(conn, name)
+    return {"stateMachineArn": arn, "creationDate": machine.created_at}
+
+
+@action("DescribeStateMachine")
+def describe_state_machine(call: Call) -> dict:
+    name = machine_name(call, call.require("stateMachineArn"))
+    with call.client.reader.connect() as conn:
+        machine = m.live(conn, name, for_change=False)
+        row = m.revision(conn, machine.revision_id)
+    return {"stateMachineArn": call.client.machine_arn(name), "name": name, "status": machine.status,
+            "type": machine.type, "creationDate": machine.created_at, **_revision_shape(call, row)}
+
+
+@action("UpdateStateMachine")
+def update_state_machine(call: Call) -> dict:
+    name = machine_name(call, call.require("stateMachineArn"))
+    text, role = call.get("definition"), _role(call, required=False)
+    logging = _logging(call) if "loggingConfiguration" in call.body else ...
+    tracing = _tracing(call) if "tracingConfiguration" in call.body else ...
+    if text is None and role is None and logging is ... and tracing is ...:
+        raise ApiError("MissingRequiredParameter", "Either the definition, the roleArn, the loggingConfiguration "
+                       "or the tracingConfiguration must be specified")
+    compiled = _compile(text) if text is not None else None
+    now = call.client.clock.now()
+    with call.client.db.begin() as conn:
+        machine = m.live(conn, name)
+        current = m.revision(conn, machine.revision_id)
+        settings = m.Settings(role or current.role_arn, current.logging if logging is ... else logging,
+                              current.tracing if tracing is ... else tracing)
+        definition = compiled.definition if compiled else json.loads(current.definition)
+        row_id, _, changed = m.store(conn, name, definition, text if text is not None else current.definition,
+                                     settings, now)
+        row = m.revision(conn, row_id)
+        updated = now if changed else (machine.updated_at or machine.created_at)
+    return {"updateDate": updated, "revisionId": m.revision_id(row.sha256)}
+
+
+@action("DeleteStateMachine")
+def delete_state_machine(call: Call) -> dict:
+    name = machine_name(call, call.require("stateMachineArn"))
+    with call.client.db.begin() as conn:
+        m.delete(conn, name)
+    return {}
+
+
+@action("ListStateMachines")
+def list_state_machines(call: Call) -> dict:
+    size = call.get("maxResults", int, 0)
+    if not 0 <= size <= 1000:
+        raise ApiError("ValidationException", f"1 validation error detected: Value '{size}' at 'maxResults' failed "
+                       "to satisfy constraint: Member must have value between 0 and 1000")
+    size = size or 100
+    after = _read_token(call.get("nextToken"))
+    with call.client.reader.connect() as conn:
+        rows = m.listed(conn, after, size + 1)
+    page = rows[:size]
+    result = {"stateMachines": [{"stateMachineArn": call.client.machine_arn(r.name), "name": r.name,
+                                 "type": r.type, "creationDate": r.created_at} for r in page]}
+    if len(rows) > size:
+        result["nextToken"] = _token(page[-1].name)
+    return result
+
+
+def _token(after: str) -> str:
+    """An opaque page token: where the next page starts."""
+    return base64.urlsafe_b64encode(json.dumps({"ListStateMachines": after}).encode()).decode()
+
+
+def _read_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(token.encode()))["ListStateMachines"]
+        if isinstance(after, str):
+            return after
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        pass
+    raise ApiError("InvalidToken", f"Invalid Token: {token!r} is not a nextToken ListStateMachines returned")
+
+
+@action("ValidateStateMachineDefinition")
+def validate_state_machine_definition(call: Call) -> dict:
+    text = call.require("definition")
+    _type(call)
+    severity = call.get("severity", str, "ERROR")
+    if severity not in ("ERROR", "WARNING"):
+        raise ApiError("ValidationException", f"1 validation error detected: Value '{severity}' at 'severity' "
+                       "failed to satisfy constraint: Member must satisfy enum value set: [ERROR, WARNING]")
+    limit = call.get("maxResults", int, 0)
+    if not 0 <= limit <= 100:
+        raise ApiError("ValidationException", f"1 validation error detected: Value '{limit}' at 'maxResults' "
+                       "failed to satisfy constraint: Member must have value between 0 and 100")
+    limit = limit or 100
+    found = loader.validates(text, name=SOURCE)
+    shown = [d for d in found if d.severity == "error" or severity == "WARNING"]
+    diagnostics = [{"severity": d.severity.upper(), "code": d.code, "message": f"{_where(d)}: {d.message}",
+                    "location": d.pointer or "/"} for d in shown[:limit]]
+    return {"result": "FAIL" if any(d.severity == "error" for d in found) else "OK",
+            "diagnostics": diagnostics, "truncated": len(shown) > limit}
+
+
+@action("DescribeStateMachineForExecution")
+def describe_state_machine_for_execution(call: Call) -> dict:
+    arn = call.require("executionArn")
+    parse(arn, "executionArn", ("execution", "express"))
+    with call.client.reader.connect() as conn:
+        row = m.execution_revision(conn, arn)
+    if row is None:
+        raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": row.created_at,
+            **_revision_shape(call, row)}
+
