@@ -245,7 +245,7 @@ class Client:
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
-                                        "roleArn": self.role_arn}))
+                                        "roleArn": self._role_of(conn, machine_id)}))
             conn.execute(frames.insert().values(
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
@@ -258,14 +258,19 @@ class Client:
         """The execution role ARN the context object shows (``$$.Execution.RoleArn``); nothing assumes it."""
         return f"arn:aws:iam::{self.account}:role/statemill-sfn-role"
 
+    def _role_of(self, conn, revision_id: int) -> str:
+        """The role ARN a revision runs with (its machine's roleArn; the default role without one)."""
+        return machines.settings_of(conn, revision_id).role_arn or self.role_arn
+
     def execution_info(self, execution_id: int) -> ExecutionInfo:
         """What ``$$.Execution`` shows; it never changes, so it is read once per execution (bounded cache)."""
         found = self._infos.get(execution_id)
         if found is None:
             with self.reader.connect() as conn:
                 row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
+                role = self._role_of(conn, row.machine_id)
             found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
-                                  row.machine_name, self.role_arn, row.machine_id)
+                                  row.machine_name, role, row.machine_id)
             if len(self._infos) >= 10_000:
                 self._infos.pop(next(iter(self._infos)))
             self._infos[execution_id] = found
