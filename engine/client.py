@@ -28,6 +28,7 @@ from .runtime import end_execution, notify
 from .store.db import open_engine, reader
 from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
 
+EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
 
@@ -134,6 +135,10 @@ class Client:
     def execution_arn(self, machine: str, name: str) -> str:
         return f"arn:aws:states:{self.region}:{self.account}:execution:{machine}:{name}"
 
+    def express_arn(self, machine: str, name: str) -> str:
+        """An EXPRESS execution's ARN: AWS adds a UUID, since express execution names need not be unique."""
+        return f"arn:aws:states:{self.region}:{self.account}:express:{machine}:{name}:{uuid.uuid4()}"
+
     # -- state machines
     def register(self, definition: str | PathLike | Mapping[str, Any], name: str | None = None) -> dict:
         """Validate and store a definition (a file path or a dict) under ``name`` (default: the file's stem).
@@ -187,13 +192,19 @@ class Client:
         """The current revision of ``name`` (StateMachineDoesNotExist, or StateMachineDeleting once deleted)."""
         return machines.current_id(conn, name)
 
+    def machine_type(self, name: str) -> str:
+        """STANDARD or EXPRESS (StateMachineDoesNotExist when there is no machine ``name``)."""
+        with self.reader.connect() as conn:
+            return machines.live(conn, name, for_change=False).type
+
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
             -> dict:
         """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
-        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists.
+        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
+        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run.
         """
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
@@ -203,9 +214,11 @@ class Client:
         name = check_name("execution", name or str(uuid.uuid4()))
         now = self.clock.now()
         with self.db.begin() as conn:
-            machine_id = self._latest(conn, machine)
+            head = machines.live(conn, machine)
+            machine_id = head.revision_id
             compiled = self.machine(machine_id)
-            arn = self.execution_arn(machine, name)
+            express = head.type == machines.EXPRESS
+            arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
             existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
                                     .where(executions.c.arn == arn)).first()
             if existing is not None:
@@ -216,14 +229,23 @@ class Client:
                     raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists with a "
                                                  "different input")
                 return {"executionArn": arn, "startDate": iso(existing.started_at)}
-            deadline = now + compiled.timeout_seconds if compiled.timeout_seconds else None
+            if express:
+                existing = conn.execute(sa.select(executions.c.id).where(executions.c.machine_name == machine,
+                                                                           executions.c.name == name)).first()
+                if existing is not None:  # AWS allows it; statemill keeps execution names unique per machine
+                    raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists; statemill "
+                                                 "keeps names unique for EXPRESS machines too: choose another name")
+            timeout = compiled.timeout_seconds
+            if express:
+                timeout = min(timeout or EXPRESS_TIMEOUT, EXPRESS_TIMEOUT)
+            deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
                 started_at=now, deadline_at=deadline, event_count=1)).inserted_primary_key[0]
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
-                                        "roleArn": self.role_arn}))
+                                        "roleArn": self._role_of(conn, machine_id)}))
             conn.execute(frames.insert().values(
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
@@ -236,14 +258,19 @@ class Client:
         """The execution role ARN the context object shows (``$$.Execution.RoleArn``); nothing assumes it."""
         return f"arn:aws:iam::{self.account}:role/statemill-sfn-role"
 
+    def _role_of(self, conn, revision_id: int) -> str:
+        """The role ARN a revision runs with (its machine's roleArn; the default role without one)."""
+        return machines.settings_of(conn, revision_id).role_arn or self.role_arn
+
     def execution_info(self, execution_id: int) -> ExecutionInfo:
         """What ``$$.Execution`` shows; it never changes, so it is read once per execution (bounded cache)."""
         found = self._infos.get(execution_id)
         if found is None:
             with self.reader.connect() as conn:
                 row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
+                role = self._role_of(conn, row.machine_id)
             found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
-                                  row.machine_name, self.role_arn, row.machine_id)
+                                  row.machine_name, role, row.machine_id)
             if len(self._infos) >= 10_000:
                 self._infos.pop(next(iter(self._infos)))
             self._infos[execution_id] = found
@@ -278,23 +305,47 @@ class Client:
 
     def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
         """ListExecutions, newest first."""
-        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc()).limit(limit)
+        return self.list_page(machine, status, limit)[0]
+
+    def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
+                  after: tuple[float, int] | None = None, express: bool = True) -> tuple[list[dict], tuple | None]:
+        """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
+        ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
+        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out."""
+        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc())\
+            .limit(limit + 1)
         if machine:
             query = query.where(executions.c.machine_name == machine)
         if status:
             query = query.where(executions.c.status == status)
+        if not express:
+            query = query.where(executions.c.arn.not_like("%:express:%"))
+        if after is not None:
+            started, last_id = after
+            query = query.where(sa.or_(executions.c.started_at < started,
+                                       sa.and_(executions.c.started_at == started, executions.c.id < last_id)))
         with self.reader.connect() as conn:
             rows = conn.execute(query).all()
-        return [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
-                for r in rows]
+        more, rows = len(rows) > limit, rows[:limit]
+        items = [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
+                 for r in rows]
+        return items, ((rows[-1].started_at, rows[-1].id) if more else None)
 
     def history(self, arn: str, reverse: bool = False) -> list[dict]:
         """GetExecutionHistory's events: id, previousEventId, type, timestamp and the typed details."""
+        return self.history_page(arn, reverse)
+
+    def history_page(self, arn: str, reverse: bool = False, limit: int | None = None, after: int | None = None)\
+            -> list[dict]:
+        """At most ``limit`` events of the history of ``arn`` that come after event id ``after`` (in the order
+        asked for). Event ids never change, so the pages of a running execution stay in place."""
         with self.reader.connect() as conn:
             execution = self._execution(conn, arn)
             order = history_events.c.id.desc() if reverse else history_events.c.id
-            rows = conn.execute(sa.select(history_events).where(history_events.c.execution_id == execution.id)
-                                .order_by(order)).all()
+            query = sa.select(history_events).where(history_events.c.execution_id == execution.id).order_by(order)
+            if after is not None:
+                query = query.where(history_events.c.id < after if reverse else history_events.c.id > after)
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
         from .history import Event
         events = []
         for row in rows:

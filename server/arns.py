@@ -31,3 +31,13 @@ def machine_name(call: Call, arn: str, field: str = "stateMachineArn") -> str:
     if not local(call, parts) or len(parts) != 7:
         raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
     return parts[6]
+
+
+def execution_arn(call: Call, arn: str, field: str = "executionArn") -> str:
+    """``arn`` when it is a (STANDARD) execution ARN; InvalidArn for anything else, an EXPRESS execution's ARN
+    included: AWS does not let DescribeExecution, StopExecution or GetExecutionHistory see those."""
+    parts = parse(arn, field, ("execution", "express"))
+    if parts[5] != "execution" or len(parts) != 8:
+        raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}' ({field}: "
+                       "expected an execution ARN, arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)")
+    return arn
