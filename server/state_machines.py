@@ -6,8 +6,6 @@ text (as on AWS), checked by our loader; DescribeStateMachine returns the text a
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 
 from statemill.engine import loader
@@ -17,12 +15,14 @@ from statemill.engine.diagnostics import Diagnostic
 from statemill.engine.errors import DefinitionError
 
 from .arns import machine_name, parse
+from .pages import decode_token, encode_token, page_size
 from .protocol import ApiError, Call, action
 
 SOURCE = "definition.json"  # the loader parses text named *.json as JSON only, as AWS does
 LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 DEFAULT_LOGGING = {"level": "OFF", "includeExecutionData": False}
 DEFAULT_TRACING = {"enabled": False}
+LISTING = {"action": "ListStateMachines"}  # what a ListStateMachines nextToken is bound to
 
 
 def _where(d: Diagnostic) -> str:
@@ -167,37 +167,18 @@ def delete_state_machine(call: Call) -> dict:
 
 @action("ListStateMachines")
 def list_state_machines(call: Call) -> dict:
-    size = call.get("maxResults", int, 0)
-    if not 0 <= size <= 1000:
-        raise ApiError("ValidationException", f"1 validation error detected: Value '{size}' at 'maxResults' failed "
-                       "to satisfy constraint: Member must have value between 0 and 1000")
-    size = size or 100
-    after = _read_token(call.get("nextToken"))
+    size = page_size(call)
+    after = decode_token(call, LISTING, 1024)
+    if after is not None and not isinstance(after, str):
+        raise ApiError("InvalidToken", "Invalid Token: this nextToken does not continue ListStateMachines")
     with call.client.reader.connect() as conn:
         rows = m.listed(conn, after, size + 1)
     page = rows[:size]
     result = {"stateMachines": [{"stateMachineArn": call.client.machine_arn(r.name), "name": r.name,
                                  "type": r.type, "creationDate": r.created_at} for r in page]}
     if len(rows) > size:
-        result["nextToken"] = _token(page[-1].name)
+        result["nextToken"] = encode_token(LISTING, page[-1].name)
     return result
-
-
-def _token(after: str) -> str:
-    """An opaque page token: where the next page starts."""
-    return base64.urlsafe_b64encode(json.dumps({"ListStateMachines": after}).encode()).decode()
-
-
-def _read_token(token: str | None) -> str | None:
-    if token is None:
-        return None
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token.encode()))["ListStateMachines"]
-        if isinstance(after, str):
-            return after
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        pass
-    raise ApiError("InvalidToken", f"Invalid Token: {token!r} is not a nextToken ListStateMachines returned")
 
 
 @action("ValidateStateMachineDefinition")

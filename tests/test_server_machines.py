@@ -2,7 +2,12 @@
 model (revisions, deletion, migration 4) on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+import time
 from datetime import datetime
 
 import pytest
@@ -446,3 +451,34 @@ def test_migration_4_gives_machines_registered_before_it_a_type_and_creation_dat
         assert upgraded.wait(upgraded.start("old", {})["executionArn"])["status"] == "SUCCEEDED"
     finally:
         upgraded.db.dispose()
+
+
+# ------------------------------------------------------------------------------------------------- the AWS CLI
+def aws(server, *args: str) -> dict:
+    """Run ``aws stepfunctions ARGS`` (AWS CLI v1, a subprocess: importing awscli here would swap botocore for its
+    own copy) against the server; its JSON answer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION=REGION,
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    done = subprocess.run([sys.executable, "-m", "awscli", "stepfunctions", "--endpoint-url", server.url,
+                           "--output", "json", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("awscli") is None,
+                    reason="the AWS CLI (pip install awscli, part of the test extra) is not installed")
+def test_the_aws_cli_creates_starts_and_describes(server):
+    created = aws(server, "create-state-machine", "--name", "from-the-cli", "--definition", PASS,
+                  "--role-arn", ROLE)
+    assert created["stateMachineArn"] == arn("from-the-cli")
+    started = aws(server, "start-execution", "--state-machine-arn", created["stateMachineArn"], "--name", "first",
+                  "--input", '{"zero": 0, "no": false, "none": null, "empty": ""}')
+    deadline = time.monotonic() + 30
+    while (found := aws(server, "describe-execution", "--execution-arn", started["executionArn"]))["status"] \
+            == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert found["status"] == "SUCCEEDED"
+    assert json.loads(found["output"]) == {"zero": 0, "no": False, "none": None, "empty": ""}
+    described = aws(server, "describe-state-machine", "--state-machine-arn", created["stateMachineArn"])
+    assert (described["definition"], described["roleArn"]) == (PASS, ROLE)
