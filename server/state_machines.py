@@ -25,6 +25,11 @@ DEFAULT_TRACING = {"enabled": False}
 LISTING = {"action": "ListStateMachines"}  # what a ListStateMachines nextToken is bound to
 
 
+def _stamp(seconds: float) -> float:
+    """A timestamp as AWS sends it: epoch seconds to the millisecond."""
+    return round(seconds, 3)
+
+
 def _where(d: Diagnostic) -> str:
     return f"line {d.line}, column {d.column}" if d.line is not None else (d.pointer or "/")
 
@@ -120,7 +125,7 @@ def create_state_machine(call: Call) -> dict:
         if created:  # an idempotent repeat leaves the machine's tags (and role) as they are, as AWS does
             m.tag(conn, arn, pairs)
         machine = m.head(conn, name)
-    return {"stateMachineArn": arn, "creationDate": machine.created_at}
+    return {"stateMachineArn": arn, "creationDate": _stamp(machine.created_at)}
 
 
 @action("DescribeStateMachine")
@@ -130,7 +135,7 @@ def describe_state_machine(call: Call) -> dict:
         machine = m.live(conn, name, for_change=False)
         row = m.revision(conn, machine.revision_id)
     return {"stateMachineArn": call.client.machine_arn(name), "name": name, "status": machine.status,
-            "type": machine.type, "creationDate": machine.created_at, **_revision_shape(call, row)}
+            "type": machine.type, "creationDate": _stamp(machine.created_at), **_revision_shape(call, row)}
 
 
 @action("UpdateStateMachine")
@@ -154,7 +159,7 @@ def update_state_machine(call: Call) -> dict:
                                      settings, now)
         row = m.revision(conn, row_id)
         updated = now if changed else (machine.updated_at or machine.created_at)
-    return {"updateDate": updated, "revisionId": m.revision_id(row.sha256)}
+    return {"updateDate": _stamp(updated), "revisionId": m.revision_id(row.sha256)}
 
 
 @action("DeleteStateMachine")
@@ -175,7 +180,7 @@ def list_state_machines(call: Call) -> dict:
         rows = m.listed(conn, after, size + 1)
     page = rows[:size]
     result = {"stateMachines": [{"stateMachineArn": call.client.machine_arn(r.name), "name": r.name,
-                                 "type": r.type, "creationDate": r.created_at} for r in page]}
+                                 "type": r.type, "creationDate": _stamp(r.created_at)} for r in page]}
     if len(rows) > size:
         result["nextToken"] = encode_token(LISTING, page[-1].name)
     return result
@@ -210,6 +215,6 @@ def describe_state_machine_for_execution(call: Call) -> dict:
         row = m.execution_revision(conn, arn)
     if row is None:
         raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": row.created_at,
+    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": _stamp(row.created_at),
             **_revision_shape(call, row)}
 
