@@ -260,8 +260,10 @@ def test_describe_state_machine_for_an_unknown_or_bad_execution_is_a_named_error
 
 
 # ------------------------------------------------------------------------------------------------------- delete
-def test_deleting_an_idle_machine_removes_it_and_its_tags_at_once(sfn):
+def test_deleting_an_idle_machine_removes_it_and_its_tags_at_once(sfn, engine_client):
     first = create(sfn, "deleted", tags=[{"key": "k", "value": ""}])
+    old = sfn.start_execution(stateMachineArn=arn("deleted"), input='{"zero": 0}')["executionArn"]
+    engine_client.stop(old)
     sfn.delete_state_machine(stateMachineArn=arn("deleted"))
     with pytest.raises(ClientError) as caught:
         sfn.describe_state_machine(stateMachineArn=arn("deleted"))
@@ -271,6 +273,8 @@ def test_deleting_an_idle_machine_removes_it_and_its_tags_at_once(sfn):
     assert again["creationDate"] >= first["creationDate"]
     assert sfn.describe_state_machine(stateMachineArn=arn("deleted"))["definition"] == OTHER
     assert sfn.list_tags_for_resource(resourceArn=arn("deleted"))["tags"] == []
+    assert sfn.list_executions(stateMachineArn=arn("deleted"))["executions"] == []  # the old one's stay apart
+    assert sfn.describe_execution(executionArn=old)["status"] in ("SUCCEEDED", "ABORTED")
 
 
 def test_deleting_an_unknown_machine_succeeds_as_on_aws(sfn):
