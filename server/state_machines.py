@@ -45,6 +45,39 @@ def _compile(text: str):
         raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: '{listed}'") from None
 
 
+def _tasks(scope: dict, pointer: str = ""):
+    """(JSON pointer, Resource) of every Task of a machine or branch, nested branches and iterations included."""
+    for name, state in (scope.get("States") or {}).items():
+        at = f"{pointer}/States/{name.replace('~', '~0').replace('/', '~1')}"
+        if state.get("Type") == "Task" and isinstance(state.get("Resource"), str):
+            yield at, state["Resource"]
+        for i, branch in enumerate(state.get("Branches") or ()):
+            yield from _tasks(branch, f"{at}/Branches/{i}")
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                yield from _tasks(state[key], f"{at}/{key}")
+
+
+def express_problems(definition: dict) -> list[tuple[str, str]]:
+    """(pointer, message) for each integration pattern an EXPRESS machine cannot use: only request-response, as
+    AWS documents (no .sync, no .waitForTaskToken)."""
+    found = []
+    for at, resource in _tasks(definition):
+        pattern = next((p for p in (".sync", ".waitForTaskToken") if resource.endswith(p) or f"{p}:" in resource),
+                       None)
+        if pattern:
+            found.append((f"{at}/Resource", f"Express state machine does not support '{pattern}' service "
+                                            "integration"))
+    return found
+
+
+def _express_check(definition: dict) -> None:
+    problems = express_problems(definition)
+    if problems:
+        raise ApiError("InvalidDefinition", "Invalid State Machine Definition: '" + "; ".join(
+            f"SCHEMA_VALIDATION_FAILED: {message} at {pointer}" for pointer, message in problems) + "'")
+
+
 def _role(call: Call, key: str = "roleArn", required: bool = True) -> str | None:
     role = call.require(key) if required else call.get(key)
     if role is not None:
@@ -116,6 +149,8 @@ def create_state_machine(call: Call) -> dict:
     text = call.require("definition")
     role, kind, logging, tracing, pairs = _role(call), _type(call), _logging(call), _tracing(call), tag_pairs(call)
     compiled = _compile(text)
+    if kind == m.EXPRESS:
+        _express_check(compiled.definition)
     if len(dict(pairs)) > m.MAX_TAGS:
         raise m.TooManyTags(f"Too many tags: a resource has at most {m.MAX_TAGS}")
     arn = call.client.machine_arn(name)
@@ -151,6 +186,8 @@ def update_state_machine(call: Call) -> dict:
     now = call.client.clock.now()
     with call.client.db.begin() as conn:
         machine = m.live(conn, name)
+        if compiled and machine.type == m.EXPRESS:
+            _express_check(compiled.definition)
         current = m.revision(conn, machine.revision_id)
         settings = m.Settings(role or current.role_arn, current.logging if logging is ... else logging,
                               current.tracing if tracing is ... else tracing)
@@ -189,7 +226,7 @@ def list_state_machines(call: Call) -> dict:
 @action("ValidateStateMachineDefinition")
 def validate_state_machine_definition(call: Call) -> dict:
     text = call.require("definition")
-    _type(call)
+    kind = _type(call)
     severity = call.get("severity", str, "ERROR")
     if severity not in ("ERROR", "WARNING"):
         raise ApiError("ValidationException", f"1 validation error detected: Value '{severity}' at 'severity' "
@@ -200,6 +237,9 @@ def validate_state_machine_definition(call: Call) -> dict:
                        "failed to satisfy constraint: Member must have value between 0 and 100")
     limit = limit or 100
     found = loader.validates(text, name=SOURCE)
+    if kind == m.EXPRESS and not any(d.severity == "error" for d in found):
+        found += [Diagnostic("SCHEMA_VALIDATION_FAILED", "error", message, pointer, SOURCE)
+                  for pointer, message in express_problems(json.loads(text))]
     shown = [d for d in found if d.severity == "error" or severity == "WARNING"]
     diagnostics = [{"severity": d.severity.upper(), "code": d.code, "message": f"{_where(d)}: {d.message}",
                     "location": d.pointer or "/"} for d in shown[:limit]]

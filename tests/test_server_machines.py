@@ -138,6 +138,33 @@ def test_a_definition_that_is_not_a_json_object_is_invalid_definition(sfn, defin
     assert code(caught) == ("InvalidDefinition", 400)
 
 
+CALLBACK = json.dumps({"StartAt": "Fan", "States": {"Fan": {"Type": "Parallel", "End": True, "Branches": [
+    {"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "End": True,
+                                          "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken"}}}]}}})
+SYNC = json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Task", "End": True,
+                                                        "Resource": "arn:aws:states:::states:startExecution.sync:2"}}})
+
+
+@pytest.mark.parametrize("definition, pointer, pattern", [
+    (CALLBACK, "/States/Fan/Branches/0/States/Ask/Resource", ".waitForTaskToken"),
+    (SYNC, "/States/Run/Resource", ".sync"),
+], ids=["callback-in-a-branch", "sync"])
+def test_an_express_machine_cannot_use_sync_or_callback_tasks(sfn, definition, pointer, pattern):
+    with pytest.raises(ClientError) as caught:
+        create(sfn, "express-" + pattern.strip("."), definition, type="EXPRESS")
+    assert code(caught) == ("InvalidDefinition", 400)
+    assert f"does not support '{pattern}' service integration at {pointer}" in caught.value.response["Error"][
+        "Message"]
+    checked = sfn.validate_state_machine_definition(definition=definition, type="EXPRESS")
+    assert checked["result"] == "FAIL" and [d["location"] for d in checked["diagnostics"]] == [pointer]
+    assert sfn.validate_state_machine_definition(definition=definition, type="STANDARD")["result"] == "OK"
+    create(sfn, "standard-" + pattern.strip("."), definition)  # a STANDARD machine may
+    create(sfn, "turned-express-" + pattern.strip("."), PASS, type="EXPRESS")
+    with pytest.raises(ClientError) as updated:
+        sfn.update_state_machine(stateMachineArn=arn("turned-express-" + pattern.strip(".")), definition=definition)
+    assert code(updated) == ("InvalidDefinition", 400)
+
+
 @pytest.mark.parametrize("name", ["has space", "x" * 81, "with:colon", "a/b", "", "brace{"],
                          ids=["space", "too-long", "colon", "slash", "empty", "brace"])
 def test_a_name_aws_refuses_is_invalid_name(unchecked, name):
