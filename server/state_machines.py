@@ -78,6 +78,17 @@ def _express_check(definition: dict) -> None:
             f"SCHEMA_VALIDATION_FAILED: {message} at {pointer}" for pointer, message in problems) + "'")
 
 
+def _unsupported(call: Call) -> None:
+    """Refuse what statemill does not keep, rather than drop it silently: versions and customer KMS keys."""
+    if call.get("publish", bool):
+        raise ApiError("ValidationException", "publish is not supported: statemill has no state machine versions; "
+                       "leave publish out (executions of the machine run its current revision)")
+    encryption = call.get("encryptionConfiguration", dict)
+    if encryption is not None and encryption.get("type") != "AWS_OWNED_KEY":
+        raise ApiError("ValidationException", "encryptionConfiguration: only type AWS_OWNED_KEY is supported "
+                       "(statemill does not use KMS)")
+
+
 def _role(call: Call, key: str = "roleArn", required: bool = True) -> str | None:
     role = call.require(key) if required else call.get(key)
     if role is not None:
@@ -147,6 +158,7 @@ def _revision_shape(call: Call, row) -> dict:
 def create_state_machine(call: Call) -> dict:
     name = check_name("state machine", call.require("name"))
     text = call.require("definition")
+    _unsupported(call)
     role, kind, logging, tracing, pairs = _role(call), _type(call), _logging(call), _tracing(call), tag_pairs(call)
     compiled = _compile(text)
     if kind == m.EXPRESS:
@@ -177,6 +189,7 @@ def describe_state_machine(call: Call) -> dict:
 def update_state_machine(call: Call) -> dict:
     name = machine_name(call, call.require("stateMachineArn"))
     text, role = call.get("definition"), _role(call, required=False)
+    _unsupported(call)
     logging = _logging(call) if "loggingConfiguration" in call.body else ...
     tracing = _tracing(call) if "tracingConfiguration" in call.body else ...
     if text is None and role is None and logging is ... and tracing is ...:
