@@ -515,3 +515,25 @@ def test_the_aws_cli_creates_starts_and_describes(server):
     assert json.loads(found["output"]) == {"zero": 0, "no": False, "none": None, "empty": ""}
     described = aws(server, "describe-state-machine", "--state-machine-arn", created["stateMachineArn"])
     assert (described["definition"], described["roleArn"]) == (PASS, ROLE)
+
+
+def test_a_machine_lives_is_deleted_and_is_created_again_on_either_database(engine):
+    from statemill.engine import machines as m
+    wait = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    name, now = "cycle", engine.clock.now()
+    with engine.db.begin() as conn:
+        m.store(conn, name, wait, json.dumps(wait), m.Settings(ROLE, None, {"enabled": True}), now, type_=m.EXPRESS,
+                create=True)
+        m.tag(conn, engine.machine_arn(name), [("zero", "0"), ("empty", "")])
+    running = engine.start(name, {"zero": 0})["executionArn"]
+    with engine.db.begin() as conn:
+        m.delete(conn, name)
+        assert [(r.name, r.status, r.type) for r in m.listed(conn, None, 10)] == [(name, "DELETING", m.EXPRESS)]
+    engine.stop(running)
+    with engine.db.begin() as conn:
+        assert m.head(conn, name) is None and m.listed(conn, None, 10) == []
+        m.store(conn, name, wait, json.dumps(wait), m.Settings(), engine.clock.now() + 1, create=True)
+        assert m.list_tags(conn, engine.machine_arn(name)) == []
+        assert m.head(conn, name).type == m.STANDARD
+    assert engine.list(machine=name) == []  # the deleted machine's execution is not the new one's
+    assert engine.describe(running)["status"] == "ABORTED"
