@@ -147,6 +147,14 @@ def _type(call: Call) -> str:
     return value
 
 
+def _live(conn, call: Call, name: str, *, for_change: bool):
+    """The machine ``name``; StateMachineDoesNotExist naming the ARN asked for, as AWS words it."""
+    try:
+        return m.live(conn, name, for_change=for_change)
+    except m.StateMachineDoesNotExist:
+        raise m.StateMachineDoesNotExist(f"State Machine Does Not Exist: '{call.body['stateMachineArn']}'") from None
+
+
 def _revision_shape(call: Call, row) -> dict:
     """The fields a revision contributes to DescribeStateMachine(ForExecution)."""
     return {"definition": row.definition, "roleArn": row.role_arn or call.client.role_arn,
@@ -179,7 +187,7 @@ def create_state_machine(call: Call) -> dict:
 def describe_state_machine(call: Call) -> dict:
     name = machine_name(call, call.require("stateMachineArn"))
     with call.client.reader.connect() as conn:
-        machine = m.live(conn, name, for_change=False)
+        machine = _live(conn, call, name, for_change=False)
         row = m.revision(conn, machine.revision_id)
     return {"stateMachineArn": call.client.machine_arn(name), "name": name, "status": machine.status,
             "type": machine.type, "creationDate": _stamp(machine.created_at), **_revision_shape(call, row)}
@@ -198,7 +206,7 @@ def update_state_machine(call: Call) -> dict:
     compiled = _compile(text) if text is not None else None
     now = call.client.clock.now()
     with call.client.db.begin() as conn:
-        machine = m.live(conn, name)
+        machine = _live(conn, call, name, for_change=True)
         if compiled and machine.type == m.EXPRESS:
             _express_check(compiled.definition)
         current = m.revision(conn, machine.revision_id)

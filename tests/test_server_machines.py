@@ -275,6 +275,7 @@ def test_updating_an_unknown_machine_is_state_machine_does_not_exist(sfn):
     with pytest.raises(ClientError) as caught:
         sfn.update_state_machine(stateMachineArn=arn("never"), definition=PASS)
     assert code(caught) == ("StateMachineDoesNotExist", 400)
+    assert caught.value.response["Error"]["Message"] == f"State Machine Does Not Exist: '{arn('never')}'"
 
 
 @pytest.mark.parametrize("bad, error", [
