@@ -130,3 +130,18 @@ def test_serve_refuses_to_listen_unauthenticated_beyond_loopback(tmp_path, args,
                                             ("10.0.0.1", False), ("example.com", False)])
 def test_which_hosts_count_as_loopback(host, loopback):
     assert _loopback(host) is loopback
+
+
+@pytest.mark.parametrize("args, key, secret", [
+    (["--allow-unauthenticated"], "anyone", "anything"),
+    (["--access-key-id", KEY, "--secret-access-key", SECRET], KEY, SECRET),
+], ids=["allowed-unauthenticated", "with-credentials"])
+def test_serve_listens_beyond_loopback_when_told_how_to_authenticate(tmp_path, args, key, secret):
+    process = ServerProcess(tmp_path, f"sqlite:///{tmp_path}/s.db", "--host", "0.0.0.0", "--no-worker", *args)
+    try:
+        assert process.client(key=key, secret=secret).list_state_machines()["stateMachines"] == []
+        if "--allow-unauthenticated" not in args:
+            assert error_of(process.client(key=key, secret="wrong").list_state_machines)[0] == \
+                "InvalidSignatureException"
+    finally:
+        assert process.stop() == 0, process.log.read_text()
