@@ -348,6 +348,22 @@ def test_list_pages_through_every_machine_with_boto3s_paginator(server):
     assert isinstance(item["creationDate"], datetime)
 
 
+def test_a_paginator_resumes_from_any_next_token_list_state_machines_gave(sfn):
+    for i in range(12):  # tokens of every length modulo 3: some tripped botocore when tokens were JSON objects
+        create(sfn, "resume-" + "x" * i)
+    token, pages = None, []
+    while True:
+        page = sfn.list_state_machines(maxResults=1, **({"nextToken": token} if token else {}))
+        pages.append((token, [m["name"] for m in page["stateMachines"]]))
+        token = page.get("nextToken")
+        if token is None:
+            break
+    for token, names in pages[1:]:  # each raw nextToken, given to boto3's paginator as its StartingToken
+        resumed = sfn.get_paginator("list_state_machines").paginate(
+            PaginationConfig={"StartingToken": token, "PageSize": 1})
+        assert [m["name"] for m in next(iter(resumed))["stateMachines"]] == names
+
+
 @pytest.mark.parametrize("token", ["garbage", "eyJ4IjogMX0=", "bm90IGpzb24="], ids=["not-base64", "other-json",
                                                                                       "not-json"])
 def test_a_token_list_did_not_hand_out_is_invalid_token(sfn, token):
