@@ -121,6 +121,7 @@ class Transition:
     cause: str | None = None
     last_event_id: int = 0  # set by the runtime once the events have ids
     handler_key: str | None = None  # set by the runtime: the key of the task the frame is about to run
+    leased: bool = False  # set by the runtime: the committer kept the frame's lease to go on with it at once
 
 
 # ----------------------------------------------------------------------------------------------- entry point

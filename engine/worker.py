@@ -243,7 +243,8 @@ class Worker:
         try:
             with self.client.db.begin() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
-                           item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving)
+                           item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving,
+                           self.clock.now)
                 self._track_tokens(conn, item, t, token, now)
         except StaleTransition:
             return None
@@ -261,7 +262,7 @@ class Worker:
             self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
                                                                   for e in t.events],
                                 "state": t.frame.state if t.frame else None, "status": t.status})
-        if t.frame is None or t.run_at is None or t.run_at > now or not self.serving.serves(t.handler_key):
+        if not t.leased or self._stop.is_set():  # waiting, or not ours to run; a stopping worker lets it go
             return None
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
