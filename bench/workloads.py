@@ -137,3 +137,15 @@ def choice_loop(transitions: int) -> dict:
         "More?": {"Type": "Choice", "Choices": [{"Variable": "$.i", "NumericLessThan": rounds, "Next": "Count"}],
                   "Default": "Done"},
         "Done": {"Type": "Succeed"}}}
+
+
+def task_loop(transitions: int, resource: str = "bench:echo") -> dict:
+    """The Task-heavy twin of ``choice_loop``: a Task (its handler returns its input) counts, a Choice loops back."""
+    rounds = max(1, (transitions - 1) // 2)
+    return {"StartAt": "Count", "States": {
+        "Count": {"Type": "Task", "Resource": resource,
+                  "Parameters": {"i.$": "States.MathAdd($.i, 1)", "zero": 0, "no": False, "empty": "", "none": None},
+                  "Next": "More?"},
+        "More?": {"Type": "Choice", "Choices": [{"Variable": "$.i", "NumericLessThan": rounds, "Next": "Count"}],
+                  "Default": "Done"},
+        "Done": {"Type": "Succeed"}}}
