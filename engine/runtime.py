@@ -233,30 +233,77 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     at ``now``) and committed together, each with its own events. The committer keeps the frame's lease when the
     frame is runnable at once and ``serving`` allows it to go on (``leased`` on the returned transition).
 
+    On PostgreSQL the execution row (its event counter) is locked last: the batch is advanced with the counter as
+    last read, then the ids are taken with one UPDATE, and the (pure) batch advanced again in the rare case another
+    thread of the execution took ids meanwhile. So iterations of a Map or branches of a Parallel hold the row only
+    for their writes. SQLite's BEGIN IMMEDIATE serialises writers anyway: the row is read first.
+
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
     committed this frame's version first.
     """
-    base = _lock_running(conn, claimed)
-    frame, history, steps = claimed.frame, _History(claimed.last_event_id), 0
-    while True:
-        first = base + 1 + len(history.events)
-        env = Env(now=now, next_event_id=first, execution=info, is_root=is_root, payload_limit=payload_limit,
-                  task_token=new_token)
-        t = advance(machine, frame, trigger, env)
-        steps += 1
-        if max_events is not None and first - 1 + len(t.events) > max_events and t.status == "RUNNING":
-            t = _failed(frame.data, is_root, E.RUNTIME,
-                        f"The execution reached the history limit of {max_events} events.")
-        history.add(t.events, first, now, trigger.started_at)
-        last_frame = frame
-        if steps >= batch.states or history.size >= batch.size or not _goes_on(t, now):
-            break
-        frame, trigger = t.frame, STEP
-        if clock is not None:
-            now = clock()
-    t.events = history.events
-    left_join = claimed.phase == "join" and (steps > 1 or t.frame is None or t.frame.phase != "join")
-    return _persist(conn, claimed, t, base, history, worker_id, now, lease, is_root, serving, last_frame, left_join)
+    lock_last = conn.dialect.name == "postgresql"
+    base = _lock_running(conn, claimed, lock=not lock_last)
+    step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events)
+    nows = step.run(claimed, trigger, base, now, clock, batch)
+    if lock_last:
+        taken = _take_event_ids(conn, claimed, len(step.history.events))
+        if taken != base:  # another thread of this execution committed events since we read the counter
+            planned = len(step.history.events)
+            step.replay(claimed, trigger, taken, nows)
+            base = taken
+            if len(step.history.events) != planned:
+                hot.cursor(conn).execute(hot.statements(conn).count_events,
+                                         (base + len(step.history.events), claimed.execution_id))
+    t = step.t
+    t.events = step.history.events
+    left_join = claimed.phase == "join" and (len(nows) > 1 or t.frame is None or t.frame.phase != "join")
+    return _persist(conn, claimed, t, base, step.history, worker_id, nows[-1], lease, is_root, serving, step.last,
+                    left_join, counted=lock_last)
+
+
+class _Stepper:
+    """Advances a frame through one batch in memory (see ``commit``), recording its events' rows."""
+
+    def __init__(self, machine, info: ExecutionInfo, is_root: bool, payload_limit: int, new_token: str | None,
+                 max_events: int | None):
+        self.machine, self.info, self.is_root = machine, info, is_root
+        self.payload_limit, self.new_token, self.max_events = payload_limit, new_token, max_events
+
+    def run(self, claimed: Claimed, trigger: Trigger, base: int, now: float, clock: Callable[[], float] | None,
+            batch: Batch) -> list[float]:
+        """Advance from ``claimed`` with event ids after ``base`` while the batch goes on; the time of each step."""
+        nows = []
+        frame = claimed.frame
+        self.history = _History(claimed.last_event_id)
+        while True:
+            nows.append(now)
+            self.step(frame, trigger, base, now)
+            if len(nows) >= batch.states or self.history.size >= batch.size or not _goes_on(self.t, now):
+                return nows
+            frame, trigger = self.t.frame, STEP
+            if clock is not None:
+                now = clock()
+
+    def replay(self, claimed: Claimed, trigger: Trigger, base: int, nows: list[float]) -> None:
+        """The same steps at the same times, with event ids after ``base``."""
+        frame = claimed.frame
+        self.history = _History(claimed.last_event_id)
+        for now in nows:
+            if frame is None:
+                break
+            self.step(frame, trigger, base, now)
+            frame, trigger = self.t.frame, STEP
+
+    def step(self, frame: Frame, trigger: Trigger, base: int, now: float) -> None:
+        first = base + 1 + len(self.history.events)
+        env = Env(now=now, next_event_id=first, execution=self.info, is_root=self.is_root,
+                  payload_limit=self.payload_limit, task_token=self.new_token)
+        t = advance(self.machine, frame, trigger, env)
+        if self.max_events is not None and first - 1 + len(t.events) > self.max_events and t.status == "RUNNING":
+            t = _failed(frame.data, self.is_root, E.RUNTIME,
+                        f"The execution reached the history limit of {self.max_events} events.")
+        self.history.add(t.events, first, now, trigger.started_at)
+        self.t, self.last = t, frame
 
 
 def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: float, is_root: bool,
@@ -285,12 +332,24 @@ def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: fl
                     claimed.phase == "join")
 
 
-def _lock_running(conn: sa.Connection, claimed: Claimed) -> int:
-    """Lock ``claimed``'s execution row; its last event id. StaleTransition when it is no longer running."""
-    status, count = hot.cursor(conn).execute(hot.statements(conn).lock_execution, (claimed.execution_id,)).fetchone()
+def _lock_running(conn: sa.Connection, claimed: Claimed, lock: bool = True) -> int:
+    """Lock (or only read) ``claimed``'s execution row; its last event id. StaleTransition when it is no longer
+    running."""
+    sql = hot.statements(conn)
+    status, count = hot.cursor(conn).execute(sql.lock_execution if lock else sql.read_count,
+                                             (claimed.execution_id,)).fetchone()
     if status != "RUNNING":
         raise StaleTransition
     return count
+
+
+def _take_event_ids(conn: sa.Connection, claimed: Claimed, count: int) -> int:
+    """Move the execution's event counter on by ``count`` (locking its row until the commit); the last id before
+    them. StaleTransition when the execution is no longer running."""
+    row = hot.cursor(conn).execute(hot.statements(conn).take_event_ids, (count, claimed.execution_id)).fetchone()
+    if row is None:
+        raise StaleTransition
+    return row[0] - count
 
 
 def _failed(data: dict, is_root: bool, error: str, cause: str) -> Transition:
@@ -305,10 +364,11 @@ def _failed(data: dict, is_root: bool, error: str, cause: str) -> Transition:
 
 def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, history: _History, worker_id: str,
              now: float, lease: float, is_root: bool, serving: Serving, last: Frame,
-             left_join: bool) -> Transition:
+             left_join: bool, counted: bool = False) -> Transition:
     """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``; ``history`` holds its
     events' rows; ``last`` is where the frame stood before its final step), fenced by the compare-and-set on the frame's version and
-    lease. ``left_join``: the frame's children joined, so they are removed."""
+    lease. ``left_join``: the frame's children joined, so they are removed; ``counted``: the execution's event
+    counter was moved on already."""
     head = history.head
     sql = hot.statements(conn)
     cursor = hot.cursor(conn)
@@ -335,7 +395,7 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         raise StaleTransition
 
     append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
-                  history.stamps, history.texts)
+                  history.stamps, history.texts, counted)
     if t.fan_out is not None:
         start_children(conn, claimed, t, now, head)
     if t.frame is None:
@@ -359,9 +419,10 @@ def notify(conn: sa.Connection) -> None:
 
 def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event],
                   previous: list[int], now: float, stamps: list[float] | None = None,
-                  texts: list[str | None] | None = None) -> None:
+                  texts: list[str | None] | None = None, counted: bool = False) -> None:
     """Insert ``events`` with ids base+1.. and their ``previous`` event ids (history.chain), and move the
-    execution's counter. ``stamps`` and ``texts`` (the details as JSON text) when the caller has them already."""
+    execution's counter (unless ``counted``). ``stamps`` and ``texts`` (the details as JSON text) when the caller
+    has them already."""
     if not events:
         return
     if stamps is None:
@@ -374,7 +435,8 @@ def append_events(conn, execution_id: int, frame_id: int | None, base: int, even
     sql = hot.statements(conn)
     cursor = hot.cursor(conn)
     cursor.executemany(sql.insert_events, rows)
-    cursor.execute(sql.count_events, (base + len(events), execution_id))
+    if not counted:
+        cursor.execute(sql.count_events, (base + len(events), execution_id))
 
 
 def start_children(conn, claimed: Claimed, t: Transition, now: float, head: int) -> None:
