@@ -280,6 +280,7 @@ class _Stepper:
             self.step(frame, trigger, base, now)
             if len(nows) >= batch.states or self.history.size >= batch.size or not _goes_on(self.t, now):
                 return nows
+            fault("in_batch")  # crash tests: a worker dying with a batch advanced but not committed
             frame, trigger = self.t.frame, STEP
             if clock is not None:
                 now = clock()
