@@ -486,10 +486,15 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
         cancel_descendants(conn, parent, exclude=claimed.id)
 
 
+# The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
+_NEXT_PENDING = (sa.select(frames.c.id).where(frames.c.parent_id == sa.bindparam("parent"),
+                                              sa.text("frames.status = 'PENDING'"))
+                 .order_by(frames.c.idx).limit(1))
+
+
 def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
     """Start the first child still waiting for a free slot; its events follow ``head`` (the finished sibling's)."""
-    nxt = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id == parent, frames.c.status == "PENDING")
-                       .order_by(frames.c.idx).limit(1)).scalar()
+    nxt = conn.execute(_NEXT_PENDING, {"parent": parent}).scalar()
     if nxt is not None:
         conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now,
                                                                       last_event_id=head))
