@@ -1,8 +1,10 @@
 """The durable loop around the pure interpreter: claim a frame, run its task if it has one, commit the transition.
 
-Every transition is one transaction: a compare-and-set on the frame's ``version`` (and the lease this worker holds),
+Every commit is one transaction: a compare-and-set on the frame's ``version`` (and the lease this worker holds),
 the history events with ids taken from the execution's counter, the next position of the frame, any children, and
 the execution's final status. A stale or duplicate commit (a zombie worker whose lease expired) changes nothing.
+A commit carries a batch: the transitions of side-effect-free states run in memory up to the one that starts the
+next side effect (a task, a timer, a token, children) or ends the frame, each with its own events.
 """
 from __future__ import annotations
 
@@ -371,9 +373,9 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
              now: float, lease: float, is_root: bool, serving: Serving, last: Frame,
              left_join: bool, counted: bool = False) -> Transition:
     """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``; ``history`` holds its
-    events' rows; ``last`` is where the frame stood before its final step), fenced by the compare-and-set on the frame's version and
-    lease. ``left_join``: the frame's children joined, so they are removed; ``counted``: the execution's event
-    counter was moved on already."""
+    events' rows; ``last`` is where the frame stood before its final step), fenced by the compare-and-set on the
+    frame's version and lease. ``left_join``: the frame's children joined, so they are removed; ``counted``: the
+    execution's event counter was moved on already."""
     head = history.head
     sql = hot.statements(conn)
     cursor = hot.cursor(conn)
