@@ -7,6 +7,7 @@ them, and a worker killed in the middle of a batch loses only what nobody saw: t
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 import threading
 import time
@@ -192,3 +193,34 @@ def test_a_worker_killed_in_a_batched_loop_loses_and_repeats_no_transition(point
     assert exited == {"Seed": 1, "Count": rounds, "More?": rounds, "Nap": 1, "Done": 1}
     assert [c["state"] for c in read_calls(calls)] == ["Seed"], "the Seed task ran once: it was committed"
     engine.db.dispose()
+
+
+def test_map_iterations_committing_at_once_keep_gapless_ids_and_their_own_chains(engine):
+    """Iterations of one Map commit concurrently (on PostgreSQL each takes its event ids last, advancing its batch
+    again when a sibling took ids first): ids stay gapless and every iteration's events point to its own."""
+    chain = {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "C"}, "C": {"Type": "Pass", "End": True}}
+    definition = {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True,
+        "ItemSelector": {"index.$": "$$.Map.Item.Index", "data.$": "$.data"},
+        "ItemProcessor": {"StartAt": "A", "States": chain}}}}
+    items = list(range(40))
+    result = engine.run(definition, {"items": items, "data": DATA}, machine_name="fan", concurrency=8)
+    assert result["status"] == "SUCCEEDED"
+    assert result["output"] == [{"index": i, "data": DATA} for i in items]
+    history = engine.history(result["executionArn"])
+    assert_gapless(history)
+    by_id = {e["id"]: e for e in history}
+
+    def index(event: dict) -> int | None:
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+        if details is None or details["name"] not in chain:
+            return None
+        return json.loads(details.get("input") or details["output"])["index"]
+
+    linked = 0
+    for event in history:
+        before = by_id.get(event["previousEventId"])
+        if index(event) is not None and before is not None and index(before) is not None:
+            assert index(before) == index(event), (event, before)
+            linked += 1
+    assert linked == 5 * len(items), "A exited, B entered/exited, C entered/exited follow their own iteration"
