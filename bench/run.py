@@ -28,6 +28,7 @@ GROUPS = [
     ("interpreter", "interpreter: advance() in memory, no database"),
     ("ceiling", "ceiling: what SQLite allows (WAL, synchronous=NORMAL, BEGIN IMMEDIATE)"),
     ("durable", "durable engine on SQLite (file database in a temp folder)"),
+    ("loop", "statemill run (a subprocess) on SQLite: transitions per second of the execution"),
     ("validate", "validation of a large definition"),
     ("parallel", "I/O-bound handlers in a Parallel / Map"),
     ("render", "drawing a large definition"),

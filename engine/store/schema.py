@@ -130,6 +130,9 @@ frames = Table(
     Index("ix_frames_task_deadline", "task_deadline", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_parent", "parent_id", "idx"),
+    # Children waiting for a free slot (Map MaxConcurrency): finding the next one must not scan every sibling.
+    Index("ix_frames_pending", "parent_id", "idx", postgresql_where=text("status = 'PENDING'"),
+          sqlite_where=text("status = 'PENDING'")),
     Index("ix_frames_execution", "execution_id"),
 )
 
