@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from . import errors as E
 from .diagnostics import Diagnostic, did_you_mean
-from .errors import StatemillError
+from .errors import DefinitionError, StatemillError
 from .handlers import TaskFailure
 from .jsonvalue import stored_form
 from .source import SourceError, SourceMap, decode, guess_kind, join_pointer, parse_text
@@ -43,13 +43,9 @@ class InvalidMocks(StatemillError):
     """Mocks that name a state the state machine does not have, or one that is not a Task."""
 
 
-class MockConfigError(StatemillError):
-    """A mock configuration file that cannot be used; ``diagnostics`` locates every problem (file:line:col)."""
-
-    def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = diagnostics
-        more = f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""
-        super().__init__(diagnostics[0].format() + more)
+class MockConfigError(DefinitionError):
+    """A mock configuration file that cannot be used; ``diagnostics`` locates every problem (file:line:col), shown
+    as the loader shows a definition's."""
 
 
 # ----------------------------------------------------------------------------------------------- one response
