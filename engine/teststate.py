@@ -184,8 +184,10 @@ def _check_config(config: Any, state: m.State, mock: dict | None) -> None:
 
 
 def _inner_states(state: m.State) -> set[str]:
+    """The names of every state inside a Parallel's branches or a Map's processor, nested ones included."""
     scopes = list(getattr(state, "branches", ())) + ([state.processor] if isinstance(state, m.MapState) else [])
-    return {name for scope in scopes for name in scope.index}
+    return {name for scope in scopes for name, inner in scope.states.items()
+            for name in (name, *_inner_states(inner))}
 
 
 def _kind(state: m.State) -> str:
@@ -210,18 +212,24 @@ class _Probe:
         self.inspection: dict[str, Any] = {"input": _text(raw)}
         self.details: dict[str, int] = {}
 
-    def advance(self, frame: Frame, trigger: Trigger):
+    def step(self, frame: Frame) -> _Step:
         env = Env(now=self.now, next_event_id=1, execution=self.info, task_token="test-state-token")
         step = _Step(self.machine, frame, env)
         if self.context is not None:
             base = step.context
             step.context = lambda *a, **k: _merged(base(*a, **k), self.context)  # type: ignore[method-assign]
+        return step
+
+    def advance(self, frame: Frame, trigger: Trigger):
+        step = self.step(frame)
         return step, step.run(trigger)
 
     def run(self, mock: dict | None, config: Mapping[str, Any], handlers: HandlerRegistry, level: str) -> dict:
         state = self.state
         data = {"variables": dict(self.variables)} if self.variables else {}
-        step, t = self.advance(Frame(state.name, "enter", self.raw, data), STEP)
+        entering = Frame(state.name, "enter", self.raw, data)
+        step, t = self.advance(entering, STEP)
+        step = self.step(entering)  # inspection evaluates with the variables as they were on entry
         self.note_input(step, t)
         error: tuple[str | None, str | None] | None = None
         if t.frame is not None and t.frame.phase in ("task", "join"):
