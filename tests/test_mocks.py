@@ -6,16 +6,20 @@ testing in Step Functions Local"), unchanged.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from statemill.engine import TaskFailure
-from statemill.engine.mocks import InvalidMocks, MockConfig, MockConfigError, TestCase, answer, stored_test_case
+from statemill.engine.mocks import (InvalidMocks, MockConfig, MockConfigError, TestCase, answer,
+                                    stored_test_case)
 from statemill.engine.store.schema import executions
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clitools import statemill  # noqa: E402
 
 AWS_MACHINE = {
     "Comment": "This state machine is called: LambdaSQSIntegration",
@@ -276,9 +280,6 @@ def test_store_keeps_the_test_case_name(engine):
 
 
 # ------------------------------------------------------------------------------------------------ the CLI
-def statemill(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "statemill.cli.main", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
 
 
 def test_cli_runs_a_test_case_of_aws_example(aws_files, tmp_path):

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from statemill.engine import HandlerRegistry, TaskFailure
 from statemill.engine.teststate import InvalidDefinition, ValidationException, test_state as run_test_state
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clitools import statemill  # noqa: E402
 
 
 def ask(definition: dict, input: object = None, **request) -> dict:
@@ -181,9 +184,9 @@ def test_cli_test_state_prints_the_response(tmp_path):
     machine.write_text(json.dumps({"StartAt": "Call", "States": {"Call": FLAKY, "Done": {"Type": "Succeed"},
                                                                  "Never": {"Type": "Succeed"},
                                                                  "Handle": {"Type": "Succeed"}}}))
-    done = subprocess.run([sys.executable, "-m", "statemill.cli.main", "test-state", str(machine), "--state", "Call",
-                           "--input", '{"id": 0}', "--mock", '{"errorOutput": {"error": "Flaky", "cause": ""}}',
-                           "--inspection-level", "DEBUG", "--json"], capture_output=True, text=True, timeout=120)
+    done = statemill("test-state", str(machine), "--state", "Call", "--input", '{"id": 0}', "--mock",
+                     '{"errorOutput": {"error": "Flaky", "cause": ""}}', "--inspection-level", "DEBUG", "--json",
+                     cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # RETRIABLE
     response = json.loads(done.stdout)
     assert response["status"] == "RETRIABLE"

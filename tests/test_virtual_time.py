@@ -3,16 +3,19 @@ and every time the execution sees ($$, Timestamp Waits, history timestamps) foll
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from statemill.engine import Engine, FakeClock, TaskFailure
 from statemill.engine.clock import iso
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clitools import statemill  # noqa: E402
 
 DAY = 86_400
 START = 1_767_225_600.0  # FakeClock's start: 2026-01-01T00:00:00Z
@@ -140,8 +143,7 @@ def test_cli_run_with_virtual_time_finishes_a_two_day_wait(tmp_path):
     machine.write_text(json.dumps({"StartAt": "Sleep", "States": {"Sleep": {"Type": "Wait", "Seconds": 2 * DAY,
                                                                            "End": True}}}))
     db = tmp_path / "x.db"
-    done = subprocess.run([sys.executable, "-m", "statemill.cli.main", "run", str(machine), "--db", str(db),
-                           "--virtual-time", "--json"], capture_output=True, text=True, timeout=120)
+    done = statemill("run", str(machine), "--db", str(db), "--virtual-time", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     described = json.loads(done.stdout)
     assert seconds(described["stopDate"]) - seconds(described["startDate"]) == 2 * DAY
