@@ -25,8 +25,8 @@ from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
-from .store.schema import (execution_mocks, executions, frames, history_events, state_machines, task_tokens,
-                           workers)
+from .store.schema import (execution_mocks, executions, frames, history_events, mocked_states, state_machines,
+                           task_tokens, workers)
 
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
@@ -353,7 +353,7 @@ class Client:
                                                                 executions.c.stopped_at < cutoff)).scalars().all()
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for table in (history_events, task_tokens, frames, execution_mocks):
+                for table in (history_events, task_tokens, frames, execution_mocks, mocked_states):
                     conn.execute(table.delete().where(table.c.execution_id.in_(chunk)))
                 conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
         return len(ids)

@@ -23,7 +23,7 @@ from .errors import DefinitionError, StatemillError
 from .handlers import TaskFailure
 from .jsonvalue import stored_form
 from .source import SourceError, SourceMap, decode, guess_kind, join_pointer, parse_text
-from .store.schema import execution_mocks
+from .store.schema import execution_mocks, mocked_states
 
 _RANGE = re.compile(r"^(0|[1-9][0-9]*)(?:-(0|[1-9][0-9]*))?$")
 _TOP = ("StateMachines", "MockedResponses")
@@ -56,12 +56,6 @@ class MockedResponse:
 
     name: str
     ranges: tuple[tuple[int, int | None, dict], ...]
-
-    def answer(self, invocation: int) -> dict | None:
-        for first, last, answer in self.ranges:
-            if first <= invocation and (last is None or invocation <= last):
-                return answer
-        return None
 
     def stored(self) -> list:
         return [[first, last, answer] for first, last, answer in self.ranges]
@@ -274,6 +268,9 @@ def store(conn: sa.Connection, execution_id: int, case: TestCase) -> None:
     """Keep ``case`` with a new execution (in the transaction that creates it)."""
     conn.execute(execution_mocks.insert().values(execution_id=execution_id, test_case=case.name,
                                                  responses=case.stored(), calls={}))
+    if case.states:
+        conn.execute(mocked_states.insert(), [{"execution_id": execution_id, "state": state}
+                                              for state in case.states])
 
 
 def stored_test_case(conn: sa.Connection, execution_id: int) -> tuple[str | None, dict] | None:
@@ -282,10 +279,10 @@ def stored_test_case(conn: sa.Connection, execution_id: int) -> tuple[str | None
     return None if row is None else (row.test_case, row.responses)
 
 
-def mocked_states(conn: sa.Connection, execution_id: int) -> frozenset[str]:
+def states_mocked(conn: sa.Connection, execution_id: int) -> frozenset[str]:
     """The states of the execution answered by mocks (empty: none)."""
-    found = stored_test_case(conn, execution_id)
-    return frozenset(found[1]) if found else frozenset()
+    return frozenset(conn.execute(sa.select(mocked_states.c.state)
+                                  .where(mocked_states.c.execution_id == execution_id)).scalars())
 
 
 def answer(db: sa.Engine, execution_id: int, state: str, attempt_key: str) -> tuple[int, dict | None]:
@@ -324,7 +321,7 @@ def mocked_trigger(client, cache: dict, execution_id: int, state: str, attempt_k
     states = cache.get(execution_id)
     if states is None:
         with client.reader.connect() as conn:
-            states = mocked_states(conn, execution_id)
+            states = states_mocked(conn, execution_id)
         if len(cache) >= 10_000:
             cache.pop(next(iter(cache)))
         cache[execution_id] = states
@@ -345,3 +342,21 @@ def mocked_trigger(client, cache: dict, execution_id: int, state: str, attempt_k
     if throw is not None:
         return Trigger("error", error=throw.get("Error"), cause=throw.get("Cause"))
     return Trigger("result", response["Return"])
+
+
+def start(client, state_machine_arn: str, config: "MockConfig | None" = None, input: Any = None, *,
+          name: str | None = None, input_text: str | None = None) -> dict:
+    """StartExecution as Step Functions Local takes it: ``stateMachineArn#TestCaseName`` runs the execution with
+    that test case of ``config`` (the server's ``--mock-config``); a plain ARN starts it as usual. For the API
+    server's StartExecution; InvalidMocks when a test case is asked for and there is no mock configuration."""
+    arn, _, case = state_machine_arn.partition("#")
+    machine_name = arn.rsplit(":", 1)[-1]
+    mocks = None
+    if case:
+        if config is None:
+            raise InvalidMocks(f"{state_machine_arn!r} names the test case {case!r}, but no mock configuration "
+                               "was given (statemill serve --mock-config FILE)")
+        with client.reader.connect() as conn:
+            machine_id = client._latest(conn, machine_name)
+        mocks = config.test_case(machine_name, case, client.machine(machine_id))
+    return client.start(machine_name, input, name=name, input_text=input_text, mocks=mocks)

@@ -298,3 +298,34 @@ def test_cli_refuses_an_unknown_test_case_before_starting_anything(aws_files, tm
     assert f"{mocks}:4:7: error[MK202] state machine 'LambdaSQSIntegration' has no test case 'Nope'" in done.stderr
     listed = statemill("list", "--db", str(tmp_path / "x.db"), "--json", cwd=tmp_path)
     assert json.loads(listed.stdout) == {"executions": []}
+
+
+def test_start_on_an_arn_with_a_test_case_suffix_runs_that_test_case(engine):
+    """What the API server's StartExecution does with `stateMachineArn#TestCaseName` (Step Functions Local)."""
+    from statemill.engine import mocks
+    engine.register(AWS_MACHINE, "LambdaSQSIntegration")
+    arn = engine.machine_arn("LambdaSQSIntegration")
+    config = MockConfig.from_dict(AWS_MOCKS)
+    started = mocks.start(engine, f"{arn}#RetryPath", config, input_text='{"n": 0}', name="mocked")
+    assert engine.wait(started["executionArn"])["output"] == SQS_OK
+    with pytest.raises(InvalidMocks, match="no mock configuration"):
+        mocks.start(engine, f"{arn}#RetryPath", None, {})
+    plain = mocks.start(engine, arn, config, {}, name="plain")
+    with engine.db.connect() as conn:
+        assert stored_test_case(conn, engine.execution_id(plain["executionArn"])) is None
+
+
+def test_a_worker_without_the_handler_still_runs_mocked_tasks(engine):
+    """Any worker answers a mocked task, whether or not it has the task's handler; unmocked tasks still wait for
+    a worker that has theirs."""
+    engine.register(AWS_MACHINE, "LambdaSQSIntegration")
+    started = engine.start("LambdaSQSIntegration", {}, mocks=TestCase.of({"LambdaState": {"Payload": 0}}))
+    arn = started["executionArn"]
+    worker = engine.worker()  # serves only the handlers it has: none for sqs:sendMessage
+    try:
+        worker.run(until=lambda: any(e["type"] == "TaskStateEntered" and
+                                     e["stateEnteredEventDetails"]["name"] == "SQSState" for e in engine.history(arn)))
+    finally:
+        worker.close()
+    assert engine.status(arn) == "RUNNING"
+    assert [w["stateName"] for w in engine.waiting_for_workers(arn)] == ["SQSState"]

@@ -10,7 +10,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import execution_mocks, frames, metadata, schema_version, workers
+from .schema import execution_mocks, frames, metadata, mocked_states, schema_version, workers
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -44,8 +44,10 @@ def _v3_count_commit_failures(conn: sa.Connection) -> None:
 
 
 def _v7_execution_mocks(conn: sa.Connection) -> None:
-    """execution_mocks: the mocked task answers of executions started with a test case (engine/mocks.py)."""
+    """execution_mocks and mocked_states: the mocked task answers of executions started with a test case, and the
+    states they answer (engine/mocks.py)."""
     execution_mocks.create(conn, checkfirst=True)
+    mocked_states.create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,

@@ -157,3 +157,10 @@ execution_mocks = Table(
     Column("responses", Json, nullable=False),  # {state: [[first, last or null, {"Return": v} | {"Throw": {...}}]]}
     Column("calls", Json, nullable=False),  # {attempt key: [state, invocation]}
 )
+
+mocked_states = Table(
+    "mocked_states", metadata,
+    # The states of an execution that mocks answer: any worker claims their tasks, handler or not (runtime.Serving).
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("state", String(80), primary_key=True),
+)
