@@ -206,8 +206,9 @@ class _Probe:
                  context: dict | None, region: str, account: str, now: float):
         self.machine, self.state, self.raw = machine, state, raw
         machine_arn = f"arn:aws:states:{region}:{account}:stateMachine:TestStateMachine"
-        self.info = ExecutionInfo(f"arn:aws:states:{region}:{account}:execution:TestStateMachine:test-state", "test-state",
-                                  raw, now, machine_arn, "TestStateMachine", f"arn:aws:iam::{account}:role/statemill-sfn-role")
+        self.info = ExecutionInfo(f"arn:aws:states:{region}:{account}:execution:TestStateMachine:test-state",
+                                  "test-state", raw, now, machine_arn, "TestStateMachine",
+                                  f"arn:aws:iam::{account}:role/statemill-sfn-role")
         self.variables, self.context, self.now = variables, context, now
         self.inspection: dict[str, Any] = {"input": _text(raw)}
         self.details: dict[str, int] = {}

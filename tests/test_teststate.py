@@ -122,8 +122,8 @@ def test_a_state_of_a_whole_machine_with_variables():
 
 
 def test_jsonata_state_reports_its_arguments():
-    state = {"Type": "Task", "QueryLanguage": "JSONata", "Resource": "r", "Arguments": {"twice": "{% $states.input.n * 2 %}"},
-             "Output": "{% $states.result.value %}", "End": True}
+    state = {"Type": "Task", "QueryLanguage": "JSONata", "Resource": "r",
+             "Arguments": {"twice": "{% $states.input.n * 2 %}"}, "Output": "{% $states.result.value %}", "End": True}
     response = ask(state, {"n": 4}, inspectionLevel="TRACE", mock={"result": '{"value": 0}'})
     assert response["output"] == "0"
     assert json.loads(response["inspectionData"]["afterArguments"]) == {"twice": 8}
@@ -145,8 +145,8 @@ def test_map_and_parallel_take_a_mocked_result_or_error():
 
 
 def test_context_fields_override_the_context_object():
-    state = {"Type": "Task", "Resource": "r", "Parameters": {"exec.$": "$$.Execution.Name", "rc.$": "$$.State.RetryCount"},
-             "End": True}
+    state = {"Type": "Task", "Resource": "r", "End": True,
+             "Parameters": {"exec.$": "$$.Execution.Name", "rc.$": "$$.State.RetryCount"}}
     response = ask(state, {}, inspectionLevel="DEBUG", mock={"result": "0"},
                    context=json.dumps({"Execution": {"Name": "nightly"}}))
     assert json.loads(response["inspectionData"]["afterParameters"]) == {"exec": "nightly", "rc": 0}

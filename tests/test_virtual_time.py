@@ -57,8 +57,8 @@ def test_a_two_day_wait_and_hour_long_backoff_pass_on_the_virtual_clock(engine):
 def test_context_times_follow_the_virtual_clock(engine):
     machine = {"StartAt": "Nap", "States": {
         "Nap": {"Type": "Wait", "Seconds": 3600, "Next": "Look"},
-        "Look": {"Type": "Pass", "Parameters": {"entered.$": "$$.State.EnteredTime", "start.$": "$$.Execution.StartTime"},
-                 "End": True}}}
+        "Look": {"Type": "Pass", "End": True,
+                 "Parameters": {"entered.$": "$$.State.EnteredTime", "start.$": "$$.Execution.StartTime"}}}}
     result = engine.run(machine, {}, machine_name="m")
     assert result["output"] == {"entered": iso(START + 3600), "start": iso(START)}
 
