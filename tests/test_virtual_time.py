@@ -147,3 +147,15 @@ def test_cli_run_with_virtual_time_finishes_a_two_day_wait(tmp_path):
     assert done.returncode == 0, done.stderr
     described = json.loads(done.stdout)
     assert seconds(described["stopDate"]) - seconds(described["startDate"]) == 2 * DAY
+
+
+def test_waits_in_parallel_branches_and_map_iterations_overlap_on_the_virtual_clock(engine):
+    machine = {"StartAt": "Both", "States": {
+        "Both": {"Type": "Parallel", "Next": "Each", "Branches": [
+            {"StartAt": "Day", "States": {"Day": {"Type": "Wait", "Seconds": DAY, "End": True}}},
+            {"StartAt": "TwoDays", "States": {"TwoDays": {"Type": "Wait", "Seconds": 2 * DAY, "End": True}}}]},
+        "Each": {"Type": "Map", "ItemsPath": "$[0].waits", "End": True, "ItemProcessor": {
+            "StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "SecondsPath": "$", "End": True}}}}}}
+    result = engine.run(machine, {"waits": [3600, 0, 7200]}, machine_name="m")
+    assert result["status"] == "SUCCEEDED" and result["output"] == [3600, 0, 7200]
+    assert span(engine.history(result["executionArn"])) == 2 * DAY + 7200
