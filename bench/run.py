@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))
 from _common import Context, table  # noqa: E402
 
 MODULES = ["bench_interpreter", "bench_durable", "bench_validate", "bench_parallel", "render_bench",
-           "bench_scaling", "callbacks_bench"]
+           "bench_scaling", "callbacks_bench", "bench_testing"]
 OPTIONAL: list[str] = []
 GROUPS = [
     ("interpreter", "interpreter: advance() in memory, no database"),
@@ -34,6 +34,7 @@ GROUPS = [
     ("render", "drawing a large definition"),
     ("scaling", "worker processes on SQLite and PostgreSQL"),
     ("callbacks", "task-token callbacks"),
+    ("testing", "testing workflows: virtual time, mocks"),
 ]
 
 

@@ -21,6 +21,7 @@ from statemill.engine.client import parse_input
 from statemill.engine.runtime import TERMINAL
 from statemill.engine.store.db import describe_error
 
+from . import testing
 from .config import open_client, open_engine_with_handlers
 from .errors import FAILED, USAGE, fail
 from .text import markup, safe
@@ -128,14 +129,18 @@ def database_failed(exc: sa.exc.DBAPIError) -> None:
 @handlers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
-def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurrency):
+@testing.run_options
+def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurrency, mock_config, test_case,
+        virtual_time, coverage_file):
     """Register FILE, start an execution and drive it to its end in this process; print the result.
 
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
     an invalid definition.
     """
     arn, engine = _start(file, input_, name, machine_name, db,
-                         lambda: open_engine_with_handlers(db, handlers))
+                         lambda: open_engine_with_handlers(db, handlers, **testing.engine_options(virtual_time)),
+                         mocks=lambda client, machine: testing.load_test_case(
+                             mock_config, test_case, machine["name"], client.machine(machine["id"])))
     previous = signal.getsignal(signal.SIGTERM)
     worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -152,6 +157,7 @@ def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurre
     finally:
         worker.close()
         signal.signal(signal.SIGTERM, previous)
+    testing.record_coverage(coverage_file, engine, arn)
     description = engine.describe(arn)
     print_execution(description, as_json)
     exit_for(description["status"])
@@ -166,8 +172,9 @@ def start(file, input_, name, machine_name, db, as_json):
     click.echo(json.dumps(started) if as_json else arn)
 
 
-def _start(file, input_, name, machine_name, db, connect):
-    """Check the input and the definition before touching the database, then register and start."""
+def _start(file, input_, name, machine_name, db, connect, mocks=None):
+    """Check the input and the definition before touching the database, then register and start (with the mocks
+    ``mocks(client, machine)`` gives, checked before anything starts)."""
     value = parse_input(read_input(input_, InvalidExecutionInput))
     try:
         loader.load(file)  # a DefinitionError lists every problem, located (a file that is not UTF-8 included)
@@ -175,7 +182,7 @@ def _start(file, input_, name, machine_name, db, connect):
         fail("UsageError", f"cannot read {file}: {exc.strerror or exc}", USAGE)
     client = connect()
     machine = client.register(file, machine_name)
-    started = client.start(machine["name"], value, name=name)
+    started = client.start(machine["name"], value, name=name, mocks=mocks and mocks(client, machine))
     return started["executionArn"], client
 
 

@@ -21,7 +21,7 @@ from . import history as h
 from .handlers import handler_key
 from .interpreter import STEP, Env, ExecutionInfo, Frame, Transition, Trigger, advance
 from .store import hot
-from .store.schema import executions, frames, task_tokens
+from .store.schema import executions, frames, mocked_states, task_tokens
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 MAX_COMMIT_FAILURES = 3  # failed commits of one frame version before the frame fails with States.Runtime
@@ -85,10 +85,12 @@ class Serving:
         return key is None or self.keys is None or key in self.keys
 
     def served(self) -> sa.ColumnElement[bool]:
-        """SQL: the frame needs no handler, or one this claimer has."""
+        """SQL: the frame needs no handler, or one this claimer has, or its state is answered by a mock."""
         if self.keys is None:
             return sa.true()
-        return sa.or_(frames.c.handler_key.is_(None), frames.c.handler_key.in_(sorted(self.keys)))
+        mocked = sa.exists().where(mocked_states.c.execution_id == frames.c.execution_id,
+                                   mocked_states.c.state == frames.c.state)
+        return sa.or_(frames.c.handler_key.is_(None), frames.c.handler_key.in_(sorted(self.keys)), mocked)
 
     def within(self) -> list[sa.ColumnElement[bool]]:
         """SQL: the frames of the executions this claimer looks after."""

@@ -28,6 +28,7 @@ from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
 from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
+from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, fault,
                       new_token, trigger_for)
 from .store.db import lasting
@@ -66,6 +67,7 @@ class Worker:
         self._last_expiry_check = float("-inf")
         self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
+        self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
 
     @property
     def clock(self):
@@ -207,10 +209,13 @@ class Worker:
             deadline = conn.execute(sa.select(sa.func.min(executions.c.deadline_at))
                                     .where(*self._executions(), executions.c.status == "RUNNING")).scalar()
         nxt = min((t for t in (due, deadline) if t is not None), default=None)
+        if isinstance(self.clock, FakeClock) and nxt is None:
+            self._wake.wait(self.poll)  # virtual time: nothing comes due by itself (a token to answer); no jump
+            return
         delay = self.poll if nxt is None else max(0.0, nxt - now)
         if not isinstance(self.clock, FakeClock):
             delay = min(delay, self.poll)
-        self.clock.sleep(delay, self._wake)
+        self.clock.sleep(delay, self._wake)  # virtual time: nothing can run, so jump to the next due moment
 
     def _expire_executions(self, now: float) -> None:
         with self.client.reader.connect() as conn:
@@ -317,6 +322,10 @@ class Worker:
                               # The attempt's TaskScheduled event id: unique in the execution and the same on every
                               # redelivery (frame ids are not: SQLite reuses the ids of deleted child frames).
                               idempotency_key=f"{info.arn}#{item.last_event_id}")
+        mocked = mocked_trigger(self.client, self._mocked, item.execution_id, item.state, context.idempotency_key,
+                                data.get("token"))
+        if mocked is not None:
+            return mocked
         try:
             call = self.registry.resolve(resource, data.get("task_input"), self.client.region, self.client.account)
         except E.StatesError as exc:

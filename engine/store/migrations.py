@@ -10,7 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import frames, machines, metadata, schema_version, state_machines, tags, workers
+from .schema import (execution_mocks, frames, machines, metadata, mocked_states, schema_version, state_machines, tags,
+                     workers)
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -68,9 +69,16 @@ def _v5_index_pending_children(conn: sa.Connection) -> None:
     next(i for i in frames.indexes if i.name == "ix_frames_pending").create(conn, checkfirst=True)
 
 
+def _v6_execution_mocks(conn: sa.Connection) -> None:
+    """execution_mocks and mocked_states: the mocked task answers of executions started with a test case, and the
+    states they answer (engine/mocks.py)."""
+    execution_mocks.create(conn, checkfirst=True)
+    mocked_states.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
-                                                     _v5_index_pending_children]
+                                                     _v5_index_pending_children, _v6_execution_mocks]
 LATEST = len(MIGRATIONS)
 
 

@@ -176,3 +176,20 @@ workers = Table(
     Column("handler_keys", Json, nullable=True),  # the handler keys it serves (a list)
     Column("execution_id", Integer, nullable=True),  # set for a `run`: it drives this execution only
 )
+
+execution_mocks = Table(
+    "execution_mocks", metadata,
+    # The mocked task answers an execution started with (a Step Functions Local test case, or the pytest plugin's
+    # mocks), stored with it so any worker applies them; ``calls`` remembers which invocation each task attempt was.
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("test_case", Text, nullable=True),
+    Column("responses", Json, nullable=False),  # {state: [[first, last or null, {"Return": v} | {"Throw": {...}}]]}
+    Column("calls", Json, nullable=False),  # {attempt key: [state, invocation]}
+)
+
+mocked_states = Table(
+    "mocked_states", metadata,
+    # The states of an execution that mocks answer: any worker claims their tasks, handler or not (runtime.Serving).
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("state", String(80), primary_key=True),
+)
