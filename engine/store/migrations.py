@@ -10,7 +10,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import frames, metadata, schema_version, workers
+from .schema import executions, frames, metadata, schema_version, workers
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -43,8 +43,17 @@ def _v3_count_commit_failures(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
 
 
+def _v8_index_executions_for_the_console(conn: sa.Connection) -> None:
+    """The web console pages executions newest first by id, filtered by machine or status: one index each, so a
+    page is a range scan whatever the table holds. Created fresh by version 1 already (checkfirst)."""
+    for index in executions.indexes:
+        if index.name in ("ix_executions_machine_page", "ix_executions_status_page"):
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
-                                                     _v3_count_commit_failures]
+                                                     _v3_count_commit_failures,
+                                                     _v8_index_executions_for_the_console]
 LATEST = len(MIGRATIONS)
 
 

@@ -71,6 +71,9 @@ executions = Table(
     Column("event_count", Integer, nullable=False, default=0),  # last history event id handed out
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
+    # The console's keyset pages (newest first by id) filtered by machine or by status (migration 8).
+    Index("ix_executions_machine_page", "machine_name", "id"),
+    Index("ix_executions_status_page", "status", "id"),
 )
 
 frames = Table(

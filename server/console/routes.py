@@ -126,11 +126,12 @@ def _endpoint(settings: Settings, work: Callable[[Call], Response], *, action: b
                 else:
                     raise security.Forbidden("log in first: the console needs the server's access key")
             else:
-                if call.form is not None:
-                    security.check_csrf(request, call.form)
                 if action and not settings.actions:
                     raise security.Forbidden("the console is read-only: start the server with --console-actions "
-                                             "to stop executions and answer tasks from here")
+                                             "(statemill console: --actions) to start and stop executions and "
+                                             "answer tasks from here")
+                if call.form is not None:
+                    security.check_csrf(request, call.form)
                 answer = await run_in_threadpool(work, call)
         except security.Forbidden as exc:
             answer = call.render("message.html", 403, title="Forbidden", message=str(exc))
