@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import click
 
@@ -41,8 +42,12 @@ def console(host, port, db, actions, access_key_id, secret_access_key, allow_una
 
     server = Server(open_client(db), credentials=credentials, console_actions=actions)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    uvicorn.run(Starlette(routes=mount(server, actions=actions)), host=host, port=port,
-                log_level="warning" if quiet else "info", access_log=not quiet, lifespan="off")
+    config = uvicorn.Config(Starlette(routes=mount(server, actions=actions)), host=host, port=port,
+                            log_level="warning" if quiet else "info", access_log=not quiet, lifespan="off")
+    # uvicorn finishes open requests on SIGTERM/SIGINT, then raises the signal again: ignored, the exit is 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.Server(config).run()
 
 
 COMMANDS = [console]

@@ -15,6 +15,7 @@ from statemill.engine.store.schema import executions, state_machines, task_token
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 PAGE = 50
+MAX_PAGE = 500
 _LIST_COLUMNS = (executions.c.id, executions.c.name, executions.c.machine_name, executions.c.arn,
                  executions.c.status, executions.c.started_at, executions.c.stopped_at)
 

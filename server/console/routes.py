@@ -146,8 +146,9 @@ def executions_filters(call: Call) -> q.Filters:
     return q.Filters(call.arg("machine")[:80], status if status in q.STATUSES else "", call.arg("q")[:80])
 
 
-def _page_links(filters: q.Filters, page: q.Page) -> dict[str, str | None]:
-    base = {k: v for k, v in (("machine", filters.machine), ("status", filters.status), ("q", filters.search)) if v}
+def _page_links(filters: q.Filters, page: q.Page, limit: int) -> dict[str, str | None]:
+    base = {k: v for k, v in (("machine", filters.machine), ("status", filters.status), ("q", filters.search),
+                              ("limit", limit if limit != q.PAGE else "")) if v}
     return {"newer": f"?{urlencode({**base, 'after': page.newer})}" if page.newer is not None else None,
             "older": f"?{urlencode({**base, 'before': page.older})}" if page.older is not None else None,
             "query": urlencode(base)}
@@ -155,10 +156,12 @@ def _page_links(filters: q.Filters, page: q.Page) -> dict[str, str | None]:
 
 def executions_page(call: Call, rows_only: bool = False) -> Response:
     filters = executions_filters(call)
+    limit = min(max(call.int_arg("limit") or q.PAGE, 1), q.MAX_PAGE)
     with call.client.reader.connect() as conn:
-        page = q.executions_page(conn, filters, before=call.int_arg("before"), after=call.int_arg("after"))
+        page = q.executions_page(conn, filters, before=call.int_arg("before"), after=call.int_arg("after"),
+                                 limit=limit)
         names = [] if rows_only else q.machine_names(conn)
-    links = _page_links(filters, page)
+    links = _page_links(filters, page, limit)
     poll = f"{PREFIX}/executions/rows?{call.request.url.query}"
     context = dict(page=page, links=links, filters=filters, poll=poll, now=time.time())
     if rows_only:
