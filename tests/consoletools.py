@@ -3,6 +3,8 @@ session that reads the CSRF token off a page the way a browser form carries it."
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import sqlalchemy as sa
 
 from statemill.engine import Client
 from statemill.engine.store.schema import executions
+
+from servertools import ServerProcess, free_port
 
 HOSTILE = "<script>alert(1)</script>"
 # Pass -> a task (named like a script tag) waiting for a token -> Succeed; a rejection is caught into a Fail.
@@ -84,3 +88,17 @@ class Session:
 
 def flashes(html: str) -> list[str]:
     return re.findall(r'<p class="flash [^"]*"[^>]*>([^<]*)</p>', html)
+
+
+class ConsoleProcess(ServerProcess):
+    """``statemill console`` (read-only, no workers) on a free port, instead of ``serve``."""
+
+    def __init__(self, folder: Path, db: str, *args: str):
+        self.folder, self.db, self.port = Path(folder), db, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.folder / "console.log"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "statemill.cli.main", "console", "--port", str(self.port), "--db", db, "-q",
+                 *args], cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_until_up()

@@ -267,7 +267,7 @@ def test_the_console_indexes_make_a_filtered_page_an_index_range_scan(seeded):
     with seeded.reader.connect() as conn:
         if conn.dialect.name != "sqlite":
             pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
-        for filters in (q.Filters(machine="a"), q.Filters(status="RUNNING")):
+        for filters in (q.Filters(machine="a", status="RUNNING"), q.Filters(status="RUNNING")):
             query = filters.where(sa.select(executions.c.id)).order_by(executions.c.id.desc()).limit(51)
             plan = " ".join(str(r[-1]) for r in conn.execute(sa.text("EXPLAIN QUERY PLAN " + str(
                 query.compile(conn, compile_kwargs={"literal_binds": True})))))
@@ -278,7 +278,7 @@ def test_the_console_migration_adds_its_indexes_to_an_older_database(db_url):
     from statemill.engine.store import migrations
     from statemill.engine.store.schema import schema_version
     client = Client(db_url)
-    names = {"ix_executions_machine_page", "ix_executions_status_page"}
+    names = {"ix_executions_machine_status", "ix_executions_status_page"}
     with client.db.begin() as conn:
         for index in executions.indexes:
             if index.name in names:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from consoletools import APPROVAL, HOSTILE, seed, wait_for, write_handlers
-from servertools import ServerProcess, free_port
+from consoletools import APPROVAL, HOSTILE, ConsoleProcess, seed, wait_for, write_handlers
+from servertools import ServerProcess
 from statemill.engine import Client
 
 CHROMIUM = os.environ.get("STATEMILL_CHROMIUM", "/usr/bin/chromium")
@@ -172,8 +170,8 @@ def test_page_through_1000_executions_and_back(tmp_path, chromium):
             older = page.locator("#rows a[rel=next]")
             if older.count() == 0:
                 break
-            older.click()
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                older.click()
         assert seen == [f"e{i:04d}" for i in reversed(range(1000))]
         back: list[str] = []
         while True:
@@ -181,24 +179,9 @@ def test_page_through_1000_executions_and_back(tmp_path, chromium):
             newer = page.locator("#rows a[rel=prev]")
             if newer.count() == 0:
                 break
-            newer.click()
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                newer.click()
         assert back == seen
     finally:
         context.close()
         assert console.stop() == 0
-
-
-class ConsoleProcess(ServerProcess):
-    """``statemill console`` (read-only, no workers) instead of ``serve``."""
-
-    def __init__(self, folder, db: str, *args: str):
-        self.folder, self.db, self.port = folder, db, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = folder / "console.log"
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "statemill.cli.main", "console", "--port", str(self.port), "--db", db, "-q",
-                 *args], cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_until_up()
-
