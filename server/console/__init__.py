@@ -31,12 +31,12 @@ def console(server, *, actions: bool = False) -> Starlette:
         ("/executions/{id:int}/stop", r.stop_confirm), ("/machines", r.machines_page),
         ("/machines/{name}", r.machine_page), ("/tasks", r.tasks_page),
     ]
-    routes = [Route(path, r._endpoint(settings, work), methods=["GET"]) for path, work in table]
-    routes += [Route(path, r._endpoint(settings, work, action=True), methods=["POST"]) for path, work in [
+    routes = [Route(path, r.endpoint(settings, work), methods=["GET"]) for path, work in table]
+    routes += [Route(path, r.endpoint(settings, work, action=True), methods=["POST"]) for path, work in [
         ("/executions/{id:int}/stop", r.stop), ("/machines/{name}/start", r.start),
         ("/tasks/approve", r.approve), ("/tasks/reject", r.reject)]]
-    routes += [Route("/login", r._endpoint(settings, r.login, public=True), methods=["GET", "POST"]),
-               Route("/logout", r._endpoint(settings, r.logout, public=True), methods=["POST"]),
+    routes += [Route("/login", r.endpoint(settings, r.login, public=True), methods=["GET", "POST"]),
+               Route("/logout", r.endpoint(settings, r.logout, public=True), methods=["POST"]),
                Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [Middleware(SessionMiddleware, secret_key=session_key(server.credentials), session_cookie=COOKIE,
                              path=r.PREFIX, same_site="strict", max_age=12 * 3600)]

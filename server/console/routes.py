@@ -1,7 +1,7 @@
 """The console's pages and form actions, under ``/console``. Pages read the database (queries.py, Client); actions
 (start, stop, approve, reject) go through ``Client`` like the API does, and only when actions are enabled.
 
-Every endpoint goes through ``_endpoint``: the login check, the CSRF check on POST, the database work in a thread
+Every endpoint goes through ``endpoint``: the login check, the CSRF check on POST, the database work in a thread
 (the engine is synchronous), and the security headers on the answer.
 """
 from __future__ import annotations
@@ -111,8 +111,8 @@ class Call:
         return RedirectResponse(target if ok else default, 303)
 
 
-def _endpoint(settings: Settings, work: Callable[[Call], Response], *, action: bool = False, public: bool = False):
-    async def endpoint(request: Request) -> Response:
+def endpoint(settings: Settings, work: Callable[[Call], Response], *, action: bool = False, public: bool = False):
+    async def handle(request: Request) -> Response:
         call = Call(request, None, settings)
         try:
             if request.method == "POST":
@@ -137,7 +137,7 @@ def _endpoint(settings: Settings, work: Callable[[Call], Response], *, action: b
             answer = call.render("message.html", 403, title="Forbidden", message=str(exc))
         answer.headers.update(security.HEADERS)
         return answer
-    return endpoint
+    return handle
 
 
 # ------------------------------------------------------------------------------------------------ executions
