@@ -309,3 +309,27 @@ def test_statemill_console_serves_every_page_on_either_database(db_url, tmp_path
     finally:
         session.close()
         assert console.stop() == 0
+
+
+# ------------------------------------------------------------------------------------------------ the state list
+def test_the_state_list_gives_each_visit_its_input_output_error_and_cause(engine):
+    from statemill.engine import TaskFailure
+    from statemill.server.console.steps import steps
+
+    def refuse(value):
+        raise TaskFailure("Refused", "")
+    engine.handler("refuse")(refuse)
+    definition = {"StartAt": "Both", "States": {
+        "Both": {"Type": "Parallel", "Next": "Ask", "Branches": [
+            {"StartAt": "Zero", "States": {"Zero": {"Type": "Pass", "Result": 0, "End": True}}},
+            {"StartAt": "No", "States": {"No": {"Type": "Pass", "Result": False, "End": True}}}]},
+        "Ask": {"Type": "Task", "Resource": "refuse", "Next": "Done",
+                "Catch": [{"ErrorEquals": ["Refused"], "ResultPath": None, "Next": "Done"}]},
+        "Done": {"Type": "Pass", "Result": "", "End": True}}}
+    arn = engine.run(definition, {"none": None}, machine_name="steps")["executionArn"]
+    found = {step.name: step for step in steps(engine.history(arn))}
+    assert list(found) == ["Both", "Zero", "No", "Ask", "Done"]
+    assert (found["Both"].input, found["Both"].output) == ('{"none":null}', "[0,false]")
+    assert (found["Zero"].output, found["No"].output) == ("0", "false")
+    assert (found["Ask"].error, found["Ask"].cause, found["Ask"].output) == ("Refused", "", '[0,false]')
+    assert (found["Done"].output, found["Done"].status) == ('""', "done")

@@ -2,7 +2,8 @@
 and cause, in the order the states were entered.
 
 An event belongs to the visit its ``previousEventId`` chain leads back to (``…StateEntered`` opens a visit), so the
-visits of one state in many Map iterations at once stay apart. Pure: takes ``Client.history`` events.
+visits of one state in many Map iterations at once stay apart; a Parallel/Map's own events, which AWS chains into
+a child thread, belong to its latest open visit. Pure: takes ``Client.history`` events.
 """
 from __future__ import annotations
 
@@ -46,7 +47,12 @@ def steps(events: Iterable[Mapping[str, Any]]) -> list[Step]:
             found.append(step)
         else:
             step = visit_of.get(event.get("previousEventId", 0))
-            if step is None or (kind.endswith("StateExited") and details.get("name") != step.name):
+            if kind.startswith(("Parallel", "Map")) or (step is not None and kind.endswith("StateExited")
+                                                        and details.get("name") != step.name):
+                # A Parallel/Map's own events may point into a child thread: they belong to its open visit.
+                step = next((s for s in reversed(found) if s.exited is None and s.type in ("Parallel", "Map")
+                             and (not kind.endswith("StateExited") or s.name == details.get("name"))), None)
+            if step is None:
                 continue
             if kind.endswith("StateExited"):
                 step.output, step.exited = details.get("output"), event["timestamp"]
