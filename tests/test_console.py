@@ -253,7 +253,10 @@ def walk(conn, filters: q.Filters, limit: int) -> tuple[list[str], list[str]]:
     (q.Filters(search="4"), ["b4"]),
     (q.Filters(search="%"), []),  # a LIKE wildcard is searched for as itself
     (q.Filters(machine="nobody"), []),
-], ids=["all", "machine", "status", "machine-and-status", "search", "search-wildcard", "unknown-machine"])
+    (q.Filters(machine="a", search="5"), ["a5"]),
+    (q.Filters(machine="a", search="_"), []),
+], ids=["all", "machine", "status", "machine-and-status", "search", "search-wildcard", "unknown-machine",
+        "machine-and-search", "machine-and-search-wildcard"])
 def test_keyset_pages_show_each_execution_once_whichever_way_they_are_walked(seeded, filters, names):
     with seeded.reader.connect() as conn:
         for limit in (1, 2, 3, 50):

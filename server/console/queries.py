@@ -6,6 +6,7 @@ whatever the table holds: ``before``/``after`` are the ids at the page's edges, 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,9 @@ import sqlalchemy as sa
 
 from statemill.engine.store.schema import executions, state_machines, task_tokens
 
-STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# Every status an execution can have (AWS's ExecutionStatus): the machine-only page reads one index range per status.
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+SHOWN = STATUSES[:5]  # the ones statemill sets (it has no redrive yet)
 PAGE = 50
 MAX_PAGE = 500
 _LIST_COLUMNS = (executions.c.id, executions.c.name, executions.c.machine_name, executions.c.arn,
@@ -45,20 +48,52 @@ class Page:
     older: int | None  # pass as ``before`` for the older page; None on the oldest page
 
 
+def _first(conn: sa.Connection, filters: Filters, edge: int | None, ascending: bool, limit: int) -> list[Any]:
+    """The first ``limit`` executions with an id past ``edge`` (above it when ``ascending``, else below), in that
+    order."""
+    if filters.machine and not filters.status:
+        return conn.execute(_by_status(ascending, edge is not None, bool(filters.search)),
+                            {"machine": filters.machine, "edge": edge, "limit": limit,
+                             "search": f"%{_escape(filters.search)}%"}).all()
+    query = filters.where(sa.select(*_LIST_COLUMNS))
+    if edge is not None:
+        query = query.where(executions.c.id > edge if ascending else executions.c.id < edge)
+    order = executions.c.id.asc() if ascending else executions.c.id.desc()
+    return conn.execute(query.order_by(order).limit(limit)).all()
+
+
+def _escape(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+@functools.lru_cache(maxsize=None)
+def _by_status(ascending: bool, edge: bool, search: bool) -> sa.CompoundSelect:
+    """A machine's executions without a status filter: one range scan of the (machine_name, status, id) index per
+    status, merged, so they are never sorted however many there are. Built once per shape (it is costly to build)."""
+    def order(column):
+        return column.asc() if ascending else column.desc()
+    query = sa.select(*_LIST_COLUMNS).where(executions.c.machine_name == sa.bindparam("machine"))
+    if edge:
+        query = query.where(executions.c.id > sa.bindparam("edge") if ascending
+                            else executions.c.id < sa.bindparam("edge"))
+    if search:
+        query = query.where(executions.c.name.like(sa.bindparam("search"), escape="/"))
+    parts = [sa.select(query.where(executions.c.status == status).order_by(order(executions.c.id))
+                       .limit(sa.bindparam("limit")).subquery()) for status in STATUSES]
+    merged = sa.union_all(*parts).subquery()
+    return sa.select(merged).order_by(order(merged.c.id)).limit(sa.bindparam("limit"))
+
+
 def executions_page(conn: sa.Connection, filters: Filters, *, before: int | None = None,
                     after: int | None = None, limit: int = PAGE) -> Page:
     """One page of executions, newest first: the ``limit`` just older than id ``before``, or just newer than id
     ``after``, or the newest. One row past the page tells whether there is a page beyond."""
-    query = filters.where(sa.select(*_LIST_COLUMNS))
     if after is not None:
-        rows = conn.execute(query.where(executions.c.id > after).order_by(executions.c.id.asc())
-                            .limit(limit + 1)).all()
+        rows = _first(conn, filters, after, True, limit + 1)
         more_newer = len(rows) > limit
         rows = rows[:limit][::-1]
         return Page(rows, rows[0].id if more_newer and rows else None, rows[-1].id if rows else None)
-    if before is not None:
-        query = query.where(executions.c.id < before)
-    rows = conn.execute(query.order_by(executions.c.id.desc()).limit(limit + 1)).all()
+    rows = _first(conn, filters, before, False, limit + 1)
     more_older = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, rows[0].id if before is not None and rows else None,

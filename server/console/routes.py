@@ -166,7 +166,7 @@ def executions_page(call: Call, rows_only: bool = False) -> Response:
     context = dict(page=page, links=links, filters=filters, poll=poll, now=time.time())
     if rows_only:
         return call.render("_rows.html", **context)
-    return call.render("executions.html", machines=names, statuses=q.STATUSES, **context)
+    return call.render("executions.html", machines=names, statuses=q.SHOWN, **context)
 
 
 # ------------------------------------------------------------------------------------------------ one execution
@@ -245,7 +245,7 @@ def stop(call: Call) -> Response:
 def machines_page(call: Call) -> Response:
     with call.client.reader.connect() as conn:
         found = q.machines(conn)
-    return call.render("machines.html", machines=found, statuses=q.STATUSES)
+    return call.render("machines.html", machines=found, statuses=q.SHOWN)
 
 
 def machine_page(call: Call, status: int = 200, **extra: Any) -> Response:
@@ -262,7 +262,7 @@ def machine_page(call: Call, status: int = 200, **extra: Any) -> Response:
     extra.setdefault("form_name", "")
     extra.setdefault("error", None)
     return call.render("machine.html", status, name=name, revisions=revisions, shown=shown, counts=counts,
-                       statuses=q.STATUSES, svg=svg, no_svg=no_svg,
+                       statuses=q.SHOWN, svg=svg, no_svg=no_svg,
                        definition=pretty(shown.definition), **extra)
 
 
