@@ -28,6 +28,8 @@ from .steps import pretty, steps
 HERE = Path(__file__).parent
 PREFIX = "/console"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+# An execution page shows the latest visits and events (a big Map has thousands): `statemill history` has them all.
+SHOWN_STEPS, SHOWN_EVENTS = 500, 1000
 MAX_FORM = 1024 * 1024 + 64 * 1024  # a payload of AWS's 256 KiB limit, escaped, fits several times over
 
 templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
@@ -190,9 +192,12 @@ def _live_context(call: Call, execution_id: int) -> dict | None:
     events = call.client.history(row.arn)
     machine = call.client.machine(row.machine_id)
     svg, no_svg = _diagram(machine, from_history(machine, events))
-    for event in events:
+    visits = steps(events)
+    shown = events[-SHOWN_EVENTS:]
+    for event in shown:
         event["json"] = json.dumps({k: v for k, v in event.items() if k != "json"}, indent=2, ensure_ascii=False)
-    return dict(execution=row, events=events, steps=steps(events), svg=svg, no_svg=no_svg, tasks=tasks,
+    return dict(execution=row, events=shown, event_total=len(events), steps=visits[-SHOWN_STEPS:],
+                step_total=len(visits), svg=svg, no_svg=no_svg, tasks=tasks,
                 running=row.status not in TERMINAL, seen=len(events), now=time.time(),
                 input=json.dumps(row.input, indent=2, ensure_ascii=False),
                 output=json.dumps(row.output, indent=2, ensure_ascii=False) if row.status == "SUCCEEDED" else None)
