@@ -40,7 +40,7 @@ def console(host, port, db, actions, access_key_id, secret_access_key, allow_una
     from statemill.server.app import Server
     from statemill.server.console import mount
 
-    server = Server(open_client(db), credentials=credentials, console_actions=actions)
+    server = Server(open_client(db, read_only=not actions), credentials=credentials, console_actions=actions)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     config = uvicorn.Config(Starlette(routes=mount(server, actions=actions)), host=host, port=port,
                             log_level="warning" if quiet else "info", access_log=not quiet, lifespan="off")
