@@ -141,6 +141,14 @@ def test_a_form_without_the_sessions_csrf_token_changes_nothing(server, client, 
     assert len(client.list(limit=10_000)) == before
 
 
+def test_a_form_over_the_size_limit_is_refused_unread(server, client, browser):
+    from statemill.server.console.routes import MAX_FORM
+    arn, _, token = waiting(client)
+    browser.get("/console/tasks")
+    answer = browser.post("/console/tasks/approve", {"token": token, "output": '"' + "x" * MAX_FORM + '"'})
+    assert answer.status_code == 413 and client.pending_tokens(arn)[0]["taskToken"] == token
+
+
 def test_start_refuses_input_that_is_not_json_and_writes_nothing(server, client, browser):
     before = len(client.list(limit=10_000))
     browser.get("/console/machines/approval")

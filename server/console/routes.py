@@ -120,7 +120,7 @@ def endpoint(settings: Settings, work: Callable[[Call], Response], *, action: bo
             if request.method == "POST":
                 declared = request.headers.get("content-length", "")
                 if not declared.isdigit() or int(declared) > MAX_FORM:
-                    raise security.Forbidden(f"a console form is at most {MAX_FORM} bytes, with its length declared")
+                    raise security.TooLarge(f"a console form is at most {MAX_FORM} bytes, with its length declared")
                 call.form = await request.form(max_files=0, max_fields=20)
             if not public and not security.logged_in(request, settings.credentials):
                 if request.method == "GET" and "hx-request" not in request.headers:
@@ -136,7 +136,7 @@ def endpoint(settings: Settings, work: Callable[[Call], Response], *, action: bo
                     security.check_csrf(request, call.form)
                 answer = await run_in_threadpool(work, call)
         except security.Forbidden as exc:
-            answer = call.render("message.html", 403, title="Forbidden", message=str(exc))
+            answer = call.render("message.html", exc.status, title=exc.title, message=str(exc))
         answer.headers.update(security.HEADERS)
         return answer
     return handle

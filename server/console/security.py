@@ -28,7 +28,13 @@ HEADERS = {
 
 
 class Forbidden(Exception):
-    """A state-changing request the console refuses: its message says why and what to do."""
+    """A request the console refuses: its message says why and what to do."""
+
+    status, title = 403, "Forbidden"
+
+
+class TooLarge(Forbidden):
+    status, title = 413, "Too large"
 
 
 def session_key(credentials: tuple[str, str] | None) -> str:
