@@ -10,8 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import (execution_mocks, frames, machines, metadata, mocked_states, schema_version, state_machines, tags,
-                     workers)
+from .schema import (execution_mocks, executions, frames, machines, metadata, mocked_states, schema_version,
+                     state_machines, tags, workers)
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -76,9 +76,18 @@ def _v6_execution_mocks(conn: sa.Connection) -> None:
     mocked_states.create(conn, checkfirst=True)
 
 
+def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
+    """The web console pages executions newest first by id, filtered by status or by machine and status, and counts
+    them by machine and status: two indexes, so neither reads the whole table. Version 1 creates them fresh."""
+    for index in executions.indexes:
+        if index.name in ("ix_executions_machine_status", "ix_executions_status_page"):
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
-                                                     _v5_index_pending_children, _v6_execution_mocks]
+                                                     _v5_index_pending_children, _v6_execution_mocks,
+                                                     _v7_index_executions_for_the_console]
 LATEST = len(MIGRATIONS)
 
 

@@ -97,6 +97,10 @@ executions = Table(
     Column("event_count", Integer, nullable=False, default=0),  # last history event id handed out
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
+    # The console (migration 8): pages newest first by id filtered by status, or by machine and status, are index
+    # range scans; counts by machine and status read the index only. A machine alone sorts its ids from the index.
+    Index("ix_executions_machine_status", "machine_name", "status", "id"),
+    Index("ix_executions_status_page", "status", "id"),
 )
 
 frames = Table(
