@@ -206,6 +206,15 @@ class Client:
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
         machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run.
         """
+        try:
+            return self._start(machine, input, name, input_text)
+        except sa.exc.IntegrityError:
+            if name is None:
+                raise
+            # A concurrent start of the same name committed first: answer as for a start that came after it.
+            return self._start(machine, input, name, input_text)
+
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:

@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,23 @@ def test_executions_continue_after_the_server_is_killed_and_restarted(folder, db
             assert_ended_once(sfn, arn)
     finally:
         assert again.stop() == 0, again.log.read_text()
+
+
+def test_concurrent_starts_of_one_name_make_one_execution(folder, db_url):
+    server = serve(folder, db_url, "--no-worker")
+    try:
+        sfn = server.client()
+        machine = create(sfn, "once", WAIT)
+        clients = [server.client() for _ in range(8)]
+        barrier = threading.Barrier(len(clients))
+
+        def start(client):
+            barrier.wait()
+            return client.start_execution(stateMachineArn=machine, name="once", input='{"zero": 0}')
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            answers = list(pool.map(start, clients))
+        assert len({(a["executionArn"], a["startDate"]) for a in answers}) == 1
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 1
+    finally:
+        assert server.stop() == 0, server.log.read_text()
