@@ -324,7 +324,7 @@ class Client:
         query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc())\
             .limit(limit + 1)
         if machine:
-            query = query.where(executions.c.machine_name == machine)
+            query = query.where(machines.executions_of(machine))
         if status:
             query = query.where(executions.c.status == status)
         if not express:

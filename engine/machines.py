@@ -80,6 +80,13 @@ def _runs(conn: sa.Connection, row) -> bool:
         executions.c.started_at >= row.created_at).limit(1)).first() is not None
 
 
+def executions_of(name: str) -> sa.ColumnElement[bool]:
+    """The condition that an execution is of the machine ``name`` as it is now, not of one deleted before it was
+    created again under the name (AWS keeps those apart)."""
+    created = sa.select(machines.c.created_at).where(machines.c.name == name).scalar_subquery()
+    return sa.and_(executions.c.machine_name == name, executions.c.started_at >= created)
+
+
 def live(conn: sa.Connection, name: str, *, for_change: bool = True):
     """``head(name)``, raising StateMachineDoesNotExist when there is none and (``for_change``) StateMachineDeleting
     while it is being deleted."""

@@ -34,7 +34,9 @@ def _fingerprint(query: dict) -> str:
 
 def encode_token(query: dict, after: Any) -> str:
     """The nextToken that continues ``query`` (the request's other arguments) after position ``after``."""
-    body = json.dumps({"q": _fingerprint(query), "a": after, "t": int(time.time())}, separators=(",", ":"))
+    # A JSON array, never an object: botocore's paginator reads a StartingToken that decodes to a JSON object as
+    # its own token format (and sends its keys as parameters); an array makes it pass the token on unchanged.
+    body = json.dumps([_fingerprint(query), after, int(time.time())], separators=(",", ":"))
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
 
@@ -49,8 +51,10 @@ def decode_token(call: Call, query: dict, max_length: int) -> Any:
                        f"constraint: Member must have length less than or equal to {max_length}")
     try:
         found = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        fingerprint, after, issued = found["q"], found["a"], found["t"]
-    except (ValueError, TypeError, KeyError):
+        if not isinstance(found, list):
+            raise ValueError(found)
+        fingerprint, after, issued = found
+    except (ValueError, TypeError):
         raise ApiError("InvalidToken", f"Invalid Token: '{token[:64]}' is not a nextToken this server gave; pass "
                        "the nextToken of the previous page unchanged") from None
     if fingerprint != _fingerprint(query):

@@ -6,8 +6,6 @@ text (as on AWS), checked by our loader; DescribeStateMachine returns the text a
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 
 from statemill.engine import loader
@@ -17,12 +15,19 @@ from statemill.engine.diagnostics import Diagnostic
 from statemill.engine.errors import DefinitionError
 
 from .arns import machine_name, parse
+from .pages import decode_token, encode_token, page_size
 from .protocol import ApiError, Call, action
 
 SOURCE = "definition.json"  # the loader parses text named *.json as JSON only, as AWS does
 LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 DEFAULT_LOGGING = {"level": "OFF", "includeExecutionData": False}
 DEFAULT_TRACING = {"enabled": False}
+LISTING = {"action": "ListStateMachines"}  # what a ListStateMachines nextToken is bound to
+
+
+def _stamp(seconds: float) -> float:
+    """A timestamp as AWS sends it: epoch seconds to the millisecond."""
+    return round(seconds, 3)
 
 
 def _where(d: Diagnostic) -> str:
@@ -38,6 +43,50 @@ def _compile(text: str):
         listed = "; ".join(f"{_where(d)}: {d.code} {d.message}" + (f" (at {d.pointer})" if d.pointer else "")
                            for d in errors)
         raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: '{listed}'") from None
+
+
+def _tasks(scope: dict, pointer: str = ""):
+    """(JSON pointer, Resource) of every Task of a machine or branch, nested branches and iterations included."""
+    for name, state in (scope.get("States") or {}).items():
+        at = f"{pointer}/States/{name.replace('~', '~0').replace('/', '~1')}"
+        if state.get("Type") == "Task" and isinstance(state.get("Resource"), str):
+            yield at, state["Resource"]
+        for i, branch in enumerate(state.get("Branches") or ()):
+            yield from _tasks(branch, f"{at}/Branches/{i}")
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                yield from _tasks(state[key], f"{at}/{key}")
+
+
+def express_problems(definition: dict) -> list[tuple[str, str]]:
+    """(pointer, message) for each integration pattern an EXPRESS machine cannot use: only request-response, as
+    AWS documents (no .sync, no .waitForTaskToken)."""
+    found = []
+    for at, resource in _tasks(definition):
+        pattern = next((p for p in (".sync", ".waitForTaskToken") if resource.endswith(p) or f"{p}:" in resource),
+                       None)
+        if pattern:
+            found.append((f"{at}/Resource", f"Express state machine does not support '{pattern}' service "
+                                            "integration"))
+    return found
+
+
+def _express_check(definition: dict) -> None:
+    problems = express_problems(definition)
+    if problems:
+        raise ApiError("InvalidDefinition", "Invalid State Machine Definition: '" + "; ".join(
+            f"SCHEMA_VALIDATION_FAILED: {message} at {pointer}" for pointer, message in problems) + "'")
+
+
+def _unsupported(call: Call) -> None:
+    """Refuse what statemill does not keep, rather than drop it silently: versions and customer KMS keys."""
+    if call.get("publish", bool):
+        raise ApiError("ValidationException", "publish is not supported: statemill has no state machine versions; "
+                       "leave publish out (executions of the machine run its current revision)")
+    encryption = call.get("encryptionConfiguration", dict)
+    if encryption is not None and encryption.get("type") != "AWS_OWNED_KEY":
+        raise ApiError("ValidationException", "encryptionConfiguration: only type AWS_OWNED_KEY is supported "
+                       "(statemill does not use KMS)")
 
 
 def _role(call: Call, key: str = "roleArn", required: bool = True) -> str | None:
@@ -98,6 +147,14 @@ def _type(call: Call) -> str:
     return value
 
 
+def _live(conn, call: Call, name: str, *, for_change: bool):
+    """The machine ``name``; StateMachineDoesNotExist naming the ARN asked for, as AWS words it."""
+    try:
+        return m.live(conn, name, for_change=for_change)
+    except m.StateMachineDoesNotExist:
+        raise m.StateMachineDoesNotExist(f"State Machine Does Not Exist: '{call.body['stateMachineArn']}'") from None
+
+
 def _revision_shape(call: Call, row) -> dict:
     """The fields a revision contributes to DescribeStateMachine(ForExecution)."""
     return {"definition": row.definition, "roleArn": row.role_arn or call.client.role_arn,
@@ -109,8 +166,11 @@ def _revision_shape(call: Call, row) -> dict:
 def create_state_machine(call: Call) -> dict:
     name = check_name("state machine", call.require("name"))
     text = call.require("definition")
+    _unsupported(call)
     role, kind, logging, tracing, pairs = _role(call), _type(call), _logging(call), _tracing(call), tag_pairs(call)
     compiled = _compile(text)
+    if kind == m.EXPRESS:
+        _express_check(compiled.definition)
     if len(dict(pairs)) > m.MAX_TAGS:
         raise m.TooManyTags(f"Too many tags: a resource has at most {m.MAX_TAGS}")
     arn = call.client.machine_arn(name)
@@ -120,23 +180,24 @@ def create_state_machine(call: Call) -> dict:
         if created:  # an idempotent repeat leaves the machine's tags (and role) as they are, as AWS does
             m.tag(conn, arn, pairs)
         machine = m.head(conn, name)
-    return {"stateMachineArn": arn, "creationDate": machine.created_at}
+    return {"stateMachineArn": arn, "creationDate": _stamp(machine.created_at)}
 
 
 @action("DescribeStateMachine")
 def describe_state_machine(call: Call) -> dict:
     name = machine_name(call, call.require("stateMachineArn"))
     with call.client.reader.connect() as conn:
-        machine = m.live(conn, name, for_change=False)
+        machine = _live(conn, call, name, for_change=False)
         row = m.revision(conn, machine.revision_id)
     return {"stateMachineArn": call.client.machine_arn(name), "name": name, "status": machine.status,
-            "type": machine.type, "creationDate": machine.created_at, **_revision_shape(call, row)}
+            "type": machine.type, "creationDate": _stamp(machine.created_at), **_revision_shape(call, row)}
 
 
 @action("UpdateStateMachine")
 def update_state_machine(call: Call) -> dict:
     name = machine_name(call, call.require("stateMachineArn"))
     text, role = call.get("definition"), _role(call, required=False)
+    _unsupported(call)
     logging = _logging(call) if "loggingConfiguration" in call.body else ...
     tracing = _tracing(call) if "tracingConfiguration" in call.body else ...
     if text is None and role is None and logging is ... and tracing is ...:
@@ -145,7 +206,9 @@ def update_state_machine(call: Call) -> dict:
     compiled = _compile(text) if text is not None else None
     now = call.client.clock.now()
     with call.client.db.begin() as conn:
-        machine = m.live(conn, name)
+        machine = _live(conn, call, name, for_change=True)
+        if compiled and machine.type == m.EXPRESS:
+            _express_check(compiled.definition)
         current = m.revision(conn, machine.revision_id)
         settings = m.Settings(role or current.role_arn, current.logging if logging is ... else logging,
                               current.tracing if tracing is ... else tracing)
@@ -154,7 +217,7 @@ def update_state_machine(call: Call) -> dict:
                                      settings, now)
         row = m.revision(conn, row_id)
         updated = now if changed else (machine.updated_at or machine.created_at)
-    return {"updateDate": updated, "revisionId": m.revision_id(row.sha256)}
+    return {"updateDate": _stamp(updated), "revisionId": m.revision_id(row.sha256)}
 
 
 @action("DeleteStateMachine")
@@ -167,43 +230,24 @@ def delete_state_machine(call: Call) -> dict:
 
 @action("ListStateMachines")
 def list_state_machines(call: Call) -> dict:
-    size = call.get("maxResults", int, 0)
-    if not 0 <= size <= 1000:
-        raise ApiError("ValidationException", f"1 validation error detected: Value '{size}' at 'maxResults' failed "
-                       "to satisfy constraint: Member must have value between 0 and 1000")
-    size = size or 100
-    after = _read_token(call.get("nextToken"))
+    size = page_size(call)
+    after = decode_token(call, LISTING, 1024)
+    if after is not None and not isinstance(after, str):
+        raise ApiError("InvalidToken", "Invalid Token: this nextToken does not continue ListStateMachines")
     with call.client.reader.connect() as conn:
         rows = m.listed(conn, after, size + 1)
     page = rows[:size]
     result = {"stateMachines": [{"stateMachineArn": call.client.machine_arn(r.name), "name": r.name,
-                                 "type": r.type, "creationDate": r.created_at} for r in page]}
+                                 "type": r.type, "creationDate": _stamp(r.created_at)} for r in page]}
     if len(rows) > size:
-        result["nextToken"] = _token(page[-1].name)
+        result["nextToken"] = encode_token(LISTING, page[-1].name)
     return result
-
-
-def _token(after: str) -> str:
-    """An opaque page token: where the next page starts."""
-    return base64.urlsafe_b64encode(json.dumps({"ListStateMachines": after}).encode()).decode()
-
-
-def _read_token(token: str | None) -> str | None:
-    if token is None:
-        return None
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token.encode()))["ListStateMachines"]
-        if isinstance(after, str):
-            return after
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        pass
-    raise ApiError("InvalidToken", f"Invalid Token: {token!r} is not a nextToken ListStateMachines returned")
 
 
 @action("ValidateStateMachineDefinition")
 def validate_state_machine_definition(call: Call) -> dict:
     text = call.require("definition")
-    _type(call)
+    kind = _type(call)
     severity = call.get("severity", str, "ERROR")
     if severity not in ("ERROR", "WARNING"):
         raise ApiError("ValidationException", f"1 validation error detected: Value '{severity}' at 'severity' "
@@ -214,6 +258,9 @@ def validate_state_machine_definition(call: Call) -> dict:
                        "failed to satisfy constraint: Member must have value between 0 and 100")
     limit = limit or 100
     found = loader.validates(text, name=SOURCE)
+    if kind == m.EXPRESS and not any(d.severity == "error" for d in found):
+        found += [Diagnostic("SCHEMA_VALIDATION_FAILED", "error", message, pointer, SOURCE)
+                  for pointer, message in express_problems(json.loads(text))]
     shown = [d for d in found if d.severity == "error" or severity == "WARNING"]
     diagnostics = [{"severity": d.severity.upper(), "code": d.code, "message": f"{_where(d)}: {d.message}",
                     "location": d.pointer or "/"} for d in shown[:limit]]
@@ -229,6 +276,6 @@ def describe_state_machine_for_execution(call: Call) -> dict:
         row = m.execution_revision(conn, arn)
     if row is None:
         raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": row.created_at,
+    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": _stamp(row.created_at),
             **_revision_shape(call, row)}
 
