@@ -208,6 +208,15 @@ class Client:
         machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run. ``mocks`` (a
         ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
         """
+        try:
+            return self._start(machine, input, name, input_text)
+        except sa.exc.IntegrityError:
+            if name is None:
+                raise
+            # A concurrent start of the same name committed first: answer as for a start that came after it.
+            return self._start(machine, input, name, input_text)
+
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:

@@ -36,8 +36,8 @@ def machine_name(call: Call, arn: str, field: str = "stateMachineArn") -> str:
 def execution_arn(call: Call, arn: str, field: str = "executionArn") -> str:
     """``arn`` when it is a (STANDARD) execution ARN; InvalidArn for anything else, an EXPRESS execution's ARN
     included: AWS does not let DescribeExecution, StopExecution or GetExecutionHistory see those."""
-    parts = parse(arn, field, ("execution", "express"))
-    if parts[5] != "execution" or len(parts) != 8:
+    parts = parse(arn, field)
+    if parts[2] != "states" or parts[5] != "execution" or len(parts) != 8:
         raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}' ({field}: "
                        "expected an execution ARN, arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)")
     return arn

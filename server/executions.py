@@ -120,12 +120,16 @@ def describe_execution(call: Call) -> dict:
 @action("StopExecution")
 def stop_execution(call: Call) -> dict:
     arn = execution_arn(call, call.require("executionArn"))
-    error, cause = call.get("error"), call.get("cause")
-    if error is not None and len(error) > 256 or cause is not None and len(cause) > 32768:
-        which, limit = ("error", 256) if error is not None and len(error) > 256 else ("cause", 32768)
-        raise ApiError("ValidationException", f"1 validation error detected: Value at '{which}' failed to satisfy "
-                       f"constraint: Member must have length less than or equal to {limit}")
+    error, cause = _bounded(call, "error", 256), _bounded(call, "cause", 32_768)
     return {"stopDate": epoch(call.client.stop(arn, error, cause)["stopDate"])}
+
+
+def _bounded(call: Call, key: str, limit: int) -> str | None:
+    value = call.get(key)
+    if value is not None and len(value) > limit:
+        raise ApiError("ValidationException", f"1 validation error detected: Value at '{key}' failed to satisfy "
+                       f"constraint: Member must have length less than or equal to {limit}")
+    return value
 
 
 @action("ListExecutions")
