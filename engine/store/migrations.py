@@ -10,7 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import frames, machines, metadata, schema_version, state_machines, tags, workers
+from .schema import (executions, frames, machine_aliases, machine_versions, machines, metadata, schema_version,
+                     state_machines, tags, workers)
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -62,8 +63,18 @@ def _v4_machines_and_tags(conn: sa.Connection) -> None:
         .where(state_machines.c.revision == latest.scalar_subquery(), ~sa.exists(known))))
 
 
+def _v9_versions_and_aliases(conn: sa.Connection) -> None:
+    """Published versions and aliases of state machines, each machine's last version number, and the version and
+    alias an execution was started on."""
+    for column in (machines.c.last_version, executions.c.version, executions.c.alias):
+        _add_column(conn, column)
+    machine_versions.create(conn, checkfirst=True)
+    machine_aliases.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
-                                                     _v3_count_commit_failures, _v4_machines_and_tags]
+                                                     _v3_count_commit_failures, _v4_machines_and_tags,
+                                                     _v9_versions_and_aliases]
 LATEST = len(MIGRATIONS)
 
 
