@@ -116,7 +116,7 @@ def delete_version(conn: sa.Connection, name: str, number: int) -> None:
         if any(v == number for v, _ in row.routing)]
     if using:
         raise ConflictException("Version to be deleted must not be referenced by an alias. Current list of "
-                                f"aliases referencing this version: [{", ".join(using)}]")
+                                "aliases referencing this version: [" + ", ".join(using) + "]")
     conn.execute(machine_versions.delete().where(machine_versions.c.machine_name == name,
                                                  machine_versions.c.version == number))
 
