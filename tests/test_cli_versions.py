@@ -22,23 +22,41 @@ def write(folder: Path, mark) -> Path:
     return path
 
 
-@pytest.fixture
-def sm(tmp_path):
-    """Run statemill in the test's folder on the test's database."""
+def runner(folder: Path):
     def call(*args: str):
-        return statemill(*args, "--db", f"sqlite:///{tmp_path}/cli.db", cwd=tmp_path)
+        return statemill(*args, "--db", f"sqlite:///{folder}/cli.db", cwd=folder)
     return call
 
 
-@pytest.fixture
-def two_versions(tmp_path, sm):
-    """greet versions 1 (mark 0) and 2 (mark null), and a current revision (mark "") that is not published."""
-    write(tmp_path, 0)
+def publish_two(folder: Path) -> None:
+    """greet versions 1 (mark 0) and 2 (mark null, the current revision); greet.json then says mark "" (a run
+    registers it as the current revision)."""
+    sm = runner(folder)
+    write(folder, 0)
     assert sm("publish", "greet.json", "--description", "first").stdout.strip() == BASE + ":1"
-    write(tmp_path, None)
+    write(folder, None)
     assert sm("publish", "greet.json").stdout.strip() == BASE + ":2"
-    write(tmp_path, "")
+    write(folder, "")
+
+
+@pytest.fixture
+def sm(tmp_path):
+    """Run statemill in the test's folder on the test's database."""
+    return runner(tmp_path)
+
+
+@pytest.fixture
+def two_versions(tmp_path):
+    publish_two(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One folder with two versions for the tests that change nothing (subprocesses are slow on a busy machine)."""
+    folder = tmp_path_factory.mktemp("cli-versions")
+    publish_two(folder)
+    return runner(folder)
 
 
 def test_publish_by_name_of_an_already_published_revision_prints_its_version(sm, two_versions):
@@ -102,8 +120,11 @@ def test_a_version_an_alias_routes_to_is_not_deleted(sm, two_versions):
 ], ids=["weights-not-100", "three-routes", "unknown-version", "alias-name-only-digits", "route-not-a-number",
         "update-unknown-alias", "update-with-nothing", "delete-unknown-alias", "publish-unknown-machine",
         "run-unknown-version", "version-and-alias"])
-def test_bad_requests_are_one_line_errors_with_the_exit_code(sm, two_versions, args, code, error):
-    done = sm(*args)
+def test_bad_requests_are_one_line_errors_with_the_exit_code(shared, args, code, error):
+    done = shared(*args)
     assert done.returncode == code, done.stderr
     assert done.stderr.startswith(f"error: {error}:"), done.stderr
-    assert json.loads(sm("alias", "list", "greet", "--json").stdout)["stateMachineAliases"] == []
+
+
+def test_bad_requests_left_no_alias_behind(shared):
+    assert json.loads(shared("alias", "list", "greet", "--json").stdout)["stateMachineAliases"] == []
