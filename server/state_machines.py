@@ -225,7 +225,7 @@ def update_state_machine(call: Call) -> dict:
     publish, version_text = _publishing(call)
     logging = _logging(call) if "loggingConfiguration" in call.body else ...
     tracing = _tracing(call) if "tracingConfiguration" in call.body else ...
-    if text is None and role is None and logging is ... and tracing is ... and not publish:
+    if text is None and role is None and logging is ... and tracing is ...:
         raise ApiError("MissingRequiredParameter", "Either the definition, the roleArn, the loggingConfiguration "
                        "or the tracingConfiguration must be specified")
     compiled = _compile(text) if text is not None else None
