@@ -233,7 +233,8 @@ def describe(arn, db, as_json):
     if as_json:
         click.echo(json.dumps(description, ensure_ascii=False))
         return
-    for key in ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "error", "cause"):
+    for key in ("executionArn", "stateMachineArn", "stateMachineVersionArn", "stateMachineAliasArn", "name",
+                "status", "startDate", "stopDate", "error", "cause"):
         if key in description:
             click.echo(f"{key:16} {safe(description[key])}")
     click.echo(f"{'input':16} {safe(json.dumps(description['input'], ensure_ascii=False))}")

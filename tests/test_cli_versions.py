@@ -87,6 +87,8 @@ def test_an_alias_is_created_listed_run_updated_and_deleted(sm, two_versions):
     started = sm("start", "greet.json", "--alias", "prod", "--name", "later").stdout.strip()
     described = sm("describe", started, "--json")
     assert json.loads(described.stdout)["stateMachineVersionArn"] == BASE + ":2"
+    shown = dict(line.split(None, 1) for line in sm("describe", started).stdout.splitlines())
+    assert (shown["stateMachineVersionArn"], shown["stateMachineAliasArn"]) == (BASE + ":2", BASE + ":prod")
     versions = json.loads(sm("versions", "list", "greet", "--json").stdout)["stateMachineVersions"]
     assert [(x["version"], x["aliases"], x["description"]) for x in versions] == [(2, ["prod"], None),
                                                                                   (1, ["prod"], "first")]
