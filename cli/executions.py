@@ -21,6 +21,7 @@ from statemill.engine.client import parse_input
 from statemill.engine.runtime import TERMINAL
 from statemill.engine.store.db import describe_error
 
+from . import testing
 from .config import open_client, open_engine_with_handlers
 from .errors import FAILED, USAGE, fail
 from .text import markup, safe
@@ -134,14 +135,19 @@ def database_failed(exc: sa.exc.DBAPIError) -> None:
 @handlers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
-def run(file, input_, name, machine_name, version_, alias_, db, as_json, handlers, quiet, concurrency):
+@testing.run_options
+def run(file, input_, name, machine_name, version_, alias_, db, as_json, handlers, quiet, concurrency, mock_config,
+        test_case, virtual_time, coverage_file):
     """Register FILE, start an execution and drive it to its end in this process; print the result.
 
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
     an invalid definition.
     """
     arn, engine = _start(file, input_, name, machine_name, db,
-                         lambda: open_engine_with_handlers(db, handlers), version_, alias_)
+                         lambda: open_engine_with_handlers(db, handlers, **testing.engine_options(virtual_time)),
+                         mocks=lambda client, machine: testing.load_test_case(
+                             mock_config, test_case, machine["name"], client.machine(machine["id"])),
+                         version=version_, alias=alias_)
     previous = signal.getsignal(signal.SIGTERM)
     worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -158,6 +164,7 @@ def run(file, input_, name, machine_name, version_, alias_, db, as_json, handler
     finally:
         worker.close()
         signal.signal(signal.SIGTERM, previous)
+    testing.record_coverage(coverage_file, engine, arn)
     description = engine.describe(arn)
     print_execution(description, as_json)
     exit_for(description["status"])
@@ -167,15 +174,16 @@ def run(file, input_, name, machine_name, version_, alias_, db, as_json, handler
 @start_options
 def start(file, input_, name, machine_name, version_, alias_, db, as_json):
     """Register FILE and start an execution; return at once (a `statemill worker` runs it)."""
-    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True), version_,
-                         alias_)
+    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True),
+                         version=version_, alias=alias_)
     started = {"executionArn": arn, "startDate": client.describe(arn)["startDate"]}
     click.echo(json.dumps(started) if as_json else arn)
 
 
-def _start(file, input_, name, machine_name, db, connect, version=None, alias=None):
-    """Check the input and the definition before touching the database, then register and start (on a published
-    version, or the version an alias picks, when given)."""
+def _start(file, input_, name, machine_name, db, connect, mocks=None, version=None, alias=None):
+    """Check the input and the definition before touching the database, then register and start (with the mocks
+    ``mocks(client, machine)`` gives, checked before anything starts; on a published version, or the version an
+    alias picks, when given)."""
     if version is not None and alias is not None:
         raise click.UsageError("give --version or --alias, not both")
     value = parse_input(read_input(input_, InvalidExecutionInput))
@@ -185,7 +193,7 @@ def _start(file, input_, name, machine_name, db, connect, version=None, alias=No
         fail("UsageError", f"cannot read {file}: {exc.strerror or exc}", USAGE)
     client = connect()
     machine = client.register(file, machine_name)
-    started = client.start(machine["name"], value, name=name,
+    started = client.start(machine["name"], value, name=name, mocks=mocks and mocks(client, machine),
                            qualifier=alias if version is None else str(version))
     return started["executionArn"], client
 

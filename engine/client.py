@@ -26,7 +26,8 @@ from .machines import StateMachineDoesNotExist
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
-from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
+from .store.schema import (execution_mocks, executions, frames, history_events, mocked_states, state_machines,
+                           task_tokens, workers)
 
 EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
@@ -199,13 +200,14 @@ class Client:
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None,
-              qualifier: str | None = None) -> dict:
+              mocks: Any = None, qualifier: str | None = None) -> dict:
         """Start an execution of the latest revision of ``machine`` (or, with ``qualifier``, of that version number
         or what that alias picks); returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
-        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run.
+        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run. ``mocks`` (a
+        ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
         """
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
@@ -254,6 +256,10 @@ class Client:
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
                 pending=0))
+            if mocks is not None:
+                from .mocks import store
+                mocks.check(compiled)
+                store(conn, execution_id, mocks)
             notify(conn)
         return {"executionArn": arn, "startDate": iso(now)}
 
@@ -404,7 +410,7 @@ class Client:
                                                                 executions.c.stopped_at < cutoff)).scalars().all()
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for table in (history_events, task_tokens, frames):
+                for table in (history_events, task_tokens, frames, execution_mocks, mocked_states):
                     conn.execute(table.delete().where(table.c.execution_id.in_(chunk)))
                 conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
         return len(ids)
