@@ -11,6 +11,8 @@ from statemill.engine.machines import StateMachineDoesNotExist
 from statemill.engine.store import migrations
 from statemill.engine.store.db import normalise_url
 
+BEFORE = migrations.MIGRATIONS.index(migrations._v9_versions_and_aliases)  # the version before it (others may follow)
+
 
 def marked(mark) -> dict:
     return {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"mark": mark, "empty": ""}, "End": True}}}
@@ -64,21 +66,20 @@ def test_a_deleted_version_cannot_be_started_but_its_executions_finish(engine):
 def test_migration_9_upgrades_a_database_made_before_it(db_url, fake_clock):
     made = Engine(db_url, clock=fake_clock)
     made.register(marked(0), "old")
-    before = made.start("old", {"zero": 0})["executionArn"]
+    started = made.start("old", {"zero": 0})["executionArn"]
     with made.db.begin() as conn:  # back to the schema before versions: no tables, no columns
         conn.execute(sa.text("DROP TABLE machine_versions"))
         conn.execute(sa.text("DROP TABLE machine_aliases"))
         for table, column in (("machines", "last_version"), ("executions", "version"), ("executions", "alias")):
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-        before = migrations.MIGRATIONS.index(migrations._v9_versions_and_aliases)  # later migrations may follow
-        conn.execute(sa.text(f"UPDATE statemill_schema SET version = {before}"))
+        conn.execute(sa.text(f"UPDATE statemill_schema SET version = {BEFORE}"))
     made.db.dispose()
     db = sa.create_engine(normalise_url(db_url))
-    assert migrations.upgrade(db) == (before, migrations.LATEST)
+    assert migrations.upgrade(db) == (BEFORE, migrations.LATEST)
     db.dispose()
     upgraded = Engine(db_url, clock=fake_clock)
     try:
-        assert "stateMachineVersionArn" not in upgraded.wait(before)
+        assert "stateMachineVersionArn" not in upgraded.wait(started)
         assert publish(upgraded, "old", 0) == 1
         assert upgraded.wait(upgraded.start("old", {}, qualifier="1")["executionArn"])["stateMachineVersionArn"] \
             .endswith(":old:1")
