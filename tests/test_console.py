@@ -340,7 +340,9 @@ def test_the_state_list_gives_each_visit_its_input_output_error_and_cause(engine
         "Done": {"Type": "Pass", "Result": "", "End": True}}}
     arn = engine.run(definition, {"none": None}, machine_name="steps")["executionArn"]
     found = {step.name: step for step in steps(engine.history(arn))}
-    assert list(found) == ["Both", "Zero", "No", "Ask", "Done"]
+    order = list(found)
+    # the branches run at once (on PostgreSQL, on different connections): their visits come in either order
+    assert (order[0], set(order[1:3]), order[3:]) == ("Both", {"Zero", "No"}, ["Ask", "Done"])
     assert (found["Both"].input, found["Both"].output) == ('{"none":null}', "[0,false]")
     assert (found["Zero"].output, found["No"].output) == ("0", "false")
     assert (found["Ask"].error, found["Ask"].cause, found["Ask"].output) == ("Refused", "", '[0,false]')
