@@ -85,3 +85,22 @@ def test_migration_9_upgrades_a_database_made_before_it(db_url, fake_clock):
             .endswith(":old:1")
     finally:
         upgraded.db.dispose()
+
+
+def test_concurrent_publishes_of_one_revision_make_one_version(db_url, fake_clock):
+    """Eight connections publish the same revision at once: each gets version 1 (the machine's row serialises
+    them; without it, PostgreSQL would insert version 1 twice)."""
+    from concurrent.futures import ThreadPoolExecutor
+    made = Engine(db_url, clock=fake_clock)
+    made.register(marked(0), "racy")
+
+    def publish_once(_):
+        with made.db.begin() as conn:
+            return v.publish(conn, "racy", None, fake_clock.now())[0]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(publish_once, range(8))) == [1] * 8
+        with made.reader.connect() as conn:
+            assert [r.version for r in v.versions(conn, "racy", None, 10)] == [1]
+    finally:
+        made.db.dispose()
