@@ -84,7 +84,7 @@ def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
-def _v9_versions_and_aliases(conn: sa.Connection) -> None:
+def _v8_versions_and_aliases(conn: sa.Connection) -> None:
     """Published versions and aliases of state machines, each machine's last version number, and the version and
     alias an execution was started on."""
     for column in (machines.c.last_version, executions.c.version, executions.c.alias):
@@ -96,7 +96,7 @@ def _v9_versions_and_aliases(conn: sa.Connection) -> None:
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
-                                                     _v7_index_executions_for_the_console, _v9_versions_and_aliases]
+                                                     _v7_index_executions_for_the_console, _v8_versions_and_aliases]
 LATEST = len(MIGRATIONS)
 
 
