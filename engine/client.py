@@ -16,26 +16,25 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from . import loader
+from . import loader, machines, versions
 from .clock import SystemClock, iso
 from .errors import InvalidOutput, InvalidToken, StatemillError, TaskDoesNotExist, TaskTimedOut  # noqa: F401
 from .history import dumps
 from .interpreter import DEFAULT_PAYLOAD_LIMIT, ExecutionInfo
 from .jsonvalue import MAX_DEPTH, load_strict, stored_form, too_deep
+from .machines import StateMachineDoesNotExist
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
-from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
+from .store.schema import (execution_mocks, executions, frames, history_events, mocked_states, state_machines,
+                           task_tokens, workers)
 
+EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
 
 
 class ExecutionDoesNotExist(StatemillError):
     """No execution has that ARN."""
-
-
-class StateMachineDoesNotExist(StatemillError):
-    """No state machine has that name."""
 
 
 class ExecutionAlreadyExists(StatemillError):
@@ -121,6 +120,10 @@ class Client:
     def execution_arn(self, machine: str, name: str) -> str:
         return f"arn:aws:states:{self.region}:{self.account}:execution:{machine}:{name}"
 
+    def express_arn(self, machine: str, name: str) -> str:
+        """An EXPRESS execution's ARN: AWS adds a UUID, since express execution names need not be unique."""
+        return f"arn:aws:states:{self.region}:{self.account}:express:{machine}:{name}:{uuid.uuid4()}"
+
     # -- state machines
     def register(self, definition: str | PathLike | Mapping[str, Any], name: str | None = None) -> dict:
         """Validate and store a definition (a file path or a dict) under ``name`` (default: the file's stem).
@@ -135,18 +138,11 @@ class Client:
             name = re.sub(r"(\.asl)?\.(ya?ml|json)$", "", stem)
         check_name("state machine", name)
         text = json.dumps(machine.definition, sort_keys=True, separators=(",", ":"))
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        with self.db.begin() as conn:
-            row = conn.execute(sa.select(state_machines.c.id, state_machines.c.revision)
-                               .where(state_machines.c.name == name, state_machines.c.sha256 == sha)).first()
-            if row is None:
-                revision = (conn.execute(sa.select(sa.func.max(state_machines.c.revision))
-                                         .where(state_machines.c.name == name)).scalar() or 0) + 1
-                machine_id = conn.execute(state_machines.insert().values(
-                    name=name, revision=revision, sha256=sha, definition=text,
-                    created_at=self.clock.now())).inserted_primary_key[0]
-            else:
-                machine_id, revision = row.id, row.revision
+        with self.db.begin() as conn:  # a new definition keeps the machine's type, role, logging and tracing
+            current = machines.head(conn, name)
+            settings = machines.settings_of(conn, current.revision_id) if current else machines.Settings()
+            machine_id, revision, _ = machines.store(conn, name, machine.definition, text, settings,
+                                                     self.clock.now())
         self._machines[machine_id] = machine
         return {"stateMachineArn": self.machine_arn(name), "name": name, "revision": revision, "id": machine_id}
 
@@ -178,20 +174,35 @@ class Client:
         return found
 
     def _latest(self, conn, name: str):
-        row = conn.execute(sa.select(state_machines.c.id).where(state_machines.c.name == name)
-                           .order_by(state_machines.c.revision.desc()).limit(1)).first()
-        if row is None:
-            raise StateMachineDoesNotExist(f"no state machine named {name!r} is registered")
-        return row.id
+        """The current revision of ``name`` (StateMachineDoesNotExist, or StateMachineDeleting once deleted)."""
+        return machines.current_id(conn, name)
+
+    def machine_type(self, name: str) -> str:
+        """STANDARD or EXPRESS (StateMachineDoesNotExist when there is no machine ``name``)."""
+        with self.reader.connect() as conn:
+            return machines.live(conn, name, for_change=False).type
 
     # -- executions
-    def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
-            -> dict:
-        """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
+    def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None,
+              mocks: Any = None, qualifier: str | None = None) -> dict:
+        """Start an execution of the latest revision of ``machine`` (or, with ``qualifier``, of that version number
+        or what that alias picks); returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
-        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists.
+        a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
+        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run. ``mocks`` (a
+        ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
         """
+        try:
+            return self._start(machine, input, name, input_text, mocks, qualifier)
+        except sa.exc.IntegrityError:
+            if name is None:
+                raise
+            # A concurrent start of the same name committed first: answer as for a start that came after it.
+            return self._start(machine, input, name, input_text, mocks, qualifier)
+
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any = None,
+               qualifier: str | None = None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:
@@ -200,9 +211,12 @@ class Client:
         name = check_name("execution", name or str(uuid.uuid4()))
         now = self.clock.now()
         with self.db.begin() as conn:
-            machine_id = self._latest(conn, machine)
+            head = machines.live(conn, machine)
+            target = versions.target(conn, machine, qualifier)
+            machine_id = target.revision_id
             compiled = self.machine(machine_id)
-            arn = self.execution_arn(machine, name)
+            express = head.type == machines.EXPRESS
+            arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
             existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
                                     .where(executions.c.arn == arn)).first()
             if existing is not None:
@@ -213,25 +227,53 @@ class Client:
                     raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists with a "
                                                  "different input")
                 return {"executionArn": arn, "startDate": iso(existing.started_at)}
-            deadline = now + compiled.timeout_seconds if compiled.timeout_seconds else None
+            if express:
+                existing = conn.execute(sa.select(executions.c.id).where(executions.c.machine_name == machine,
+                                                                           executions.c.name == name)).first()
+                if existing is not None:  # AWS allows it; statemill keeps execution names unique per machine
+                    raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists; statemill "
+                                                 "keeps names unique for EXPRESS machines too: choose another name")
+            timeout = compiled.timeout_seconds
+            if express:
+                timeout = min(timeout or EXPRESS_TIMEOUT, EXPRESS_TIMEOUT)
+            deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
-                started_at=now, deadline_at=deadline, event_count=1)).inserted_primary_key[0]
+                started_at=now, deadline_at=deadline, event_count=1, version=target.version,
+                alias=target.alias)).inserted_primary_key[0]
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
-                                        "roleArn": self.role_arn}))
+                                        "roleArn": self._role_of(conn, machine_id),
+                                        **self._started_on(machine, target.version, target.alias)}))
             conn.execute(frames.insert().values(
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
                 pending=0))
+            if mocks is not None:
+                from .mocks import store
+                mocks.check(compiled)
+                store(conn, execution_id, mocks)
             notify(conn)
         return {"executionArn": arn, "startDate": iso(now)}
+
+    def _started_on(self, machine: str, version: int | None, alias: str | None) -> dict:
+        """stateMachineVersionArn and stateMachineAliasArn of an execution started on a version or alias."""
+        found = {}
+        if alias is not None:
+            found["stateMachineAliasArn"] = f"{self.machine_arn(machine)}:{alias}"
+        if version is not None:
+            found["stateMachineVersionArn"] = f"{self.machine_arn(machine)}:{version}"
+        return found
 
     @property
     def role_arn(self) -> str:
         """The execution role ARN the context object shows (``$$.Execution.RoleArn``); nothing assumes it."""
         return f"arn:aws:iam::{self.account}:role/statemill-sfn-role"
+
+    def _role_of(self, conn, revision_id: int) -> str:
+        """The role ARN a revision runs with (its machine's roleArn; the default role without one)."""
+        return machines.settings_of(conn, revision_id).role_arn or self.role_arn
 
     def execution_info(self, execution_id: int) -> ExecutionInfo:
         """What ``$$.Execution`` shows; it never changes, so it is read once per execution (bounded cache)."""
@@ -239,8 +281,9 @@ class Client:
         if found is None:
             with self.reader.connect() as conn:
                 row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
+                role = self._role_of(conn, row.machine_id)
             found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
-                                  row.machine_name, self.role_arn, row.machine_id)
+                                  row.machine_name, role, row.machine_id)
             if len(self._infos) >= 1_000:  # executions in flight; parked and finished ones are forgotten
                 self._infos.pop(next(iter(self._infos)))
             self._infos[execution_id] = found
@@ -258,7 +301,8 @@ class Client:
 
     def _describe_row(self, row) -> dict:
         result = {"executionArn": row.arn, "stateMachineArn": self.machine_arn(row.machine_name), "name": row.name,
-                  "status": row.status, "startDate": iso(row.started_at), "input": row.input}
+                  "status": row.status, "startDate": iso(row.started_at), "input": row.input,
+                  **self._started_on(row.machine_name, row.version, row.alias)}
         if row.stopped_at is not None:
             result["stopDate"] = iso(row.stopped_at)
         if row.status == "SUCCEEDED":
@@ -275,23 +319,52 @@ class Client:
 
     def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
         """ListExecutions, newest first."""
-        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc()).limit(limit)
+        return self.list_page(machine, status, limit)[0]
+
+    def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
+                  after: tuple[float, int] | None = None, express: bool = True, qualifier: str | None = None)\
+            -> tuple[list[dict], tuple | None]:
+        """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
+        ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
+        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out;
+        ``qualifier`` (a version number or alias name) keeps those started on it."""
+        query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc())\
+            .limit(limit + 1)
         if machine:
-            query = query.where(executions.c.machine_name == machine)
+            query = query.where(machines.executions_of(machine))
         if status:
             query = query.where(executions.c.status == status)
+        if qualifier is not None:
+            query = query.where(versions.started_on(int(qualifier), None) if versions.is_version(qualifier)
+                                else versions.started_on(None, qualifier))
+        if not express:
+            query = query.where(executions.c.arn.not_like("%:express:%"))
+        if after is not None:
+            started, last_id = after
+            query = query.where(sa.or_(executions.c.started_at < started,
+                                       sa.and_(executions.c.started_at == started, executions.c.id < last_id)))
         with self.reader.connect() as conn:
             rows = conn.execute(query).all()
-        return [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
-                for r in rows]
+        more, rows = len(rows) > limit, rows[:limit]
+        items = [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
+                 for r in rows]
+        return items, ((rows[-1].started_at, rows[-1].id) if more else None)
 
     def history(self, arn: str, reverse: bool = False) -> list[dict]:
         """GetExecutionHistory's events: id, previousEventId, type, timestamp and the typed details."""
+        return self.history_page(arn, reverse)
+
+    def history_page(self, arn: str, reverse: bool = False, limit: int | None = None, after: int | None = None)\
+            -> list[dict]:
+        """At most ``limit`` events of the history of ``arn`` that come after event id ``after`` (in the order
+        asked for). Event ids never change, so the pages of a running execution stay in place."""
         with self.reader.connect() as conn:
             execution = self._execution(conn, arn)
             order = history_events.c.id.desc() if reverse else history_events.c.id
-            rows = conn.execute(sa.select(history_events).where(history_events.c.execution_id == execution.id)
-                                .order_by(order)).all()
+            query = sa.select(history_events).where(history_events.c.execution_id == execution.id).order_by(order)
+            if after is not None:
+                query = query.where(history_events.c.id < after if reverse else history_events.c.id > after)
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
         from .history import Event
         events = []
         for row in rows:
@@ -332,7 +405,7 @@ class Client:
                                                                 executions.c.stopped_at < cutoff)).scalars().all()
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for table in (history_events, task_tokens, frames):
+                for table in (history_events, task_tokens, frames, execution_mocks, mocked_states):
                     conn.execute(table.delete().where(table.c.execution_id.in_(chunk)))
                 conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
         return len(ids)

@@ -94,6 +94,9 @@ def test_constants_the_cli_keeps_to_itself_match_the_engine():
     assert STATUSES == ("RUNNING", *TERMINAL)
     assert FORMATS == GRAPH_FORMATS
     assert (config.ENV_VAR, config.DEFAULT_URL) == (db.ENV_VAR, db.DEFAULT_URL)
+    from statemill.cli import testing
+    from statemill.engine import teststate
+    assert testing.LEVELS == teststate.LEVELS
 
 
 # ----------------------------------------------------------------------------------------------- answering tokens

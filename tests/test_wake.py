@@ -169,9 +169,9 @@ def test_a_stop_from_another_process_ends_a_run_at_once(live):
 def test_a_database_from_before_the_wake_address_gains_the_column(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     made = Engine(url)
-    with made.db.begin() as conn:  # as version 3 left it
+    with made.db.begin() as conn:  # as version 8 left it
         conn.execute(sa.text("ALTER TABLE workers DROP COLUMN wake_address"))
-        conn.execute(sa.text("UPDATE statemill_schema SET version = 3"))
+        conn.execute(sa.text("UPDATE statemill_schema set version = 8"))
     made.db.dispose()
     upgraded = Engine(url)
     try:

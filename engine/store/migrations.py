@@ -49,7 +49,63 @@ def _v3_count_commit_failures(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE frames ADD COLUMN commit_failures INTEGER NOT NULL DEFAULT 0"))
 
 
-def _v5_worker_wake_address(conn: sa.Connection) -> None:
+def _v4_machines_and_tags(conn: sa.Connection) -> None:
+    """What AWS keeps per state machine: its type, status and creation date (``machines``, one row per name, made
+    from the latest revision of each name already registered), each revision's role, logging and tracing, and
+    tags."""
+    import sqlalchemy as sa
+
+    from .schema import machines, state_machines, tags
+    for column in (state_machines.c.role_arn, state_machines.c.logging, state_machines.c.tracing):
+        _add_column(conn, column)
+    machines.create(conn, checkfirst=True)
+    tags.create(conn, checkfirst=True)
+    revisions = state_machines.alias("r")
+    latest = sa.select(sa.func.max(revisions.c.revision)).where(revisions.c.name == state_machines.c.name)
+    first = sa.select(sa.func.min(revisions.c.created_at)).where(revisions.c.name == state_machines.c.name)
+    known = sa.select(machines.c.name).where(machines.c.name == state_machines.c.name)
+    conn.execute(machines.insert().from_select(
+        ["name", "type", "status", "revision_id", "created_at"],
+        sa.select(state_machines.c.name, sa.literal("STANDARD"), sa.literal("ACTIVE"), state_machines.c.id,
+                  first.scalar_subquery())
+        .where(state_machines.c.revision == latest.scalar_subquery(), ~sa.exists(known))))
+
+
+def _v5_index_pending_children(conn: sa.Connection) -> None:
+    """A partial index of the children waiting for a free slot: each finishing Map iteration looks for the next
+    one, which scanned all its siblings (a 1,000-item Map: a million rows read, under the execution's lock)."""
+    from .schema import frames
+    next(i for i in frames.indexes if i.name == "ix_frames_pending").create(conn, checkfirst=True)
+
+
+def _v6_execution_mocks(conn: sa.Connection) -> None:
+    """execution_mocks and mocked_states: the mocked task answers of executions started with a test case, and the
+    states they answer (engine/mocks.py)."""
+    from .schema import execution_mocks, mocked_states
+    execution_mocks.create(conn, checkfirst=True)
+    mocked_states.create(conn, checkfirst=True)
+
+
+def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
+    """The web console pages executions newest first by id, filtered by status or by machine and status, and counts
+    them by machine and status: two indexes, so neither reads the whole table. Version 1 creates them fresh."""
+    from .schema import executions
+    for index in executions.indexes:
+        if index.name in ("ix_executions_machine_status", "ix_executions_status_page"):
+            index.create(conn, checkfirst=True)
+
+
+def _v8_versions_and_aliases(conn: sa.Connection) -> None:
+    """Published versions and aliases of state machines, each machine's last version number, and the version and
+    alias an execution was started on."""
+    from .schema import executions, machine_aliases, machine_versions, machines
+    for column in (machines.c.last_version, executions.c.version, executions.c.alias):
+        _add_column(conn, column)
+    machine_versions.create(conn, checkfirst=True)
+    machine_aliases.create(conn, checkfirst=True)
+
+
+def _v9_worker_wake_address(conn: sa.Connection) -> None:
     """workers.wake_address: the socket a worker listens on for wake-ups (engine/wake.py). Version 1 ran
     ``create_all`` of the current tables, so a database created fresh already has it."""
     from .schema import workers
@@ -57,7 +113,10 @@ def _v5_worker_wake_address(conn: sa.Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
-                                                     _v3_count_commit_failures, _v5_worker_wake_address]
+                                                     _v3_count_commit_failures, _v4_machines_and_tags,
+                                                     _v5_index_pending_children, _v6_execution_mocks,
+                                                     _v7_index_executions_for_the_console, _v8_versions_and_aliases,
+                                                     _v9_worker_wake_address]
 LATEST = len(MIGRATIONS)
 
 

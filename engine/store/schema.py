@@ -49,8 +49,56 @@ state_machines = Table(
     Column("sha256", String(64), nullable=False),
     Column("definition", Text, nullable=False),  # the source text as given, so diagnostics keep their lines
     Column("created_at", Float, nullable=False),
+    # What a revision runs with besides its definition (UpdateStateMachine changes them; executions keep the
+    # revision they started with). NULL: the default role ARN, no logging, tracing disabled.
+    Column("role_arn", Text, nullable=True),
+    Column("logging", Json, nullable=True),
+    Column("tracing", Json, nullable=True),
     UniqueConstraint("name", "sha256"),
     UniqueConstraint("name", "revision"),
+)
+
+# One row per state machine that exists (the rows of `state_machines` are its revisions): what AWS keeps per machine.
+# DeleteStateMachine marks it DELETING; the row is gone once no execution it started is RUNNING, and a machine
+# created again under the name is a new one (executions started before its created_at belong to the old one).
+machines = Table(
+    "machines", metadata,
+    Column("name", String(80), primary_key=True),
+    Column("type", String(8), nullable=False, default="STANDARD", server_default="STANDARD"),  # or EXPRESS
+    Column("status", String(8), nullable=False, default="ACTIVE", server_default="ACTIVE"),  # or DELETING
+    Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),  # the current revision
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=True),
+    Column("last_version", Integer, nullable=True),  # the last version number published (never reused); NULL: none
+)
+
+# PublishStateMachineVersion's immutable, numbered versions: each names one revision of its machine.
+machine_versions = Table(
+    "machine_versions", metadata,
+    Column("machine_name", String(80), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# State machine aliases: a name routing StartExecution to one or two versions by weight, [[version, weight], ...].
+machine_aliases = Table(
+    "machine_aliases", metadata,
+    Column("machine_name", String(80), primary_key=True),
+    Column("name", String(80), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("routing", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=True),
+)
+
+# TagResource's tags: state machines (and activities) are taggable in AWS, executions are not.
+tags = Table(
+    "tags", metadata,
+    Column("resource_arn", String(256), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
 )
 
 executions = Table(
@@ -69,8 +117,16 @@ executions = Table(
     Column("stopped_at", Float, nullable=True),
     Column("deadline_at", Float, nullable=True),  # top-level TimeoutSeconds
     Column("event_count", Integer, nullable=False, default=0),  # last history event id handed out
+    # The version it was started on (a version ARN, or the version an alias picked) and the alias; NULL for an
+    # execution started on the unqualified ARN, which runs the machine's current revision.
+    Column("version", Integer, nullable=True),
+    Column("alias", String(80), nullable=True),
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
+    # The console (migration 8): pages newest first by id filtered by status, or by machine and status, are index
+    # range scans; counts by machine and status read the index only. A machine alone sorts its ids from the index.
+    Index("ix_executions_machine_status", "machine_name", "status", "id"),
+    Index("ix_executions_status_page", "status", "id"),
 )
 
 frames = Table(
@@ -104,6 +160,9 @@ frames = Table(
     Index("ix_frames_task_deadline", "task_deadline", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_parent", "parent_id", "idx"),
+    # Children waiting for a free slot (Map MaxConcurrency): finding the next one must not scan every sibling.
+    Index("ix_frames_pending", "parent_id", "idx", postgresql_where=text("status = 'PENDING'"),
+          sqlite_where=text("status = 'PENDING'")),
     Index("ix_frames_execution", "execution_id"),
 )
 
@@ -147,4 +206,21 @@ workers = Table(
     Column("handler_keys", Json, nullable=True),  # the handler keys it serves (a list)
     Column("execution_id", Integer, nullable=True),  # set for a `run`: it drives this execution only
     Column("wake_address", String(255), nullable=True),  # SQLite: its wake socket (engine/wake.py), poked on commits
+)
+
+execution_mocks = Table(
+    "execution_mocks", metadata,
+    # The mocked task answers an execution started with (a Step Functions Local test case, or the pytest plugin's
+    # mocks), stored with it so any worker applies them; ``calls`` remembers which invocation each task attempt was.
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("test_case", Text, nullable=True),
+    Column("responses", Json, nullable=False),  # {state: [[first, last or null, {"Return": v} | {"Throw": {...}}]]}
+    Column("calls", Json, nullable=False),  # {attempt key: [state, invocation]}
+)
+
+mocked_states = Table(
+    "mocked_states", metadata,
+    # The states of an execution that mocks answer: any worker claims their tasks, handler or not (runtime.Serving).
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("state", String(80), primary_key=True),
 )

@@ -1,0 +1,55 @@
+"""TagResource, UntagResource, ListTagsForResource: tags of state machines (AWS tags state machines and activities;
+executions are not taggable, so their ARNs are InvalidArn)."""
+from __future__ import annotations
+
+from statemill.engine import machines as m
+
+from .arns import local, parse
+from .protocol import ApiError, Call, action
+from .state_machines import tag_pairs
+
+
+def _resource(call: Call) -> tuple[str, str]:
+    """(ARN, machine name) of the request's resourceArn; ResourceNotFound unless it names a machine that exists."""
+    arn = call.require("resourceArn")
+    parts = parse(arn, "resourceArn", ("stateMachine", "activity"))
+    if parts[5] != "stateMachine" or not local(call, parts) or len(parts) != 7:
+        raise m.ResourceNotFound(f"Resource not found: '{arn}'")
+    return arn, parts[6]
+
+
+def _exists(conn, arn: str, name: str) -> None:
+    if m.head(conn, name) is None:
+        raise m.ResourceNotFound(f"Resource not found: '{arn}'")
+
+
+@action("TagResource")
+def tag_resource(call: Call) -> dict:
+    arn, name = _resource(call)
+    call.require("tags", list)
+    pairs = tag_pairs(call)
+    with call.client.db.begin() as conn:
+        _exists(conn, arn, name)
+        m.tag(conn, arn, pairs)
+    return {}
+
+
+@action("UntagResource")
+def untag_resource(call: Call) -> dict:
+    arn, name = _resource(call)
+    keys = call.require("tagKeys", list)
+    if not all(isinstance(k, str) for k in keys):
+        raise ApiError("ValidationException", "1 validation error detected: Value at 'tagKeys' failed to satisfy "
+                       "constraint: Member must be a list of strings")
+    with call.client.db.begin() as conn:
+        _exists(conn, arn, name)
+        m.untag(conn, arn, keys)
+    return {}
+
+
+@action("ListTagsForResource")
+def list_tags_for_resource(call: Call) -> dict:
+    arn, name = _resource(call)
+    with call.client.reader.connect() as conn:
+        _exists(conn, arn, name)
+        return {"tags": [{"key": k, "value": v} for k, v in m.list_tags(conn, arn)]}
