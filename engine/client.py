@@ -210,14 +210,15 @@ class Client:
         ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
         """
         try:
-            return self._start(machine, input, name, input_text)
+            return self._start(machine, input, name, input_text, mocks, qualifier)
         except sa.exc.IntegrityError:
             if name is None:
                 raise
             # A concurrent start of the same name committed first: answer as for a start that came after it.
-            return self._start(machine, input, name, input_text)
+            return self._start(machine, input, name, input_text, mocks, qualifier)
 
-    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None) -> dict:
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any,
+               qualifier: str | None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:
