@@ -201,8 +201,8 @@ class Client:
             # A concurrent start of the same name committed first: answer as for a start that came after it.
             return self._start(machine, input, name, input_text, mocks, qualifier)
 
-    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any = None,
-               qualifier: str | None = None) -> dict:
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any,
+               qualifier: str | None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:

@@ -11,7 +11,7 @@ from statemill.engine.machines import StateMachineDoesNotExist
 from statemill.engine.store import migrations
 from statemill.engine.store.db import normalise_url
 
-BEFORE = migrations.MIGRATIONS.index(migrations._v9_versions_and_aliases)  # the version before it (others may follow)
+BEFORE = migrations.MIGRATIONS.index(migrations._v8_versions_and_aliases)  # the version before it (others may follow)
 
 
 def marked(mark) -> dict:
