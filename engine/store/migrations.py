@@ -10,8 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import (execution_mocks, executions, frames, machines, metadata, mocked_states, schema_version,
-                     state_machines, tags, workers)
+from .schema import (activities, execution_mocks, executions, frames, machines, metadata, mocked_states, schema_version,
+                     state_machines, tags, task_tokens, workers)
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -84,10 +84,20 @@ def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v11_activities(conn: sa.Connection) -> None:
+    """Activities (CreateActivity) and the task-token columns an activity task needs: its activity ARN, and the
+    worker name and time of the GetActivityTask that took it. Idempotent, so its place in the list may move."""
+    activities.create(conn, checkfirst=True)
+    for column in (task_tokens.c.activity_arn, task_tokens.c.worker_name, task_tokens.c.started_at):
+        _add_column(conn, column)
+    next(i for i in task_tokens.indexes if i.name == "ix_task_tokens_activity").create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
-                                                     _v7_index_executions_for_the_console]
+                                                     _v7_index_executions_for_the_console,
+                                                     _v11_activities]  # the lead merges 8-10 before it
 LATEST = len(MIGRATIONS)
 
 
