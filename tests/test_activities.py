@@ -43,12 +43,12 @@ else:
 '''
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve-activities")
     (folder / "activity_worker.py").write_text(WORKER)
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db", "-q",
-                            env={"STATEMILL_ACTIVITY_POLL_SECONDS": str(POLL)})
+    db = f"sqlite:///{folder}/sm.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    process = ServerProcess(folder, db, "-q", env={"STATEMILL_ACTIVITY_POLL_SECONDS": str(POLL)})
     yield process
     assert process.stop() == 0, process.log.read_text()
 
