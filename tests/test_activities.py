@@ -283,3 +283,37 @@ def test_heartbeats_keep_a_taken_task_alive(server, sfn, activity):
     sfn.send_task_success(taskToken=task["taskToken"], output='""')
     found = until_closed(sfn, execution)
     assert found["status"] == "SUCCEEDED" and json.loads(found["output"])["answer"] == ""
+
+
+# -- the CLI
+def cli(*args: str, db: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "statemill.cli.main", *args, "--db", db], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_cli_creates_lists_polls_and_deletes(tmp_path):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    created = cli("activity", "create", "cli-0", "--json", db=db)
+    assert created.returncode == 0, created.stderr
+    arn = json.loads(created.stdout)["activityArn"]
+    assert arn.endswith(":activity:cli-0")
+    assert [a["activityArn"] for a in json.loads(cli("activity", "list", "--json", db=db).stdout)["activities"]] == [arn]
+    empty = cli("activity", "poll", "cli-0", "--wait", "0.2", db=db)
+    assert (empty.returncode, empty.stdout) == (1, "") and "NoTask" in empty.stderr
+    assert cli("activity", "delete", arn, db=db).returncode == 0
+    assert json.loads(cli("activity", "list", "--json", db=db).stdout)["activities"] == []
+    missing = cli("activity", "poll", "cli-0", "--wait", "0", db=db)
+    assert missing.returncode == 1 and "ActivityDoesNotExist" in missing.stderr
+
+
+def test_cli_poll_prints_the_token_and_input_of_a_task(tmp_path, sfn, server, activity):
+    if not server.db.startswith("sqlite"):
+        pytest.skip("the CLI shares the server's SQLite file here")
+    execution = start(sfn, {"Resource": activity})
+    polled = cli("activity", "poll", activity, "--worker-name", "shell", "--wait", "10", db=server.db)
+    assert polled.returncode == 0, polled.stderr
+    task = json.loads(polled.stdout)
+    assert task["input"] == DATA
+    sfn.send_task_success(taskToken=task["taskToken"], output="null")
+    assert json.loads(until_closed(sfn, execution)["output"])["answer"] is None
+    assert ("ActivityStarted", {"workerName": "shell"}) in activity_events(sfn, execution)
