@@ -82,14 +82,17 @@ def delete(client, arn: str) -> None:
 def take_task(client, arn: str, worker_name: str | None = None) -> dict | None:
     """One GetActivityTask attempt, without waiting: ``{"taskToken", "input"}`` of the oldest task of activity
     ``arn`` no poller has taken, now taken by this one, or None when there is none. ActivityDoesNotExist."""
-    now = client.clock.now()
-    with client.db.begin() as conn:
+    waiting = (task_tokens.c.activity_arn == arn, task_tokens.c.status == "PENDING", task_tokens.c.started_at.is_(None))
+    with client.reader.connect() as conn:  # a read first: an idle poll never takes the write lock
         if not exists(conn, arn):
             raise ActivityDoesNotExist(f"Activity Does Not Exist: '{arn}'")
+        if conn.execute(sa.select(task_tokens.c.token).where(*waiting).limit(1)).first() is None:
+            return None
+    now = client.clock.now()
+    with client.db.begin() as conn:
         query = (sa.select(task_tokens.c.token, task_tokens.c.frame_id, task_tokens.c.execution_id,
                            task_tokens.c.heartbeat_seconds)
-                 .where(task_tokens.c.activity_arn == arn, task_tokens.c.status == "PENDING",
-                        task_tokens.c.started_at.is_(None))
+                 .where(*waiting)
                  .order_by(task_tokens.c.created_at).limit(8))
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)  # concurrent pollers take different tasks
