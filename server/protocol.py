@@ -31,7 +31,7 @@ ENGINE_ERRORS = {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "Execution
                  "InvalidExecutionInput", "InvalidName", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut",
                  "InvalidOutput", "InvalidArn", "InvalidDefinition", "StateMachineAlreadyExists",
                  "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags",
-                 "ActivityDoesNotExist"}
+                 "ConflictException", "ServiceQuotaExceededException", "ActivityDoesNotExist"}
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:
