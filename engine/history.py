@@ -91,10 +91,20 @@ def resource_family(resource: str) -> tuple[str, str, str]:
     service integrations Task* events with ``arn:aws:states:::sqs:sendMessage`` split into ``sqs``/``sendMessage``."""
     if resource.startswith("arn:") and ":lambda:" in resource and ":function:" in resource:
         return "LambdaFunction", "lambda", resource
+    if is_activity(resource):
+        return "Activity", "activity", resource
     if resource.startswith("arn:aws:states:::"):
         service, _, api = resource[len("arn:aws:states:::"):].partition(":")
         return "Task", service, api
     return "Task", "statemill", resource
+
+
+def is_activity(resource: str) -> bool:
+    """Whether a Task's resource is an activity ARN, ``arn:PARTITION:states:REGION:ACCOUNT:activity:NAME``: its
+    task waits for a poller (GetActivityTask) instead of running a handler."""
+    parts = resource.split(":")
+    return len(parts) == 7 and parts[0] == "arn" and parts[2] == "states" and parts[5] == "activity" and \
+        all(parts[3:5]) and bool(parts[6])
 
 
 def result_owner(resource: str) -> str:
@@ -116,6 +126,14 @@ def task_event(kind: str, resource: str, **fields: Any) -> Event:
         elif kind == "Succeeded":
             fields = {"output": fields.get("output"), "outputDetails": {"truncated": False}}
         return Event(f"LambdaFunction{kind}", {k: v for k, v in fields.items() if v is not None} or None)
+    if family == "Activity":  # ActivityScheduled/Started/Succeeded/Failed/TimedOut as botocore's shapes have them
+        if kind == "Scheduled":
+            fields = {"resource": resource, "input": fields.get("parameters"), "inputDetails": {"truncated": False},
+                      "timeoutInSeconds": fields.get("timeoutInSeconds"),
+                      "heartbeatInSeconds": fields.get("heartbeatInSeconds")}
+        elif kind == "Succeeded":
+            fields = {"output": fields.get("output"), "outputDetails": {"truncated": False}}
+        return Event(f"Activity{kind}", {k: v for k, v in fields.items() if v is not None} or None)
     details = {"resourceType": resource_type, "resource": name}
     if kind == "Scheduled":
         details["region"] = fields.pop("region", "us-east-1")

@@ -448,11 +448,13 @@ class _Step:
     def schedule_task(self) -> None:
         state: m.TaskState = self.state  # type: ignore[assignment]
         effective = self.data["effective"]
-        token = self.env.task_token if state.wait_for_task_token else None
+        activity = h.is_activity(state.resource)  # its token goes to a poller, not into the input
+        token = self.env.task_token if state.wait_for_task_token or activity else None
+        shown = None if activity else token
         value = effective
         if state.parameters is not None:
-            value = state.parameters.evaluate(self.scope(effective, token=token))
-        value = self.field("Arguments", self.scope(effective, token=token), value)
+            value = state.parameters.evaluate(self.scope(effective, token=shown))
+        value = self.field("Arguments", self.scope(effective, token=shown), value)
         self.check_size(value)
         timeout = state.timeout_seconds
         if state.timeout_seconds_path is not None:
@@ -468,6 +470,13 @@ class _Step:
         self.emit(h.task_event("Scheduled", state.resource, parameters=h.dumps(value),
                                timeoutInSeconds=timeout, heartbeatInSeconds=heartbeat))
         self.data.update(task_input=value, timeout_at=timeout_at, heartbeat=heartbeat, token=token)
+        if activity:
+            # No handler runs it: the frame waits until a poller takes the task (GetActivityTask writes
+            # ActivityStarted and starts the heartbeat clock) and answers, or TimeoutSeconds passes.
+            self.data["activity"] = state.resource
+            self.data.pop("heartbeat_at", None)
+            self.await_callback()
+            return
         self.t.frame = Frame(state.name, "task", self.frame.input, self.data)
         self.t.run_at = self.env.now
         self.t.task = TaskRequest(state.resource, value, timeout_at, heartbeat, self.data.get("attempt", 0))

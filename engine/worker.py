@@ -325,11 +325,13 @@ class Worker:
             # retried with a fresh token): refuse it from now on.
             conn.execute(task_tokens.update().where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
                          .values(status="TIMED_OUT", completed_at=now))
-        if t.task is not None and t.frame.data.get("token") == token:
-            heartbeat = t.task.heartbeat_seconds
+        activity = t.frame.data.get("activity") if t.frame is not None else None  # a poller takes its token
+        if (t.task is not None or activity) and t.frame.data.get("token") == token:
+            heartbeat = t.task.heartbeat_seconds if t.task is not None else t.frame.data.get("heartbeat")
             conn.execute(task_tokens.insert().values(
                 token=token, execution_id=item.execution_id, frame_id=item.id, frame_version=item.version + 1,
-                state=t.frame.state, status="PENDING", created_at=now, heartbeat_seconds=heartbeat))
+                state=t.frame.state, status="PENDING", created_at=now, heartbeat_seconds=heartbeat,
+                activity_arn=activity))
         if t.frame is not None and t.frame.phase == "callback":
             # A callback may have arrived while the handler was still running: wake the frame at once.
             status = conn.execute(sa.select(task_tokens.c.status).where(task_tokens.c.token == old)

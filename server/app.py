@@ -6,6 +6,7 @@ dispatched to its action in a thread (the engine is synchronous), and answered a
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -104,7 +105,9 @@ def create_app(server: Server) -> Starlette:
                 raise ApiError("SerializationException", "the request body must be a JSON object")
             scope = _SCOPE.search(request.headers.get("authorization", ""))
             call = Call(name, payload, server.client(scope.group(1) if scope else None), server)
-            result = await run_in_threadpool(ACTIONS[name], call)
+            handler = ACTIONS[name]  # a coroutine (GetActivityTask's long poll) waits on the loop, not in a thread
+            result = await (handler(call) if inspect.iscoroutinefunction(handler) else
+                            run_in_threadpool(handler, call))
             return _answer(result, request_id=request_id)
         except Exception as exc:  # noqa: BLE001 - every failure is answered, never a dropped connection
             error = as_api_error(exc)

@@ -1,6 +1,7 @@
 """AWS's JSON 1.0 protocol: the action registry, request context, errors as botocore parses them, and field helpers.
 
-An action is a function ``(call: Call) -> dict`` registered under its AWS name with ``@action("StartExecution")``;
+An action is a function ``(call: Call) -> dict`` registered under its AWS name with ``@action("StartExecution")``
+(run in a thread; an ``async def`` one, such as GetActivityTask's long poll, runs on the event loop);
 it raises ``ApiError`` (or one of the engine's named errors, which keep their AWS names) for the client to see.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ ENGINE_ERRORS = {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "Execution
                  "InvalidExecutionInput", "InvalidName", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut",
                  "InvalidOutput", "InvalidArn", "InvalidDefinition", "StateMachineAlreadyExists",
                  "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags",
-                 "ConflictException", "ServiceQuotaExceededException"}
+                 "ConflictException", "ServiceQuotaExceededException", "ActivityDoesNotExist"}
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:

@@ -1,7 +1,8 @@
-"""TagResource, UntagResource, ListTagsForResource: tags of state machines (AWS tags state machines and activities;
-executions are not taggable, so their ARNs are InvalidArn)."""
+"""TagResource, UntagResource, ListTagsForResource: tags of state machines and activities (executions are not
+taggable, so their ARNs are InvalidArn)."""
 from __future__ import annotations
 
+from statemill.engine import activities as a
 from statemill.engine import machines as m
 
 from .arns import local, parse
@@ -10,16 +11,17 @@ from .state_machines import tag_pairs
 
 
 def _resource(call: Call) -> tuple[str, str]:
-    """(ARN, machine name) of the request's resourceArn; ResourceNotFound unless it names a machine that exists."""
+    """(ARN, machine name or "" for an activity) of the request's resourceArn; ResourceNotFound unless it names a
+    machine or activity of this region and account."""
     arn = call.require("resourceArn")
     parts = parse(arn, "resourceArn", ("stateMachine", "activity"))
-    if parts[5] != "stateMachine" or not local(call, parts) or len(parts) != 7:
+    if not local(call, parts) or len(parts) != 7:
         raise m.ResourceNotFound(f"Resource not found: '{arn}'")
-    return arn, parts[6]
+    return arn, parts[6] if parts[5] == "stateMachine" else ""
 
 
 def _exists(conn, arn: str, name: str) -> None:
-    if m.head(conn, name) is None:
+    if (m.head(conn, name) is None) if name else not a.exists(conn, arn):
         raise m.ResourceNotFound(f"Resource not found: '{arn}'")
 
 

@@ -112,11 +112,21 @@ def _v9_worker_wake_address(conn: sa.Connection) -> None:
     _add_column(conn, workers.c.wake_address)
 
 
+def _v10_activities(conn: sa.Connection) -> None:
+    """Activities (CreateActivity) and the task-token columns an activity task needs: its activity ARN, and the
+    worker name and time of the GetActivityTask that took it. Idempotent, so its place in the list may move."""
+    from .schema import activities, task_tokens
+    activities.create(conn, checkfirst=True)
+    for column in (task_tokens.c.activity_arn, task_tokens.c.worker_name, task_tokens.c.started_at):
+        _add_column(conn, column)
+    next(i for i in task_tokens.indexes if i.name == "ix_task_tokens_activity").create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
                                                      _v7_index_executions_for_the_console, _v8_versions_and_aliases,
-                                                     _v9_worker_wake_address]
+                                                     _v9_worker_wake_address, _v10_activities]
 LATEST = len(MIGRATIONS)
 
 

@@ -192,8 +192,21 @@ task_tokens = Table(
     Column("heartbeat_seconds", Integer, nullable=True),
     Column("heartbeat_deadline", Float, nullable=True),
     Column("completed_at", Float, nullable=True),
+    # Activity tasks (migration 11): the activity ARN a poller takes the task from, and who took it when.
+    Column("activity_arn", String(256), nullable=True),
+    Column("worker_name", String(80), nullable=True),
+    Column("started_at", Float, nullable=True),
     Index("ix_task_tokens_frame", "frame_id"),
     Index("ix_task_tokens_pending", "status", "created_at"),
+    Index("ix_task_tokens_activity", "activity_arn", "status", "started_at", "created_at"),
+)
+
+activities = Table(
+    "activities", metadata,
+    # CreateActivity: one row per activity ARN (the region is part of it); pollers take tasks by this ARN.
+    Column("arn", String(256), primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 workers = Table(
