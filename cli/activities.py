@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 
 import click
 
-from statemill.engine import activities as a
-
 from .config import open_client
 from .errors import FAILED, fail
 from .executions import columns, db_option, json_option
@@ -21,6 +19,7 @@ from .executions import columns, db_option, json_option
 
 def _arn(client, activity: str) -> str:
     """An activity given by ARN or by name (in the configured region and account)."""
+    from statemill.engine import activities as a
     return activity if activity.startswith("arn:") else a.activity_arn(client, activity)
 
 
@@ -39,6 +38,7 @@ def activity():
 @json_option
 def create(name, db, as_json):
     """Create activity NAME (nothing changes if it exists) and print its ARN."""
+    from statemill.engine import activities as a
     found = a.create(open_client(db, create=True), name)
     click.echo(json.dumps({**found, "creationDate": _when(found["creationDate"])}) if as_json else found["activityArn"])
 
@@ -48,6 +48,7 @@ def create(name, db, as_json):
 @json_option
 def list_(db, as_json):
     """List the activities, in ARN order."""
+    from statemill.engine import activities as a
     client = open_client(db, read_only=True)
     rows = a.page(client, a.activity_arn(client, ""), None, 1 << 30)
     rows = [{**r, "creationDate": _when(r["creationDate"])} for r in rows]
@@ -62,6 +63,7 @@ def list_(db, as_json):
 @db_option
 def delete(activity_, db):
     """Delete ACTIVITY (a name or ARN); tasks already scheduled on it time out by their own deadlines."""
+    from statemill.engine import activities as a
     client = open_client(db)
     a.delete(client, _arn(client, activity_))
 
@@ -74,6 +76,7 @@ def delete(activity_, db):
 @db_option
 def poll(activity_, worker_name, wait, db):
     """Take one task of ACTIVITY (a name or ARN) and print {"taskToken", "input"} as JSON."""
+    from statemill.engine import activities as a
     client = open_client(db)
     arn = _arn(client, activity_)
     deadline, pause = time.monotonic() + wait, 0.005
