@@ -94,8 +94,10 @@ def median(values: list[float]) -> float:
 
 # ------------------------------------------------------------------------------------------------ SQL counting
 class SqlCounter:
-    """Counts the statements an SQLAlchemy engine sends (``before_cursor_execute``) and its COMMITs/ROLLBACKs,
-    split between the worker's frame threads (the transitions) and every other thread (the worker's loop)."""
+    """Counts the statements an SQLAlchemy engine's SQLite connections run (sqlite3's trace callback, so the
+    transitions' statements sent straight to the DBAPI cursor count too; an executemany counts once per row) and
+    its COMMITs/ROLLBACKs, split between the worker's frame threads (the transitions) and every other thread (the
+    worker's loop)."""
 
     FRAME_THREAD = "statemill-frame"
 
@@ -105,35 +107,35 @@ class SqlCounter:
         self.lock = threading.Lock()
         self.frame: Counter[str] = Counter()
         self.other: Counter[str] = Counter()
-        self._listeners = [("before_cursor_execute", self._statement), ("commit", self._commit),
-                           ("rollback", self._rollback)]
-        for name, fn in self._listeners:
-            sa.event.listen(engine, name, fn)
+        self._traced: list = []
+        sa.event.listen(engine, "engine_connect", self._connected)
+        engine.dispose()  # connections made from now on are traced
 
     def close(self) -> None:
         import sqlalchemy as sa
-        for name, fn in self._listeners:
-            sa.event.remove(self.engine, name, fn)
+        sa.event.remove(self.engine, "engine_connect", self._connected)
+        for dbapi_connection in self._traced:
+            try:
+                dbapi_connection.set_trace_callback(None)
+            except Exception:  # noqa: BLE001 - a closed connection traces nothing anyway
+                pass
+
+    def _connected(self, conn) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection not in self._traced:
+            self._traced.append(dbapi_connection)
+            dbapi_connection.set_trace_callback(self._statement)
 
     def _bucket(self) -> Counter[str]:
         name = threading.current_thread().name
         return self.frame if name.startswith(self.FRAME_THREAD) or name == "bench-frame" else self.other
 
-    def _count(self, kind: str) -> None:
-        with self.lock:
-            self._bucket()[kind] += 1
-
-    def _statement(self, conn, cursor, statement, parameters, context, executemany) -> None:
+    def _statement(self, statement: str) -> None:
         words = statement.lstrip().split(None, 2)
         kind = " ".join(words[:2]).upper() if words and words[0].upper() == "BEGIN" else (words[0].upper()
                                                                                           if words else "?")
-        self._count(kind + (" (many)" if executemany else ""))
-
-    def _commit(self, conn) -> None:
-        self._count("COMMIT")
-
-    def _rollback(self, conn) -> None:
-        self._count("ROLLBACK")
+        with self.lock:
+            self._bucket()[kind] += 1
 
     def reset(self) -> None:
         with self.lock:

@@ -10,13 +10,17 @@ temp folder, counts states entered (``*StateEntered`` events) per second and SQL
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 import sqlalchemy as sa
 from _common import Context, Result, SqlCounter, best_rate, describe_counts, median, profile, statements, timed
-from workloads import ORDER_INPUT, TASK_RESULT, mixed_chain, pass_chain, task_chain
+from workloads import ORDER_INPUT, TASK_RESULT, choice_loop, mixed_chain, pass_chain, task_chain, task_loop
 
 from statemill.engine import Engine
 from statemill.engine.store.db import open_engine
@@ -388,9 +392,63 @@ def _profile_durable(engine: Engine, length: int) -> str:
     return f"{length} transitions in {elapsed:.2f} s under the profiler\n{text}"
 
 
+# ================================================================================================ `statemill run`
+LOOP_HANDLERS = "HANDLERS = {'bench:echo': lambda value: value}\n"
+
+
+def _cli_run(folder: Path, definition: dict, name: str) -> tuple[float, float, int]:
+    """``statemill run`` of ``definition`` (input ``{"i": 0}``) in a subprocess on a new SQLite file; (seconds from
+    the execution's start to its stop, wall seconds of the whole command, states entered)."""
+    (folder / f"{name}.json").write_text(json.dumps(definition))
+    (folder / "bench_loop_handlers.py").write_text(LOOP_HANDLERS)
+    db = folder / f"{name}.db"
+    for stale in folder.glob(f"{name}.db*"):
+        stale.unlink()
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    env.pop("STATEMILL_DATABASE_URL", None)
+    command = [sys.executable, "-m", "statemill.cli.main", "run", f"{name}.json", "--input", '{"i": 0}',
+               "--db", str(db), "--handlers", "bench_loop_handlers", "--quiet", "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"statemill run failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    described = json.loads(done.stdout)
+    if described["status"] != "SUCCEEDED":
+        raise RuntimeError(f"statemill run ended {described['status']}")
+    span = (_epoch(described["stopDate"]) - _epoch(described["startDate"]))
+    with sqlite3.connect(db) as conn:
+        entered = conn.execute("SELECT count(*) FROM history_events WHERE type LIKE '%StateEntered'").fetchone()[0]
+    return span, wall, entered
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def run_loop(ctx: Context) -> None:
+    """The issue's figures: `statemill run` on a Choice+Pass loop and on a Task-heavy loop, against bare one-row
+    SQLite commits (raw sqlite3, WAL, synchronous=NORMAL) measured in this run."""
+    folder = ctx.tmp / "loop"
+    folder.mkdir(exist_ok=True)
+    transitions = ctx.pick(10_000, 2_000)
+    if "ceiling.raw" not in ctx.results:
+        raise RuntimeError("the raw sqlite3 ceiling did not run (it is the baseline)")
+    for key, label, definition, target in (
+            ("loop.pass", "Choice+Pass loop", choice_loop(transitions), 1 / 3),
+            ("loop.task", "Task+Choice loop (no-op handler)", task_loop(transitions), 0.15)):
+        span, wall, entered = _cli_run(folder, definition, key.replace(".", "_"))
+        ctx.add(Result(key, "loop", f"statemill run, {label}, {entered} states", entered / span, "states/s",
+                       against=("ceiling.raw",),
+                       note=f"target >= {target:.2g} of raw commits; the execution's startDate..stopDate "
+                            f"({span:.2f} s); the whole command took {wall:.2f} s "
+                            f"({entered / wall:,.0f} states/s with start-up)"))
+
+
 BENCHMARKS = {
     "ceiling": ("one-row commit loops (SQLAlchemy, raw sqlite3) and one transition's SQL replayed", run_ceiling),
     "durable": ("the engine on SQLite: Engine.run, a worker over 1 and N executions, SQL per transition",
                 run_durable),
+    "loop": ("statemill run on a 10,000-state Choice+Pass loop and a Task loop, against raw commits", run_loop),
 }
-DEPENDS = {"durable": ("ceiling", "interpreter")}
+DEPENDS = {"durable": ("ceiling", "interpreter"), "loop": ("ceiling",)}

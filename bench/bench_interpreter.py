@@ -8,20 +8,21 @@ from __future__ import annotations
 import time
 
 from _common import Context, Result, best_rate, profile
-from workloads import ORDER_INPUT, TASK_RESULT, mixed_chain, mixed_chain_jsonata, pass_chain, task_chain
+from workloads import ORDER_INPUT, TASK_RESULT, choice_loop, mixed_chain, mixed_chain_jsonata, pass_chain, task_chain
 
 from statemill.engine import loader
 from statemill.engine.interpreter import STEP, Env, ExecutionInfo, Frame, Trigger, advance
 
 CHAIN = 500
+LOOP = 10_000  # states of the issue's Choice+Pass loop
 INFO = ExecutionInfo("arn:aws:states:us-east-1:000000000000:execution:bench:run-1", "run-1", ORDER_INPUT,
                      time.time(), "arn:aws:states:us-east-1:000000000000:stateMachine:bench", "bench",
                      "arn:aws:iam::000000000000:role/statemill")
 
 
-def drive(machine, result_trigger: Trigger | None = None) -> tuple[int, int]:
+def drive(machine, result_trigger: Trigger | None = None, value=ORDER_INPUT) -> tuple[int, int]:
     """Run ``machine`` from StartAt to its end; (states entered, advance calls). Fails loudly on a failed run."""
-    frame: Frame | None = Frame(machine.start_at, "enter", ORDER_INPUT, {})
+    frame: Frame | None = Frame(machine.start_at, "enter", value, {})
     next_event_id, entered, calls = 2, 0, 0
     status = "RUNNING"
     while frame is not None:
@@ -58,6 +59,11 @@ def run(ctx: Context) -> None:
         if ctx.profile and key == "interp.pass":
             _, text = profile(lambda: [drive(machine, trigger) for _ in range(ctx.pick(20, 5))])
             ctx.report("profile: interpreter, Pass chain", text)
+    loop = loader.load(choice_loop(LOOP))
+    rate = best_rate(lambda: drive(loop, None, {"i": 0})[0], seconds, rounds)
+    ctx.add(Result("interp.loop", "interpreter", f"Choice+Pass loop ({LOOP} states)", rate, "states/s",
+                   against=("interp.pass",), short="Choice+Pass loop (in memory)",
+                   note=f"{1e6 / rate:.1f} µs per state; target >= 60,000 states/s"))
 
 
 BENCHMARKS = {"interpreter": ("pure advance() in memory: Pass, Pass/Choice and Task chains", run)}

@@ -45,6 +45,10 @@ from _common import Context, Result  # noqa: E402
 from workloads import ORDER_INPUT, TASK_RESULT, mixed_chain, pass_chain, task_chain  # noqa: E402
 
 SERVER = os.environ.get("STATEMILL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# A part of the matrix only: e.g. STATEMILL_BENCH_WORKLOADS=mappass STATEMILL_BENCH_DATABASES=postgresql (the
+# PostgreSQL ceiling and pgbench then run only when workload (a) does).
+ONLY_WORKLOADS = {w for w in os.environ.get("STATEMILL_BENCH_WORKLOADS", "").split(",") if w}
+ONLY_DATABASES = {d for d in os.environ.get("STATEMILL_BENCH_DATABASES", "").split(",") if d}
 SLEEP = 0.02  # the I/O-bound handlers' sleep, seconds
 SLEEP_RESOURCE = "bench:sleep20"
 CELL_LIMIT = 120.0  # a cell whose workers have not finished by then is stopped and reported
@@ -193,6 +197,12 @@ def map_of(processor: dict) -> dict:
 
 
 def workloads(ctx: Context) -> list[Workload]:
+    """The workloads, or those named in ``$STATEMILL_BENCH_WORKLOADS`` (comma-separated keys, e.g. ``mappass``)."""
+    chosen = [w for w in _workloads(ctx) if not ONLY_WORKLOADS or w.key in ONLY_WORKLOADS]
+    return chosen
+
+
+def _workloads(ctx: Context) -> list[Workload]:
     chain_runs, sleepers, items = ctx.pick((40, 200, 1000), (8, 40, 200))
     states = 50
     tasks = 5
@@ -590,10 +600,11 @@ def run(ctx: Context) -> None:
     chosen = workloads(ctx)
     matrix: dict[tuple[str, str, int], Cell] = {}
 
-    targets: list = [SqliteTarget(folder)]
+    targets: list = [SqliteTarget(folder)] if not ONLY_DATABASES or "sqlite" in ONLY_DATABASES else []
     skipped = None
     try:
-        targets.append(PostgresTarget(SERVER))
+        if not ONLY_DATABASES or "postgresql" in ONLY_DATABASES:
+            targets.append(PostgresTarget(SERVER))
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: skip that half
         skipped = (f"PostgreSQL half skipped: no server answers at {SERVER} ({type(exc).__name__}: "
                    f"{str(exc).splitlines()[0] if str(exc) else ''}); set STATEMILL_BENCH_POSTGRES_URL")
@@ -613,7 +624,7 @@ def run(ctx: Context) -> None:
                         matrix[(target.name, workload.key, k)] = cell
                         base = base or cell
                         _add(ctx, group, cell, base)
-                if isinstance(target, PostgresTarget):
+                if isinstance(target, PostgresTarget) and chosen[0].key == "chain":
                     _ceiling(ctx, target, chosen[0], counts, ceiling_counts, matrix, pool)
                     print(" po:pgbench", end="", flush=True)
                     pgbench_waits = _pgbench(ctx, target, logs)

@@ -22,17 +22,19 @@ sys.path.insert(0, str(HERE))
 from _common import Context, table  # noqa: E402
 
 MODULES = ["bench_interpreter", "bench_durable", "bench_validate", "bench_parallel", "render_bench",
-           "bench_scaling", "callbacks_bench", "bench_api"]
+           "bench_scaling", "callbacks_bench", "bench_testing", "bench_api"]
 OPTIONAL: list[str] = []
 GROUPS = [
     ("interpreter", "interpreter: advance() in memory, no database"),
     ("ceiling", "ceiling: what SQLite allows (WAL, synchronous=NORMAL, BEGIN IMMEDIATE)"),
     ("durable", "durable engine on SQLite (file database in a temp folder)"),
+    ("loop", "statemill run (a subprocess) on SQLite: transitions per second of the execution"),
     ("validate", "validation of a large definition"),
     ("parallel", "I/O-bound handlers in a Parallel / Map"),
     ("render", "drawing a large definition"),
     ("scaling", "worker processes on SQLite and PostgreSQL"),
     ("callbacks", "task-token callbacks"),
+    ("testing", "testing workflows: virtual time, mocks"),
     ("api", "statemill serve: the Step Functions API over HTTP (boto3) vs the in-process Client"),
 ]
 

@@ -125,3 +125,27 @@ def map_sleepers(resource: str = "bench:sleep") -> dict:
         "Type": "Map", "ItemsPath": "$.items", "End": True,
         "ItemProcessor": {"StartAt": "Sleep", "States": {"Sleep": {"Type": "Task", "Resource": resource,
                                                                    "End": True}}}}}}
+
+
+def choice_loop(transitions: int) -> dict:
+    """A Pass that counts and a Choice that loops back to it until ``transitions`` states have been entered (the
+    Pass/Choice pairs, then a Succeed): the issue's "Choice+Pass loop". Input: ``{"i": 0}``."""
+    rounds = max(1, (transitions - 1) // 2)
+    return {"StartAt": "Count", "States": {
+        "Count": {"Type": "Pass", "Parameters": {"i.$": "States.MathAdd($.i, 1)", "zero": 0, "no": False,
+                                                 "empty": "", "none": None}, "Next": "More?"},
+        "More?": {"Type": "Choice", "Choices": [{"Variable": "$.i", "NumericLessThan": rounds, "Next": "Count"}],
+                  "Default": "Done"},
+        "Done": {"Type": "Succeed"}}}
+
+
+def task_loop(transitions: int, resource: str = "bench:echo") -> dict:
+    """The Task-heavy twin of ``choice_loop``: a Task (its handler returns its input) counts, a Choice loops back."""
+    rounds = max(1, (transitions - 1) // 2)
+    return {"StartAt": "Count", "States": {
+        "Count": {"Type": "Task", "Resource": resource,
+                  "Parameters": {"i.$": "States.MathAdd($.i, 1)", "zero": 0, "no": False, "empty": "", "none": None},
+                  "Next": "More?"},
+        "More?": {"Type": "Choice", "Choices": [{"Variable": "$.i", "NumericLessThan": rounds, "Next": "Count"}],
+                  "Default": "Done"},
+        "Done": {"Type": "Succeed"}}}

@@ -21,6 +21,7 @@ from statemill.engine.client import parse_input
 from statemill.engine.runtime import TERMINAL
 from statemill.engine.store.db import describe_error
 
+from . import testing
 from .config import open_client, open_engine_with_handlers
 from .errors import FAILED, USAGE, fail
 from .text import markup, safe
@@ -49,6 +50,9 @@ def start_options(fn):
         click.option("--input", "input_", metavar="JSON|@FILE", help="Execution input: JSON text, @file or @- for stdin."),
         click.option("--name", metavar="NAME", help="Execution name (default: a UUID)."),
         click.option("--machine-name", metavar="NAME", help="State machine name (default: the file's stem)."),
+        click.option("--version", "version_", metavar="N", type=click.IntRange(min=1),
+                     help="Run published version N (FILE still becomes the current revision)."),
+        click.option("--alias", "alias_", metavar="ALIAS", help="Run the version ALIAS picks (by weight)."),
         db_option, json_option,
     ]):
         fn = option(fn)
@@ -95,6 +99,9 @@ def print_execution(description: dict, as_json: bool) -> None:
     for key in ("error", "cause"):
         if key in description:
             err.print(f"{key}: {safe(description[key])}", markup=False, soft_wrap=True)
+    for key, label in (("stateMachineVersionArn", "version"), ("stateMachineAliasArn", "alias")):
+        if key in description:
+            err.print(f"{label}: {safe(description[key])}", markup=False, soft_wrap=True)
 
 
 def exit_for(status: str) -> None:
@@ -128,14 +135,19 @@ def database_failed(exc: sa.exc.DBAPIError) -> None:
 @handlers_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
-def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurrency):
+@testing.run_options
+def run(file, input_, name, machine_name, version_, alias_, db, as_json, handlers, quiet, concurrency, mock_config,
+        test_case, virtual_time, coverage_file):
     """Register FILE, start an execution and drive it to its end in this process; print the result.
 
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
     an invalid definition.
     """
     arn, engine = _start(file, input_, name, machine_name, db,
-                         lambda: open_engine_with_handlers(db, handlers))
+                         lambda: open_engine_with_handlers(db, handlers, **testing.engine_options(virtual_time)),
+                         mocks=lambda client, machine: testing.load_test_case(
+                             mock_config, test_case, machine["name"], client.machine(machine["id"])),
+                         version=version_, alias=alias_)
     previous = signal.getsignal(signal.SIGTERM)
     worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -152,6 +164,7 @@ def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurre
     finally:
         worker.close()
         signal.signal(signal.SIGTERM, previous)
+    testing.record_coverage(coverage_file, engine, arn)
     description = engine.describe(arn)
     print_execution(description, as_json)
     exit_for(description["status"])
@@ -159,15 +172,20 @@ def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurre
 
 @click.command()
 @start_options
-def start(file, input_, name, machine_name, db, as_json):
+def start(file, input_, name, machine_name, version_, alias_, db, as_json):
     """Register FILE and start an execution; return at once (a `statemill worker` runs it)."""
-    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True))
+    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True),
+                         version=version_, alias=alias_)
     started = {"executionArn": arn, "startDate": client.describe(arn)["startDate"]}
     click.echo(json.dumps(started) if as_json else arn)
 
 
-def _start(file, input_, name, machine_name, db, connect):
-    """Check the input and the definition before touching the database, then register and start."""
+def _start(file, input_, name, machine_name, db, connect, mocks=None, version=None, alias=None):
+    """Check the input and the definition before touching the database, then register and start (with the mocks
+    ``mocks(client, machine)`` gives, checked before anything starts; on a published version, or the version an
+    alias picks, when given)."""
+    if version is not None and alias is not None:
+        raise click.UsageError("give --version or --alias, not both")
     value = parse_input(read_input(input_, InvalidExecutionInput))
     try:
         loader.load(file)  # a DefinitionError lists every problem, located (a file that is not UTF-8 included)
@@ -175,7 +193,8 @@ def _start(file, input_, name, machine_name, db, connect):
         fail("UsageError", f"cannot read {file}: {exc.strerror or exc}", USAGE)
     client = connect()
     machine = client.register(file, machine_name)
-    started = client.start(machine["name"], value, name=name)
+    started = client.start(machine["name"], value, name=name, mocks=mocks and mocks(client, machine),
+                           qualifier=alias if version is None else str(version))
     return started["executionArn"], client
 
 
@@ -222,7 +241,8 @@ def describe(arn, db, as_json):
     if as_json:
         click.echo(json.dumps(description, ensure_ascii=False))
         return
-    for key in ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "error", "cause"):
+    for key in ("executionArn", "stateMachineArn", "stateMachineVersionArn", "stateMachineAliasArn", "name",
+                "status", "startDate", "stopDate", "error", "cause"):
         if key in description:
             click.echo(f"{key:16} {safe(description[key])}")
     click.echo(f"{'input':16} {safe(json.dumps(description['input'], ensure_ascii=False))}")

@@ -37,9 +37,12 @@ def _loopback(host: str) -> bool:
               help="The secret of --access-key-id [env STATEMILL_SECRET_ACCESS_KEY].")
 @click.option("--allow-unauthenticated", is_flag=True,
               help="Serve without credentials on an address other than loopback.")
+@click.option("--console-actions", is_flag=True,
+              help="Let the web console (GET /) start and stop executions and answer waiting tasks; it is "
+                   "read-only without this.")
 @click.option("--quiet", "-q", is_flag=True, help="No request log.")
 def serve(host, port, db, handlers, worker_count, no_worker, concurrency, access_key_id, secret_access_key,
-          allow_unauthenticated, quiet):
+          allow_unauthenticated, console_actions, quiet):
     """Serve the AWS Step Functions API (JSON 1.0 protocol) on HOST:PORT, running executions with workers in this
     process unless --no-worker. Stops gracefully on SIGTERM or Ctrl-C (finishing what is in flight)."""
     if bool(access_key_id) != bool(secret_access_key):
@@ -53,7 +56,8 @@ def serve(host, port, db, handlers, worker_count, no_worker, concurrency, access
     from statemill.server.app import Server, create_app
 
     engine = open_engine_with_handlers(db, handlers, concurrency=concurrency)
-    server = Server(engine, credentials=credentials, engine=None if no_worker else engine)
+    server = Server(engine, credentials=credentials, engine=None if no_worker else engine,
+                    console_actions=console_actions)
     workers = [] if no_worker else [engine.worker() for _ in range(worker_count)]
     threads = [threading.Thread(target=w.run, name=f"statemill-worker-{i}", daemon=True)
                for i, w in enumerate(workers)]

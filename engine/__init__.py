@@ -68,8 +68,21 @@ class Engine(Client):
         return self.describe(arn)
 
     def run(self, definition: str | PathLike | Mapping[str, Any], input: Any = None, *, name: str | None = None,
-            machine_name: str | None = None, **worker_options: Any) -> dict:
-        """Register ``definition``, start it with ``input`` and drive it to its end; return DescribeExecution."""
+            machine_name: str | None = None, mocks: Any = None, mock_config: Any = None, test_case: str | None = None,
+            **worker_options: Any) -> dict:
+        """Register ``definition``, start it with ``input`` and drive it to its end; return DescribeExecution.
+
+        ``mock_config`` (a Step Functions Local mock file's path, or a ``MockConfig``) with ``test_case`` answers the
+        test case's Task states with its mocked responses; ``mocks`` does the same from Python: state name to a
+        value, an exception, or a list of them (one per invocation)."""
+        from .mocks import MockConfig, TestCase
         machine = self.register(definition, machine_name)
-        started = self.start(machine["name"], input, name=name)
+        if mock_config is not None:
+            config = mock_config if isinstance(mock_config, MockConfig) else MockConfig.load(mock_config)
+            if test_case is None:
+                raise TypeError("test_case= names the test case of mock_config to run")
+            mocks = config.test_case(machine["name"], test_case, self.machine(machine["id"]))
+        elif mocks is not None and not isinstance(mocks, TestCase):
+            mocks = TestCase.of(mocks)
+        started = self.start(machine["name"], input, name=name, mocks=mocks)
         return self.wait(started["executionArn"], **worker_options)

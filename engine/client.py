@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from . import loader, machines
+from . import loader, machines, versions
 from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
@@ -26,7 +26,8 @@ from .machines import StateMachineDoesNotExist
 from .model import StateMachine
 from .runtime import end_execution, notify
 from .store.db import open_engine, reader
-from .store.schema import executions, frames, history_events, state_machines, task_tokens, workers
+from .store.schema import (execution_mocks, executions, frames, history_events, mocked_states, state_machines,
+                           task_tokens, workers)
 
 EXPRESS_TIMEOUT = 300  # seconds: AWS's cap on an EXPRESS execution
 _NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$")
@@ -198,23 +199,26 @@ class Client:
             return machines.live(conn, name, for_change=False).type
 
     # -- executions
-    def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None)\
-            -> dict:
-        """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
+    def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None,
+              mocks: Any = None, qualifier: str | None = None) -> dict:
+        """Start an execution of the latest revision of ``machine`` (or, with ``qualifier``, of that version number
+        or what that alias picks); returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
-        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run.
+        machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run. ``mocks`` (a
+        ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
         """
         try:
-            return self._start(machine, input, name, input_text)
+            return self._start(machine, input, name, input_text, mocks, qualifier)
         except sa.exc.IntegrityError:
             if name is None:
                 raise
             # A concurrent start of the same name committed first: answer as for a start that came after it.
-            return self._start(machine, input, name, input_text)
+            return self._start(machine, input, name, input_text, mocks, qualifier)
 
-    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None) -> dict:
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any,
+               qualifier: str | None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:
@@ -224,7 +228,8 @@ class Client:
         now = self.clock.now()
         with self.db.begin() as conn:
             head = machines.live(conn, machine)
-            machine_id = head.revision_id
+            target = versions.target(conn, machine, qualifier)
+            machine_id = target.revision_id
             compiled = self.machine(machine_id)
             express = head.type == machines.EXPRESS
             arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
@@ -250,17 +255,32 @@ class Client:
             deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
-                started_at=now, deadline_at=deadline, event_count=1)).inserted_primary_key[0]
+                started_at=now, deadline_at=deadline, event_count=1, version=target.version,
+                alias=target.alias)).inserted_primary_key[0]
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
-                                        "roleArn": self._role_of(conn, machine_id)}))
+                                        "roleArn": self._role_of(conn, machine_id),
+                                        **self._started_on(machine, target.version, target.alias)}))
             conn.execute(frames.insert().values(
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
                 pending=0))
+            if mocks is not None:
+                from .mocks import store
+                mocks.check(compiled)
+                store(conn, execution_id, mocks)
             notify(conn)
         return {"executionArn": arn, "startDate": iso(now)}
+
+    def _started_on(self, machine: str, version: int | None, alias: str | None) -> dict:
+        """stateMachineVersionArn and stateMachineAliasArn of an execution started on a version or alias."""
+        found = {}
+        if alias is not None:
+            found["stateMachineAliasArn"] = f"{self.machine_arn(machine)}:{alias}"
+        if version is not None:
+            found["stateMachineVersionArn"] = f"{self.machine_arn(machine)}:{version}"
+        return found
 
     @property
     def role_arn(self) -> str:
@@ -297,7 +317,8 @@ class Client:
 
     def _describe_row(self, row) -> dict:
         result = {"executionArn": row.arn, "stateMachineArn": self.machine_arn(row.machine_name), "name": row.name,
-                  "status": row.status, "startDate": iso(row.started_at), "input": row.input}
+                  "status": row.status, "startDate": iso(row.started_at), "input": row.input,
+                  **self._started_on(row.machine_name, row.version, row.alias)}
         if row.stopped_at is not None:
             result["stopDate"] = iso(row.stopped_at)
         if row.status == "SUCCEEDED":
@@ -317,16 +338,21 @@ class Client:
         return self.list_page(machine, status, limit)[0]
 
     def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
-                  after: tuple[float, int] | None = None, express: bool = True) -> tuple[list[dict], tuple | None]:
+                  after: tuple[float, int] | None = None, express: bool = True, qualifier: str | None = None)\
+            -> tuple[list[dict], tuple | None]:
         """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
         ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
-        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out."""
+        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out;
+        ``qualifier`` (a version number or alias name) keeps those started on it."""
         query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc())\
             .limit(limit + 1)
         if machine:
             query = query.where(machines.executions_of(machine))
         if status:
             query = query.where(executions.c.status == status)
+        if qualifier is not None:
+            query = query.where(versions.started_on(int(qualifier), None) if versions.is_version(qualifier)
+                                else versions.started_on(None, qualifier))
         if not express:
             query = query.where(executions.c.arn.not_like("%:express:%"))
         if after is not None:
@@ -394,7 +420,7 @@ class Client:
                                                                 executions.c.stopped_at < cutoff)).scalars().all()
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                for table in (history_events, task_tokens, frames):
+                for table in (history_events, task_tokens, frames, execution_mocks, mocked_states):
                     conn.execute(table.delete().where(table.c.execution_id.in_(chunk)))
                 conn.execute(executions.delete().where(executions.c.id.in_(chunk)))
         return len(ids)

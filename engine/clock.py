@@ -25,6 +25,12 @@ class FakeClock:
         self._now = start
         self._lock = threading.Lock()
 
+    @classmethod
+    def virtual(cls) -> "FakeClock":
+        """Virtual time from the real present on: ``statemill run --virtual-time`` and the pytest plugin. A worker
+        on it jumps over Waits, Retry backoff and task deadlines as soon as nothing else can run."""
+        return cls(time.time())
+
     def now(self) -> float:
         with self._lock:
             return self._now

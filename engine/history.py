@@ -61,7 +61,10 @@ def chain(types: list[str], first_id: int, head: int) -> tuple[list[int], int]:
 
 def dumps(value: Any) -> str:
     """JSON text as AWS puts it in history details and error causes: compact, non-ASCII kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once, not per call
 
 
 def payload(value: Any) -> dict:
@@ -73,9 +76,10 @@ def entered(state_type: str, name: str, value: Any) -> Event:
     return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value), "inputDetails": payload(value)})
 
 
-def exited(state_type: str, name: str, value: Any, assigned: dict | None = None) -> Event:
-    """``…StateExited``; a state with ``Assign`` also reports each assigned value as JSON text."""
-    details = {"name": name, "output": dumps(value), "outputDetails": payload(value)}
+def exited(state_type: str, name: str, value: Any, assigned: dict | None = None, text: str | None = None) -> Event:
+    """``…StateExited``; a state with ``Assign`` also reports each assigned value as JSON text. ``text``: the
+    output's JSON text when the caller has it already."""
+    details = {"name": name, "output": dumps(value) if text is None else text, "outputDetails": payload(value)}
     if assigned is not None:
         details["assignedVariables"] = {key: dumps(item) for key, item in assigned.items()}
         details["assignedVariablesDetails"] = {"truncated": False}

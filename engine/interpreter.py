@@ -121,6 +121,7 @@ class Transition:
     cause: str | None = None
     last_event_id: int = 0  # set by the runtime once the events have ids
     handler_key: str | None = None  # set by the runtime: the key of the task the frame is about to run
+    leased: bool = False  # set by the runtime: the committer kept the frame's lease to go on with it at once
 
 
 # ----------------------------------------------------------------------------------------------- entry point
@@ -138,6 +139,8 @@ class _Step:
         self.data = dict(frame.data)
         self.t = Transition()
         self.catching = False  # set while a catcher is applied, so that its own failure is not caught again
+        self.sized: tuple[Any, str] | None = None  # the value check_size last measured, and its JSON text
+        self.entered_at: float | None = None  # when the state was entered in this step (formatted when needed)
 
     # -- bookkeeping
     def emit(self, event: h.Event) -> int:
@@ -152,7 +155,8 @@ class _Step:
             "Execution": {"Id": info.arn, "Input": info.input, "StartTime": iso(info.start_time), "Name": info.name,
                           "RoleArn": info.role_arn, "RedriveCount": 0},
             "StateMachine": {"Id": info.machine_arn, "Name": info.machine_name},
-            "State": {"Name": self.state.name, "EnteredTime": self.data.get("entered_time", iso(self.env.now))},
+            "State": {"Name": self.state.name, "EnteredTime": self.data.get("entered_time") or iso(
+                self.env.now if self.entered_at is None else self.entered_at)},
         }
         if isinstance(self.state, (m.TaskState, m.ParallelState, m.MapState)):
             ctx["State"]["RetryCount"] = self.data.get("attempt", 0)
@@ -203,7 +207,9 @@ class _Step:
     def check_size(self, value: Any, who: str | None = None) -> None:
         """States.DataLimitExceeded when ``value`` is over the payload limit; AWS names the state, or for a task
         result the resource (the service for an integration, the function ARN for a legacy Lambda)."""
-        size = len(h.dumps(value).encode("utf-8"))
+        text = h.dumps(value)
+        self.sized = (value, text)
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
         if size > self.env.payload_limit:
             raise StatesError(E.DATA_LIMIT_EXCEEDED,
                               f"The state/task '{who or self.state.name}' returned a result with a size exceeding "
@@ -234,6 +240,9 @@ class _Step:
                 raise AssertionError(f"unknown phase {self.frame.phase!r}")
         except StatesError as exc:
             self.state_failed(exc)
+        if self.entered_at is not None and "entered_time" not in self.data and self.t.frame is not None and \
+                self.t.frame.data is self.data:  # the frame stays in this state: keep when it entered it
+            self.data["entered_time"] = iso(self.entered_at)
         return self.t
 
     def enter(self) -> None:
@@ -242,7 +251,9 @@ class _Step:
         if iteration is not None and not self.data.get("iteration_started"):
             self.emit(h.Event("MapIterationStarted", dict(iteration)))
             self.data["iteration_started"] = True
-        self.data.update(entered_time=iso(self.env.now), attempt=0, retries=[])
+        self.data.pop("entered_time", None)
+        self.entered_at = self.env.now
+        self.data.update(attempt=0, retries=[])
         self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw))
         getattr(self, f"enter_{state.type.lower()}")(state, raw)
 
@@ -267,7 +278,9 @@ class _Step:
         state = self.state
         if assigned is not None:
             self.data["variables"] = {**(self.data.get("variables") or {}), **assigned}
-        self.emit(h.exited(state.type, state.name, output, assigned))
+        sized = self.sized
+        self.emit(h.exited(state.type, state.name, output, assigned,
+                           sized[1] if sized is not None and sized[0] is output else None))
         target = next_state or state.next
         if target is None or (state.end and next_state is None):
             self.finish(output)

@@ -92,7 +92,11 @@ def _not_json(word: str):
 def dumps(value: Any) -> str:
     """Compact JSON text for the database. NaN and Infinity are refused (ValueError): they are not JSON, and a
     strict parser reading ``describe --json`` would reject them."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _STRICT(value)
+
+
+# One encoder, built once: json.dumps with options builds a new one on every call (every history event).
+_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def finite_float(text: str) -> float:

@@ -1,16 +1,18 @@
 """The durable loop around the pure interpreter: claim a frame, run its task if it has one, commit the transition.
 
-Every transition is one transaction: a compare-and-set on the frame's ``version`` (and the lease this worker holds),
+Every commit is one transaction: a compare-and-set on the frame's ``version`` (and the lease this worker holds),
 the history events with ids taken from the execution's counter, the next position of the frame, any children, and
 the execution's final status. A stale or duplicate commit (a zombie worker whose lease expired) changes nothing.
+A commit carries a batch: the transitions of side-effect-free states run in memory up to the one that starts the
+next side effect (a task, a timer, a token, children) or ends the frame, each with its own events.
 """
 from __future__ import annotations
 
 import os
 import secrets
 import signal
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -18,7 +20,8 @@ from . import errors as E
 from . import history as h
 from .handlers import handler_key
 from .interpreter import STEP, Env, ExecutionInfo, Frame, Transition, Trigger, advance
-from .store.schema import executions, frames, history_events, task_tokens
+from .store import hot
+from .store.schema import executions, frames, mocked_states, task_tokens
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 MAX_COMMIT_FAILURES = 3  # failed commits of one frame version before the frame fails with States.Runtime
@@ -38,6 +41,9 @@ def fault(point: str) -> None:
                 return
             open(marker, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULTS_ARMED = "STATEMILL_FAULT" in os.environ  # per-step fault points cost nothing unless a crash test armed one
 
 
 @dataclass
@@ -79,10 +85,12 @@ class Serving:
         return key is None or self.keys is None or key in self.keys
 
     def served(self) -> sa.ColumnElement[bool]:
-        """SQL: the frame needs no handler, or one this claimer has."""
+        """SQL: the frame needs no handler, or one this claimer has, or its state is answered by a mock."""
         if self.keys is None:
             return sa.true()
-        return sa.or_(frames.c.handler_key.is_(None), frames.c.handler_key.in_(sorted(self.keys)))
+        mocked = sa.exists().where(mocked_states.c.execution_id == frames.c.execution_id,
+                                   mocked_states.c.state == frames.c.state)
+        return sa.or_(frames.c.handler_key.is_(None), frames.c.handler_key.in_(sorted(self.keys)), mocked)
 
     def within(self) -> list[sa.ColumnElement[bool]]:
         """SQL: the frames of the executions this claimer looks after."""
@@ -171,24 +179,140 @@ def callback_trigger(conn: sa.Connection, claimed: Claimed, now: float | None = 
     return Trigger("rearm", heartbeat_at)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """How far a frame runs in memory before its commit: at most ``states`` transitions and about ``size`` bytes of
+    history details. Only transitions that start nothing outside the execution run on in one batch (see
+    ``_goes_on``): the batch commits with the transition that starts the next side effect or ends the frame."""
+
+    states: int = 100
+    size: int = 1 << 20
+
+
+BATCH = Batch()
+SINGLE = Batch(states=1)  # one transition per commit, as before batching
+
+
+def _goes_on(t: Transition, now: float) -> bool:
+    """Whether the frame's next step may join this batch: the frame runs on at once into a state it enters (or a
+    Wait that is already over), with no task to run, no children to start and no token to wait for."""
+    return (t.frame is not None and t.task is None and t.fan_out is None and t.run_at is not None
+            and t.run_at <= now and t.frame.phase in _PURE_PHASES)
+
+
+_PURE_PHASES = frozenset({"enter", "wait"})
+
+
+class _History:
+    """The events of a batch with what their rows need: previousEventIds (history.chain, one transition at a
+    time), timestamps (each transition's own) and the details as JSON text."""
+
+    __slots__ = ("events", "previous", "stamps", "texts", "head", "size")
+
+    def __init__(self, head: int):
+        self.events: list[h.Event] = []
+        self.previous: list[int] = []
+        self.stamps: list[float] = []
+        self.texts: list[str | None] = []
+        self.head = head
+        self.size = 0
+
+    def add(self, events: list[h.Event], first_id: int, now: float, started_at: float | None = None) -> None:
+        previous, self.head = h.chain([e.type for e in events], first_id, self.head)
+        self.previous += previous
+        for event in events:
+            text = hot.json_text(event.details)
+            self.size += len(text) if text else 0
+            self.texts.append(text)
+            if started_at is not None and event.type in _STARTED:  # the handler ran before: when it began
+                self.stamps.append(started_at)
+            else:
+                self.stamps.append(now if event.timestamp is None else event.timestamp)
+        self.events += events
+
+
 def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, info: ExecutionInfo, worker_id: str,
            now: float, lease: float, is_root: bool, payload_limit: int, new_token: str | None = None,
-           max_events: int | None = None, serving: Serving = ANY) -> Transition:
-    """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction. The
-    committer keeps the frame's lease when the frame is runnable at once and ``serving`` allows it to go on.
+           max_events: int | None = None, serving: Serving = ANY, clock: Callable[[], float] | None = None,
+           batch: Batch = BATCH) -> Transition:
+    """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction. While the
+    frame runs on into side-effect-free states, they are advanced too (up to ``batch``; each at ``clock()``, else
+    at ``now``) and committed together, each with its own events. The committer keeps the frame's lease when the
+    frame is runnable at once and ``serving`` allows it to go on (``leased`` on the returned transition).
+
+    On PostgreSQL the execution row (its event counter) is locked last: the batch is advanced with the counter as
+    last read, then the ids are taken with one UPDATE, and the (pure) batch advanced again in the rare case another
+    thread of the execution took ids meanwhile. So iterations of a Map or branches of a Parallel hold the row only
+    for their writes. SQLite's BEGIN IMMEDIATE serialises writers anyway: the row is read first.
 
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
     committed this frame's version first.
     """
-    base = _lock_running(conn, claimed)
-    env = Env(now=now, next_event_id=base + 1, execution=info, is_root=is_root, payload_limit=payload_limit,
-              task_token=new_token)
-    t = advance(machine, claimed.frame, trigger, env)
-    if trigger.started_at is not None:  # the handler ran before this commit: TaskStarted happened when it began
-        t.events = [replace(e, timestamp=trigger.started_at) if e.type in _STARTED else e for e in t.events]
-    if max_events is not None and base + len(t.events) > max_events and t.status == "RUNNING":
-        t = _failed(claimed, is_root, E.RUNTIME, f"The execution reached the history limit of {max_events} events.")
-    return _persist(conn, claimed, t, base, worker_id, now, lease, is_root, serving)
+    lock_last = conn.dialect.name == "postgresql"
+    base = _lock_running(conn, claimed, lock=not lock_last)
+    step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events)
+    nows = step.run(claimed, trigger, base, now, clock, batch)
+    if lock_last:
+        taken = _take_event_ids(conn, claimed, len(step.history.events))
+        if taken != base:  # another thread of this execution committed events since we read the counter
+            planned = len(step.history.events)
+            step.replay(claimed, trigger, taken, nows)
+            base = taken
+            if len(step.history.events) != planned:
+                hot.cursor(conn).execute(hot.statements(conn).count_events,
+                                         (base + len(step.history.events), claimed.execution_id))
+    t = step.t
+    t.events = step.history.events
+    left_join = claimed.phase == "join" and (len(nows) > 1 or t.frame is None or t.frame.phase != "join")
+    return _persist(conn, claimed, t, base, step.history, worker_id, nows[-1], lease, is_root, serving, step.last,
+                    left_join, counted=lock_last)
+
+
+class _Stepper:
+    """Advances a frame through one batch in memory (see ``commit``), recording its events' rows."""
+
+    def __init__(self, machine, info: ExecutionInfo, is_root: bool, payload_limit: int, new_token: str | None,
+                 max_events: int | None):
+        self.machine, self.info, self.is_root = machine, info, is_root
+        self.payload_limit, self.new_token, self.max_events = payload_limit, new_token, max_events
+
+    def run(self, claimed: Claimed, trigger: Trigger, base: int, now: float, clock: Callable[[], float] | None,
+            batch: Batch) -> list[float]:
+        """Advance from ``claimed`` with event ids after ``base`` while the batch goes on; the time of each step."""
+        nows = []
+        frame = claimed.frame
+        self.history = _History(claimed.last_event_id)
+        while True:
+            nows.append(now)
+            self.step(frame, trigger, base, now)
+            if len(nows) >= batch.states or self.history.size >= batch.size or not _goes_on(self.t, now):
+                return nows
+            if _FAULTS_ARMED:
+                fault("in_batch")  # crash tests: a worker dying with a batch advanced but not committed
+            frame, trigger = self.t.frame, STEP
+            if clock is not None:
+                now = clock()
+
+    def replay(self, claimed: Claimed, trigger: Trigger, base: int, nows: list[float]) -> None:
+        """The same steps at the same times, with event ids after ``base``."""
+        frame = claimed.frame
+        self.history = _History(claimed.last_event_id)
+        for now in nows:
+            if frame is None:
+                break
+            self.step(frame, trigger, base, now)
+            frame, trigger = self.t.frame, STEP
+
+    def step(self, frame: Frame, trigger: Trigger, base: int, now: float) -> None:
+        first = base + 1 + len(self.history.events)
+        env = Env(now=now, next_event_id=first, execution=self.info, is_root=self.is_root,
+                  payload_limit=self.payload_limit, task_token=self.new_token)
+        t = advance(self.machine, frame, trigger, env)
+        if self.max_events is not None and first - 1 + len(t.events) > self.max_events and t.status == "RUNNING":
+            t = _failed(frame.data, self.is_root, E.RUNTIME,
+                        f"The execution reached the history limit of {self.max_events} events.")
+        self.history.add(t.events, first, now, trigger.started_at)
+        self.t, self.last = t, frame
 
 
 def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: float, is_root: bool,
@@ -210,83 +334,90 @@ def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: fl
     cause = (f"An error occurred while executing the state '{claimed.state}' (entered at the event id "
              f"#{claimed.data.get('entered_id', 0)}). Its transition could not be stored "
              f"({failures} attempts): {problem}")
-    return _persist(conn, claimed, _failed(claimed, is_root, E.RUNTIME, cause), base, worker_id, now, 0.0, is_root)
+    t = _failed(claimed.data, is_root, E.RUNTIME, cause)
+    history = _History(claimed.last_event_id)
+    history.add(t.events, base + 1, now)
+    return _persist(conn, claimed, t, base, history, worker_id, now, 0.0, is_root, ANY, claimed.frame,
+                    claimed.phase == "join")
 
 
-def _lock_running(conn: sa.Connection, claimed: Claimed) -> int:
-    """Lock ``claimed``'s execution row; its last event id. StaleTransition when it is no longer running."""
-    execution = conn.execute(_LOCK_EXECUTION, {"e": claimed.execution_id}).one()
-    if execution.status != "RUNNING":
+def _lock_running(conn: sa.Connection, claimed: Claimed, lock: bool = True) -> int:
+    """Lock (or only read) ``claimed``'s execution row; its last event id. StaleTransition when it is no longer
+    running."""
+    sql = hot.statements(conn)
+    status, count = hot.cursor(conn).execute(sql.lock_execution if lock else sql.read_count,
+                                             (claimed.execution_id,)).fetchone()
+    if status != "RUNNING":
         raise StaleTransition
-    return execution.event_count
+    return count
 
 
-def _failed(claimed: Claimed, is_root: bool, error: str, cause: str) -> Transition:
+def _take_event_ids(conn: sa.Connection, claimed: Claimed, count: int) -> int:
+    """Move the execution's event counter on by ``count`` (locking its row until the commit); the last id before
+    them. StaleTransition when the execution is no longer running."""
+    row = hot.cursor(conn).execute(hot.statements(conn).take_event_ids, (count, claimed.execution_id)).fetchone()
+    if row is None:
+        raise StaleTransition
+    return row[0] - count
+
+
+def _failed(data: dict, is_root: bool, error: str, cause: str) -> Transition:
     """The frame ends FAILED with ``error``, whatever its state's Retry and Catch say (as States.Runtime does)."""
     t = Transition(frame=None, status="FAILED", error=error, cause=cause)
-    if claimed.data.get("iteration") is not None:
-        t.events.append(h.Event("MapIterationFailed", dict(claimed.data["iteration"])))
+    if data.get("iteration") is not None:
+        t.events.append(h.Event("MapIterationFailed", dict(data["iteration"])))
     if is_root:
         t.events.append(h.Event("ExecutionFailed", {"error": error, "cause": cause}))
     return t
 
 
-def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, worker_id: str, now: float,
-             lease: float, is_root: bool, serving: Serving = ANY) -> Transition:
-    """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``), fenced by the
-    compare-and-set on the frame's version and lease."""
-    last = base + len(t.events)
-    previous, head = h.chain([e.type for e in t.events], base + 1, claimed.last_event_id)
+def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, history: _History, worker_id: str,
+             now: float, lease: float, is_root: bool, serving: Serving, last: Frame,
+             left_join: bool, counted: bool = False) -> Transition:
+    """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``; ``history`` holds its
+    events' rows; ``last`` is where the frame stood before its final step), fenced by the compare-and-set on the
+    frame's version and lease. ``left_join``: the frame's children joined, so they are removed; ``counted``: the
+    execution's event counter was moved on already."""
+    head = history.head
+    sql = hot.statements(conn)
+    cursor = hot.cursor(conn)
     values: dict[str, Any] = {"version": claimed.version + 1, "last_event_id": head}
     if t.frame is not None:
         t.handler_key = handler_key(t.task.resource, t.task.input) if t.task is not None else None
-        keep = t.run_at is not None and t.run_at <= now and serving.serves(t.handler_key)
+        keep = t.leased = t.run_at is not None and t.run_at <= now and serving.serves(t.handler_key)
         values.update(state=t.frame.state, phase=t.frame.phase, input=t.frame.input, data=t.frame.data,
                       run_at=t.run_at, lease_owner=worker_id if keep else None,
                       lease_until=now + lease if keep else None, handler_key=t.handler_key,
                       task_deadline=t.task.timeout_at if t.task is not None else None)
+        statement, columns = sql.move_frame, hot.MOVE_COLUMNS
     else:
-        values.update(status=t.status, run_at=None, lease_owner=None, lease_until=None, handler_key=None,
-                      task_deadline=None, output=t.output,
-                      data={**claimed.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
-                      else claimed.data)
-    if claimed.phase == "join" and (t.frame is None or t.frame.phase != "join"):
+        values.update(state=last.state, status=t.status, run_at=None, lease_owner=None, lease_until=None,
+                      handler_key=None, task_deadline=None, output=t.output,
+                      data={**last.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
+                      else last.data)
+        statement, columns = sql.finish_frame, hot.FINISH_COLUMNS
+    if left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
-    statement = _MOVE_FRAME if t.frame is not None else _FINISH_FRAME
-    done = conn.execute(statement, {"f": claimed.id, "v": claimed.version, "owner": worker_id,
-                                    **{"n_" + k: v for k, v in values.items()}}).rowcount
-    if done != 1:
+    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
+                                                  worker_id)).rowcount != 1:
         raise StaleTransition
 
-    append_events(conn, claimed.execution_id, claimed.id, base, t.events, previous, now)
+    append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
+                  history.stamps, history.texts, counted)
     if t.fan_out is not None:
         start_children(conn, claimed, t, now, head)
     if t.frame is None:
-        finish_frame(conn, claimed, t, now, is_root, head, last)
+        finish_frame(conn, claimed, t, now, is_root, head, base + len(t.events))
     if t.fan_out is not None or (t.frame is None and not is_root):
         notify(conn)  # children to run, or a parent/sibling woken: tell idle workers elsewhere
-    t.last_event_id = values["last_event_id"]
+    t.last_event_id = head
     return t
 
 
 _STARTED = frozenset({"TaskStarted", "LambdaFunctionStarted"})
-# The statements of every transition, built once: building them per call cost more than SQLite's own work.
-_LOCK_EXECUTION = (sa.select(executions.c.status, executions.c.event_count)
-                   .where(executions.c.id == sa.bindparam("e")).with_for_update())
 _CAS = (frames.c.id == sa.bindparam("f"), frames.c.version == sa.bindparam("v"),
         frames.c.lease_owner == sa.bindparam("owner"))
-_MOVE_FRAME = frames.update().where(*_CAS).values(
-    {"commit_failures": 0, **{c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
-     ("version", "last_event_id", "state", "phase", "input", "data", "run_at", "lease_owner", "lease_until",
-      "handler_key", "task_deadline")}})
-_FINISH_FRAME = frames.update().where(*_CAS).values(
-    {"commit_failures": 0, **{c: sa.bindparam("n_" + c, type_=frames.c[c].type) for c in
-     ("version", "last_event_id", "status", "run_at", "lease_owner", "lease_until", "handler_key", "task_deadline",
-      "output", "data")}})
-_INSERT_EVENTS = history_events.insert()
-_COUNT_EVENTS = executions.update().where(executions.c.id == sa.bindparam("e")).values(
-    event_count=sa.bindparam("n"))
 
 
 def notify(conn: sa.Connection) -> None:
@@ -296,17 +427,25 @@ def notify(conn: sa.Connection) -> None:
 
 
 def append_events(conn, execution_id: int, frame_id: int | None, base: int, events: list[h.Event],
-                  previous: list[int], now: float) -> None:
+                  previous: list[int], now: float, stamps: list[float] | None = None,
+                  texts: list[str | None] | None = None, counted: bool = False) -> None:
     """Insert ``events`` with ids base+1.. and their ``previous`` event ids (history.chain), and move the
-    execution's counter."""
+    execution's counter (unless ``counted``). ``stamps`` and ``texts`` (the details as JSON text) when the caller
+    has them already."""
     if not events:
         return
-    rows = [{"execution_id": execution_id, "id": base + offset, "previous_event_id": before, "frame_id": frame_id,
-             "type": event.type, "details": event.details,
-             "timestamp": now if event.timestamp is None else event.timestamp}
-            for offset, (event, before) in enumerate(zip(events, previous), start=1)]
-    conn.execute(_INSERT_EVENTS, rows)
-    conn.execute(_COUNT_EVENTS, {"e": execution_id, "n": base + len(events)})
+    if stamps is None:
+        stamps = [now if e.timestamp is None else e.timestamp for e in events]
+    if texts is None:
+        texts = [hot.json_text(e.details) for e in events]
+    rows = [(execution_id, event_id, before, frame_id, event.type, stamp, text)
+            for event_id, event, before, stamp, text in zip(range(base + 1, base + 1 + len(events)), events,
+                                                            previous, stamps, texts)]
+    sql = hot.statements(conn)
+    cursor = hot.cursor(conn)
+    cursor.executemany(sql.insert_events, rows)
+    if not counted:
+        cursor.execute(sql.count_events, (base + len(events), execution_id))
 
 
 def start_children(conn, claimed: Claimed, t: Transition, now: float, head: int) -> None:
@@ -355,10 +494,15 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
         cancel_descendants(conn, parent, exclude=claimed.id)
 
 
+# The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
+_NEXT_PENDING = (sa.select(frames.c.id).where(frames.c.parent_id == sa.bindparam("parent"),
+                                              sa.text("frames.status = 'PENDING'"))
+                 .order_by(frames.c.idx).limit(1))
+
+
 def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
     """Start the first child still waiting for a free slot; its events follow ``head`` (the finished sibling's)."""
-    nxt = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id == parent, frames.c.status == "PENDING")
-                       .order_by(frames.c.idx).limit(1)).scalar()
+    nxt = conn.execute(_NEXT_PENDING, {"parent": parent}).scalar()
     if nxt is not None:
         conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now,
                                                                       last_event_id=head))

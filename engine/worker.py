@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
 from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
+from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, fault,
                       new_token, trigger_for)
 from .store.db import lasting
@@ -65,6 +67,7 @@ class Worker:
         self._last_expiry_check = float("-inf")
         self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
+        self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
 
     @property
     def clock(self):
@@ -206,10 +209,13 @@ class Worker:
             deadline = conn.execute(sa.select(sa.func.min(executions.c.deadline_at))
                                     .where(*self._executions(), executions.c.status == "RUNNING")).scalar()
         nxt = min((t for t in (due, deadline) if t is not None), default=None)
+        if isinstance(self.clock, FakeClock) and nxt is None:
+            self._wake.wait(self.poll)  # virtual time: nothing comes due by itself (a token to answer); no jump
+            return
         delay = self.poll if nxt is None else max(0.0, nxt - now)
         if not isinstance(self.clock, FakeClock):
             delay = min(delay, self.poll)
-        self.clock.sleep(delay, self._wake)
+        self.clock.sleep(delay, self._wake)  # virtual time: nothing can run, so jump to the next due moment
 
     def _expire_executions(self, now: float) -> None:
         with self.client.reader.connect() as conn:
@@ -243,7 +249,8 @@ class Worker:
         try:
             with self.client.db.begin() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
-                           item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving)
+                           item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving,
+                           self.clock.now)
                 self._track_tokens(conn, item, t, token, now)
         except StaleTransition:
             return None
@@ -261,7 +268,7 @@ class Worker:
             self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
                                                                   for e in t.events],
                                 "state": t.frame.state if t.frame else None, "status": t.status})
-        if t.frame is None or t.run_at is None or t.run_at > now or not self.serving.serves(t.handler_key):
+        if not t.leased or self._stop.is_set():  # waiting, or not ours to run; a stopping worker lets it go
             return None
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
@@ -315,6 +322,10 @@ class Worker:
                               # The attempt's TaskScheduled event id: unique in the execution and the same on every
                               # redelivery (frame ids are not: SQLite reuses the ids of deleted child frames).
                               idempotency_key=f"{info.arn}#{item.last_event_id}")
+        mocked = mocked_trigger(self.client, self._mocked, item.execution_id, item.state, context.idempotency_key,
+                                data.get("token"))
+        if mocked is not None:
+            return mocked
         try:
             call = self.registry.resolve(resource, data.get("task_input"), self.client.region, self.client.account)
         except E.StatesError as exc:
@@ -322,7 +333,9 @@ class Worker:
         fault("before_handler")
         remaining = None if timeout_at is None else max(0.0, timeout_at - self.clock.now())
         started = time.monotonic()
-        future = in_daemon_thread(call.handler, call.value, context, remaining)
+        # Without a deadline the frame waits for the handler however long it runs: call it here, not in a thread.
+        future = in_daemon_thread(call.handler, call.value, context, remaining) if remaining is not None else \
+            called(call.handler, call.value, context, remaining)
         try:
             result = future.result(timeout=remaining)
         except BaseException as exc:  # noqa: BLE001 - any handler failure becomes an ASL error
@@ -350,18 +363,49 @@ def problem(exc: BaseException) -> str:
     return text[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def in_daemon_thread(fn: Callable, *args) -> Future:
-    """Call ``fn(*args)`` in a new daemon thread. A handler still running when its task timed out keeps running
-    until it returns (its result is then discarded), but it never holds the process open at exit, as a thread of a
-    ThreadPoolExecutor would: the interpreter joins those."""
+def called(fn: Callable, *args) -> Future:
+    """``fn(*args)`` called in this thread, its outcome as a done Future (as ``in_daemon_thread`` gives it)."""
     future: Future = Future()
+    future.set_running_or_notify_cancel()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+        future.set_exception(exc)
+    return future
 
-    def run() -> None:
+
+def in_daemon_thread(fn: Callable, *args) -> Future:
+    """Call ``fn(*args)`` in a daemon thread. A handler still running when its task timed out keeps running
+    until it returns (its result is then discarded), but it never holds the process open at exit, as a thread of a
+    ThreadPoolExecutor would: the interpreter joins those. Threads are reused once their call returned (starting
+    one per task cost as much as a commit); one idle for a minute ends."""
+    future: Future = Future()
+    try:
+        inbox = _IDLE_RUNNERS.pop()
+    except IndexError:
+        inbox = queue.SimpleQueue()
+        threading.Thread(target=_runner, args=(inbox,), daemon=True, name="statemill-handler").start()
+    inbox.put((future, fn, args))
+    return future
+
+
+_IDLE_RUNNERS: list[queue.SimpleQueue] = []  # inboxes of handler threads waiting for a call (list ops are atomic)
+
+
+def _runner(inbox: queue.SimpleQueue) -> None:
+    while True:
+        try:
+            future, fn, args = inbox.get(timeout=60.0)
+        except queue.Empty:
+            try:
+                _IDLE_RUNNERS.remove(inbox)
+            except ValueError:  # just handed a call: take it
+                continue
+            return
         if future.set_running_or_notify_cancel():
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting frame thread
                 future.set_exception(exc)
-
-    threading.Thread(target=run, daemon=True, name="statemill-handler").start()
-    return future
+        del future, fn, args
+        _IDLE_RUNNERS.append(inbox)

@@ -36,9 +36,11 @@ _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/states/aws4_request
 class Server:
     """What every action may reach: one ``Client`` per region over one database, and the server's settings."""
 
-    def __init__(self, client: Client, *, credentials: tuple[str, str] | None = None, engine: Any = None):
+    def __init__(self, client: Client, *, credentials: tuple[str, str] | None = None, engine: Any = None,
+                 console_actions: bool = False):
         self.default = client
         self.credentials = credentials
+        self.console_actions = console_actions  # the web console may start, stop and answer tasks
         self.engine = engine  # the Engine whose workers run in this process (None with --no-worker)
         self._clients = {client.region: client}
         self._lock = threading.Lock()
@@ -116,4 +118,5 @@ def create_app(server: Server) -> Starlette:
             return _error(error, request_id)
 
     from . import actions  # noqa: F401 - registers every action group
-    return Starlette(routes=[Route("/", api, methods=["POST"])])
+    from .console import mount
+    return Starlette(routes=[Route("/", api, methods=["POST"]), *mount(server, actions=server.console_actions)])

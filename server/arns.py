@@ -26,11 +26,23 @@ def local(call: Call, parts: list[str]) -> bool:
 
 def machine_name(call: Call, arn: str, field: str = "stateMachineArn") -> str:
     """The name of the state machine ``arn``; StateMachineDoesNotExist for another region's or account's, or a
-    version or alias (statemill has none)."""
+    version or alias ARN (actions that take those use ``qualified``)."""
     parts = parse(arn, field, ("stateMachine",))
     if not local(call, parts) or len(parts) != 7:
         raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
     return parts[6]
+
+
+def qualified(call: Call, arn: str, field: str = "stateMachineArn") -> tuple[str, str | None]:
+    """(machine name, version number or alias name or None) of a state machine ARN, qualified or not;
+    StateMachineDoesNotExist for another region's or account's."""
+    parts = parse(arn, field, ("stateMachine",))
+    if not local(call, parts) or len(parts) > 8:
+        raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+    if len(parts) == 8 and not parts[7]:
+        raise ApiError("InvalidArn", f"Invalid Arn: '{arn}' ({field}: a qualified ARN ends in a version number or "
+                       "an alias name)")
+    return parts[6], (parts[7] if len(parts) == 8 else None)
 
 
 def execution_arn(call: Call, arn: str, field: str = "executionArn") -> str:

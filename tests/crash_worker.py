@@ -22,6 +22,7 @@ from statemill.engine import worker as worker_module
 from statemill.engine.store.schema import executions
 
 _hits = 0
+_runtime_fault = runtime.fault
 
 
 def fault(point: str) -> None:
@@ -31,7 +32,7 @@ def fault(point: str) -> None:
         _hits += 1
         if _hits <= int(os.environ.get("CRASH_SKIP_HITS", "0")):
             return
-    runtime.fault(point)
+    _runtime_fault(point)
 
 
 def record(calls_path: str, value, context) -> None:
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--lease", type=float, default=1.0)
     parser.add_argument("--deadline", type=float, default=30.0, help="give up (exit 3) after this many seconds")
     args = parser.parse_args(argv)
-    worker_module.fault = fault  # the worker's own fault points go through the skip counter too
+    worker_module.fault = runtime.fault = fault  # the worker's and runtime's fault points count hits too
     engine = Engine(args.db_url)
     install_handlers(engine, args.calls)
     worker = engine.worker(concurrency=args.concurrency, lease_seconds=args.lease, poll_seconds=0.05)

@@ -10,7 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import frames, machines, metadata, schema_version, state_machines, tags, workers
+from .schema import (execution_mocks, executions, frames, machine_aliases, machine_versions, machines, metadata,
+                     mocked_states, schema_version, state_machines, tags, workers)
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -62,8 +63,40 @@ def _v4_machines_and_tags(conn: sa.Connection) -> None:
         .where(state_machines.c.revision == latest.scalar_subquery(), ~sa.exists(known))))
 
 
+def _v5_index_pending_children(conn: sa.Connection) -> None:
+    """A partial index of the children waiting for a free slot: each finishing Map iteration looks for the next
+    one, which scanned all its siblings (a 1,000-item Map: a million rows read, under the execution's lock)."""
+    next(i for i in frames.indexes if i.name == "ix_frames_pending").create(conn, checkfirst=True)
+
+
+def _v6_execution_mocks(conn: sa.Connection) -> None:
+    """execution_mocks and mocked_states: the mocked task answers of executions started with a test case, and the
+    states they answer (engine/mocks.py)."""
+    execution_mocks.create(conn, checkfirst=True)
+    mocked_states.create(conn, checkfirst=True)
+
+
+def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
+    """The web console pages executions newest first by id, filtered by status or by machine and status, and counts
+    them by machine and status: two indexes, so neither reads the whole table. Version 1 creates them fresh."""
+    for index in executions.indexes:
+        if index.name in ("ix_executions_machine_status", "ix_executions_status_page"):
+            index.create(conn, checkfirst=True)
+
+
+def _v8_versions_and_aliases(conn: sa.Connection) -> None:
+    """Published versions and aliases of state machines, each machine's last version number, and the version and
+    alias an execution was started on."""
+    for column in (machines.c.last_version, executions.c.version, executions.c.alias):
+        _add_column(conn, column)
+    machine_versions.create(conn, checkfirst=True)
+    machine_aliases.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
-                                                     _v3_count_commit_failures, _v4_machines_and_tags]
+                                                     _v3_count_commit_failures, _v4_machines_and_tags,
+                                                     _v5_index_pending_children, _v6_execution_mocks,
+                                                     _v7_index_executions_for_the_console, _v8_versions_and_aliases]
 LATEST = len(MIGRATIONS)
 
 

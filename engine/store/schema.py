@@ -69,6 +69,28 @@ machines = Table(
     Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),  # the current revision
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=True),
+    Column("last_version", Integer, nullable=True),  # the last version number published (never reused); NULL: none
+)
+
+# PublishStateMachineVersion's immutable, numbered versions: each names one revision of its machine.
+machine_versions = Table(
+    "machine_versions", metadata,
+    Column("machine_name", String(80), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# State machine aliases: a name routing StartExecution to one or two versions by weight, [[version, weight], ...].
+machine_aliases = Table(
+    "machine_aliases", metadata,
+    Column("machine_name", String(80), primary_key=True),
+    Column("name", String(80), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("routing", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=True),
 )
 
 # TagResource's tags: state machines (and activities) are taggable in AWS, executions are not.
@@ -95,8 +117,16 @@ executions = Table(
     Column("stopped_at", Float, nullable=True),
     Column("deadline_at", Float, nullable=True),  # top-level TimeoutSeconds
     Column("event_count", Integer, nullable=False, default=0),  # last history event id handed out
+    # The version it was started on (a version ARN, or the version an alias picked) and the alias; NULL for an
+    # execution started on the unqualified ARN, which runs the machine's current revision.
+    Column("version", Integer, nullable=True),
+    Column("alias", String(80), nullable=True),
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
+    # The console (migration 8): pages newest first by id filtered by status, or by machine and status, are index
+    # range scans; counts by machine and status read the index only. A machine alone sorts its ids from the index.
+    Index("ix_executions_machine_status", "machine_name", "status", "id"),
+    Index("ix_executions_status_page", "status", "id"),
 )
 
 frames = Table(
@@ -130,6 +160,9 @@ frames = Table(
     Index("ix_frames_task_deadline", "task_deadline", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_parent", "parent_id", "idx"),
+    # Children waiting for a free slot (Map MaxConcurrency): finding the next one must not scan every sibling.
+    Index("ix_frames_pending", "parent_id", "idx", postgresql_where=text("status = 'PENDING'"),
+          sqlite_where=text("status = 'PENDING'")),
     Index("ix_frames_execution", "execution_id"),
 )
 
@@ -172,4 +205,21 @@ workers = Table(
     Column("last_heartbeat", Float, nullable=False),
     Column("handler_keys", Json, nullable=True),  # the handler keys it serves (a list)
     Column("execution_id", Integer, nullable=True),  # set for a `run`: it drives this execution only
+)
+
+execution_mocks = Table(
+    "execution_mocks", metadata,
+    # The mocked task answers an execution started with (a Step Functions Local test case, or the pytest plugin's
+    # mocks), stored with it so any worker applies them; ``calls`` remembers which invocation each task attempt was.
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("test_case", Text, nullable=True),
+    Column("responses", Json, nullable=False),  # {state: [[first, last or null, {"Return": v} | {"Throw": {...}}]]}
+    Column("calls", Json, nullable=False),  # {attempt key: [state, invocation]}
+)
+
+mocked_states = Table(
+    "mocked_states", metadata,
+    # The states of an execution that mocks answer: any worker claims their tasks, handler or not (runtime.Serving).
+    Column("execution_id", Integer, ForeignKey("executions.id"), primary_key=True),
+    Column("state", String(80), primary_key=True),
 )

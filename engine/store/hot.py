@@ -1,0 +1,79 @@
+"""The statements every transition runs, as SQL text prebuilt once per dialect and executed on the DBAPI cursor of
+the caller's SQLAlchemy connection (inside its transaction).
+
+A transition is a handful of statements; SQLAlchemy's per-call machinery (compiled-cache lookup, parameter
+processing, result wrapping) cost more than SQLite itself. Everything else (schema, migrations, claims of many
+frames, reads) stays on SQLAlchemy. JSON columns get the same text ``schema.JsonText`` and the PostgreSQL engine's
+serializer write: ``jsonvalue.dumps``, with NULL for None.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..jsonvalue import dumps
+
+# (column, is JSON) of the frame update that moves a frame on, and of the one that ends it.
+_MOVE = (("version", False), ("last_event_id", False), ("state", False), ("phase", False), ("input", True),
+         ("data", True), ("run_at", False), ("lease_owner", False), ("lease_until", False), ("handler_key", False),
+         ("task_deadline", False))
+_FINISH = (("version", False), ("last_event_id", False), ("state", False), ("status", False), ("run_at", False),
+           ("lease_owner", False), ("lease_until", False), ("handler_key", False), ("task_deadline", False),
+           ("output", True), ("data", True))
+MOVE_COLUMNS = tuple(c for c, _ in _MOVE)
+FINISH_COLUMNS = tuple(c for c, _ in _FINISH)
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's bound value: compact strict JSON text, NULL for None (so ``IS NULL`` guards see it)."""
+    return None if value is None else dumps(value)
+
+
+class HotStatements:
+    """The prebuilt SQL of one dialect. Placeholders are the driver's own (sqlite3 ``?``, psycopg ``%s``)."""
+
+    def __init__(self, dialect: str):
+        postgres = dialect == "postgresql"
+        p = "%s" if postgres else "?"
+        as_json = f"CAST({p} AS json)" if postgres else p
+
+        def sets(columns) -> str:
+            return ", ".join(f"{c} = {as_json if is_json else p}" for c, is_json in columns)
+
+        cas = f"WHERE id = {p} AND version = {p} AND lease_owner = {p}"
+        self.lock_execution = (f"SELECT status, event_count FROM executions WHERE id = {p}"
+                               + (" FOR UPDATE" if postgres else ""))
+        self.move_frame = f"UPDATE frames SET commit_failures = 0, {sets(_MOVE)} {cas}"
+        self.finish_frame = f"UPDATE frames SET commit_failures = 0, {sets(_FINISH)} {cas}"
+        self.insert_events = ("INSERT INTO history_events (execution_id, id, previous_event_id, frame_id, type, "
+                              f"timestamp, details) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {as_json})")
+        self.count_events = f"UPDATE executions SET event_count = {p} WHERE id = {p}"
+        self.read_count = f"SELECT status, event_count FROM executions WHERE id = {p}"
+        # PostgreSQL: take the next event ids and the execution row's lock as the last statement of a transition.
+        self.take_event_ids = (f"UPDATE executions SET event_count = event_count + {p} "
+                               f"WHERE id = {p} AND status = 'RUNNING' RETURNING event_count")
+
+
+_BY_DIALECT: dict[str, HotStatements] = {}
+
+
+def statements(conn: sa.Connection) -> HotStatements:
+    """The prebuilt statements for ``conn``'s dialect (built once per process)."""
+    name = conn.dialect.name
+    found = _BY_DIALECT.get(name)
+    if found is None:
+        found = _BY_DIALECT[name] = HotStatements(name)
+    return found
+
+
+def cursor(conn: sa.Connection):
+    """A DBAPI cursor on ``conn``'s connection, inside the transaction SQLAlchemy began on it."""
+    return conn.connection.dbapi_connection.cursor()
+
+
+def frame_params(columns: tuple[str, ...], values: dict[str, Any], frame_id: int, version: int,
+                 owner: str) -> tuple:
+    """The parameters of a prebuilt frame update: the new ``values`` in ``columns``' order, then the CAS."""
+    json_columns = ("input", "data", "output")
+    return (*(json_text(values[c]) if c in json_columns else values[c] for c in columns), frame_id, version, owner)
