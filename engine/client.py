@@ -200,13 +200,15 @@ class Client:
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None,
-              mocks: Any = None) -> dict:
+              mocks: Any = None, parent: Any = None) -> dict:
         """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
         machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run. ``mocks`` (a
         ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
+        ``parent`` (a ``children.Parent``) starts it as a child workflow: a second start by the same task attempt
+        returns the child the first one started, whatever its status.
         """
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
@@ -221,8 +223,11 @@ class Client:
             compiled = self.machine(machine_id)
             express = head.type == machines.EXPRESS
             arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
-            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
+            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status,
+                                              executions.c.parent_key)
                                     .where(executions.c.arn == arn)).first()
+            if existing is not None and parent is not None and existing.parent_key == parent.key:
+                return {"executionArn": arn, "startDate": iso(existing.started_at)}  # a redelivered task attempt
             if existing is not None:
                 if existing.status != "RUNNING":
                     raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists and has "
@@ -243,7 +248,8 @@ class Client:
             deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
-                started_at=now, deadline_at=deadline, event_count=1)).inserted_primary_key[0]
+                started_at=now, deadline_at=deadline, event_count=1,
+                **(parent.columns(conn) if parent is not None else {}))).inserted_primary_key[0]
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
@@ -309,12 +315,21 @@ class Client:
         with self.reader.connect() as conn:
             return self._describe_row(self._execution(conn, arn))
 
-    def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
-        """ListExecutions, newest first."""
-        return self.list_page(machine, status, limit)[0]
+    def links(self, arn: str) -> dict:
+        """statemill's describe extras for child workflows: ``parentExecutionArn`` and ``childExecutionArns``."""
+        from .children import links
+        with self.reader.connect() as conn:
+            self._execution(conn, arn)
+            return links(conn, arn)
+
+    def list(self, machine: str | None = None, status: str | None = None, limit: int = 100,
+             parent: str | None = None) -> list[dict]:
+        """ListExecutions, newest first; ``parent``: only the child workflows that execution ARN started."""
+        return self.list_page(machine, status, limit, parent=parent)[0]
 
     def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
-                  after: tuple[float, int] | None = None, express: bool = True) -> tuple[list[dict], tuple | None]:
+                  after: tuple[float, int] | None = None, express: bool = True,
+                  parent: str | None = None) -> tuple[list[dict], tuple | None]:
         """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
         ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
         the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out."""
@@ -324,6 +339,9 @@ class Client:
             query = query.where(machines.executions_of(machine))
         if status:
             query = query.where(executions.c.status == status)
+        if parent:
+            parents = sa.select(executions.c.id).where(executions.c.arn == parent).scalar_subquery()
+            query = query.where(executions.c.parent_id == parents)
         if not express:
             query = query.where(executions.c.arn.not_like("%:express:%"))
         if after is not None:

@@ -448,11 +448,12 @@ class _Step:
     def schedule_task(self) -> None:
         state: m.TaskState = self.state  # type: ignore[assignment]
         effective = self.data["effective"]
-        token = self.env.task_token if state.wait_for_task_token else None
+        token = self.env.task_token if state.awaits_token else None
+        shown = token if state.wait_for_task_token else None  # $$.Task.Token: only a callback task has one
         value = effective
         if state.parameters is not None:
-            value = state.parameters.evaluate(self.scope(effective, token=token))
-        value = self.field("Arguments", self.scope(effective, token=token), value)
+            value = state.parameters.evaluate(self.scope(effective, token=shown))
+        value = self.field("Arguments", self.scope(effective, token=shown), value)
         self.check_size(value)
         timeout = state.timeout_seconds
         if state.timeout_seconds_path is not None:
@@ -496,7 +497,7 @@ class _Step:
 
     def task_result(self, result: Any) -> None:
         state: m.TaskState = self.state  # type: ignore[assignment]
-        if self.frame.phase == "task" and not state.wait_for_task_token:
+        if self.frame.phase == "task" and not state.awaits_token:
             self.emit(h.task_event("Started", state.resource))
         try:
             self.check_size(result, h.result_owner(state.resource))

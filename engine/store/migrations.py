@@ -84,10 +84,21 @@ def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v10_child_executions(conn: sa.Connection) -> None:
+    """Child workflows: each execution's parent execution, task attempt key, waiting token and `.sync` mode, and an
+    index to list an execution's children, and each child's root execution (a `run` drives the whole tree)."""
+    for name in ("parent_id", "root_id", "parent_key", "parent_token", "parent_mode"):
+        _add_column(conn, executions.c[name])
+    for index in executions.indexes:
+        if index.name in ("ix_executions_parent", "ix_executions_root"):
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
-                                                     _v7_index_executions_for_the_console]
+                                                     _v7_index_executions_for_the_console,
+                                                     _v10_child_executions]  # the lead places it 10th
 LATEST = len(MIGRATIONS)
 
 
