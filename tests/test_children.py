@@ -216,3 +216,17 @@ def test_a_worker_killed_after_starting_the_child_never_starts_a_second(db_url, 
     with client.db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(executions)).scalar() == 2
     client.db.dispose()
+
+
+def test_the_example_fans_out_to_child_workflows(engine):
+    from statemill.statemachines.demo_handlers import HANDLERS
+    engine.handlers.update(HANDLERS)
+    examples = ROOT / "statemachines"
+    engine.register(examples / "resize_one.yaml")
+    done = engine.run(examples / "resize_all.yaml", json.loads((examples / "fan_out_input.json").read_text()))
+    assert done["status"] == "SUCCEEDED"
+    images = [item["image"] for item in done["output"]["resized"]]
+    assert images == ["cat-640.png", "dog-640.png", "owl-640.png", "fox-640.png", "elk-640.png", "bee-640.png"]
+    children = {e["executionArn"]: e["status"] for e in engine.list(parent=done["executionArn"])}
+    assert sorted(children) == sorted(item["child"] for item in done["output"]["resized"])
+    assert set(children.values()) == {"SUCCEEDED"}
