@@ -321,4 +321,22 @@ def stop(arn, error, cause, db, as_json):
         click.echo(f"stopped {safe(arn)}")
 
 
-COMMANDS = [run, start, worker, describe, list_, history, stop]
+@click.command()
+@click.argument("arn", metavar="EXECUTION")
+@db_option
+@json_option
+def redrive(arn, db, as_json):
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not succeed (RedriveExecution);
+    a worker (`statemill worker`) then runs it. EXECUTION is an execution ARN, MACHINE:NAME, or a NAME only one
+    state machine uses."""
+    from statemill.engine.redrive import redrive as redrive_execution
+    client = open_client(db)
+    arn = resolve_arn(client, arn)
+    result = redrive_execution(client, arn)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"redriven {safe(arn)} at {result['redriveDate']}: run `statemill worker` to carry it on")
+
+
+COMMANDS = [run, start, worker, describe, list_, history, stop, redrive]

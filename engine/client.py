@@ -308,12 +308,20 @@ class Client:
         for key in ("error", "cause"):
             if getattr(row, key) is not None:
                 result[key] = getattr(row, key)
+        if row.redrive_count:
+            result.update(redriveCount=row.redrive_count, redriveDate=iso(row.redrive_date))
         return result
 
     def describe(self, arn: str) -> dict:
         """DescribeExecution: status, input, output (JSON values), error, cause, dates."""
         with self.reader.connect() as conn:
             return self._describe_row(self._execution(conn, arn))
+
+    def redrive(self, arn: str) -> dict:
+        """RedriveExecution: restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not succeed
+        (engine/redrive.py); ``{"redriveDate"}``. ExecutionNotRedrivable says why one cannot be."""
+        from .redrive import redrive
+        return redrive(self, arn)
 
     def links(self, arn: str) -> dict:
         """statemill's describe extras for child workflows: ``parentExecutionArn`` and ``childExecutionArns``."""

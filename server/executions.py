@@ -108,7 +108,9 @@ def describe_execution(call: Call) -> dict:
     for key in ("error", "cause"):
         if key in found:
             answer[key] = found[key]
-    answer["redriveCount"] = 0
+    answer["redriveCount"] = found.get("redriveCount", 0)
+    if "redriveDate" in found:
+        answer["redriveDate"] = epoch(found["redriveDate"])
     if found["status"] in _NOT_REDRIVABLE:
         answer["redriveStatus"] = "NOT_REDRIVABLE"
         answer["redriveStatusReason"] = f"Execution is {found['status']} and cannot be redriven"

@@ -29,7 +29,8 @@ class ApiError(Exception):
 ENGINE_ERRORS = {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "ExecutionAlreadyExists",
                  "InvalidExecutionInput", "InvalidName", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut",
                  "InvalidOutput", "InvalidArn", "InvalidDefinition", "StateMachineAlreadyExists",
-                 "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags"}
+                 "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags",
+                 "ExecutionNotRedrivable"}
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:

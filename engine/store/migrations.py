@@ -86,8 +86,10 @@ def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
 
 def _v10_child_executions(conn: sa.Connection) -> None:
     """Child workflows: each execution's parent execution, task attempt key, waiting token and `.sync` mode, and an
-    index to list an execution's children, and each child's root execution (a `run` drives the whole tree)."""
-    for name in ("parent_id", "root_id", "parent_key", "parent_token", "parent_mode"):
+    index to list an execution's children, and each child's root execution (a `run` drives the whole tree); and
+    each execution's redrive count and date (RedriveExecution)."""
+    for name in ("parent_id", "root_id", "parent_key", "parent_token", "parent_mode", "redrive_count",
+                 "redrive_date"):
         _add_column(conn, executions.c[name])
     for index in executions.indexes:
         if index.name in ("ix_executions_parent", "ix_executions_root"):

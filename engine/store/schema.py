@@ -103,6 +103,9 @@ executions = Table(
     Column("parent_key", Text, nullable=True),
     Column("parent_token", String(128), nullable=True),
     Column("parent_mode", String(8), nullable=True),
+    # RedriveExecution (engine/redrive.py, migration 10): how often and when last.
+    Column("redrive_count", Integer, nullable=True),
+    Column("redrive_date", Float, nullable=True),
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
     # The console (migration 8): pages newest first by id filtered by status, or by machine and status, are index
