@@ -337,7 +337,7 @@ class Client:
 
     def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
                   after: tuple[float, int] | None = None, express: bool = True,
-                  parent: str | None = None) -> tuple[list[dict], tuple | None]:
+                  parent: str | None = None, redriven: bool | None = None) -> tuple[list[dict], tuple | None]:
         """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
         ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
         the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out."""
@@ -347,6 +347,9 @@ class Client:
             query = query.where(machines.executions_of(machine))
         if status:
             query = query.where(executions.c.status == status)
+        if redriven is not None:  # ListExecutions' redriveFilter
+            query = query.where(executions.c.redrive_count > 0 if redriven else
+                                sa.func.coalesce(executions.c.redrive_count, 0) == 0)
         if parent:
             parents = sa.select(executions.c.id).where(executions.c.arn == parent).scalar_subquery()
             query = query.where(executions.c.parent_id == parents)

@@ -147,9 +147,9 @@ def list_executions(call: Call) -> dict:
     limit = page_size(call)
     query = {"a": "ListExecutions", "m": arn, "s": status, "r": call.get("redriveFilter")}
     after = decode_token(call, query, 3096)
-    if call.get("redriveFilter") == "REDRIVEN":  # statemill never redrives
-        return {"executions": []}
-    items, last = call.client.list_page(machine, status, limit, tuple(after) if after else None, express=False)
+    redriven = {"REDRIVEN": True, "NOT_REDRIVEN": False}.get(call.get("redriveFilter"))
+    items, last = call.client.list_page(machine, status, limit, tuple(after) if after else None, express=False,
+                                        redriven=redriven)
     answer = {"executions": [_list_item(item) for item in items]}
     if last is not None:
         answer["nextToken"] = encode_token(query, list(last))
@@ -161,7 +161,9 @@ def _list_item(item: dict) -> dict:
              "status": item["status"], "startDate": epoch(item["startDate"])}
     if "stopDate" in item:
         found["stopDate"] = epoch(item["stopDate"])
-    found["redriveCount"] = 0
+    found["redriveCount"] = item.get("redriveCount", 0)
+    if "redriveDate" in item:
+        found["redriveDate"] = epoch(item["redriveDate"])
     return found
 
 
