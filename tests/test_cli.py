@@ -266,7 +266,7 @@ def _mount_tmpfs(folder: Path, size: str) -> None:
 @pytest.fixture
 def small_disk(tmp_path):
     folder = tmp_path / "disk"
-    _mount_tmpfs(folder, "512k")
+    _mount_tmpfs(folder, "768k")
     yield folder
     subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
