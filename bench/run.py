@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))
 from _common import Context, table  # noqa: E402
 
 MODULES = ["bench_interpreter", "bench_durable", "bench_validate", "bench_parallel", "render_bench",
-           "bench_scaling", "callbacks_bench", "bench_testing"]
+           "bench_scaling", "callbacks_bench", "bench_testing", "bench_api"]
 OPTIONAL: list[str] = []
 GROUPS = [
     ("interpreter", "interpreter: advance() in memory, no database"),
@@ -35,6 +35,7 @@ GROUPS = [
     ("scaling", "worker processes on SQLite and PostgreSQL"),
     ("callbacks", "task-token callbacks"),
     ("testing", "testing workflows: virtual time, mocks"),
+    ("api", "statemill serve: the Step Functions API over HTTP (boto3) vs the in-process Client"),
 ]
 
 

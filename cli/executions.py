@@ -50,6 +50,9 @@ def start_options(fn):
         click.option("--input", "input_", metavar="JSON|@FILE", help="Execution input: JSON text, @file or @- for stdin."),
         click.option("--name", metavar="NAME", help="Execution name (default: a UUID)."),
         click.option("--machine-name", metavar="NAME", help="State machine name (default: the file's stem)."),
+        click.option("--version", "version_", metavar="N", type=click.IntRange(min=1),
+                     help="Run published version N (FILE still becomes the current revision)."),
+        click.option("--alias", "alias_", metavar="ALIAS", help="Run the version ALIAS picks (by weight)."),
         db_option, json_option,
     ]):
         fn = option(fn)
@@ -96,6 +99,9 @@ def print_execution(description: dict, as_json: bool) -> None:
     for key in ("error", "cause"):
         if key in description:
             err.print(f"{key}: {safe(description[key])}", markup=False, soft_wrap=True)
+    for key, label in (("stateMachineVersionArn", "version"), ("stateMachineAliasArn", "alias")):
+        if key in description:
+            err.print(f"{label}: {safe(description[key])}", markup=False, soft_wrap=True)
 
 
 def exit_for(status: str) -> None:
@@ -130,8 +136,8 @@ def database_failed(exc: sa.exc.DBAPIError) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
 @testing.run_options
-def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurrency, mock_config, test_case,
-        virtual_time, coverage_file):
+def run(file, input_, name, machine_name, version_, alias_, db, as_json, handlers, quiet, concurrency, mock_config,
+        test_case, virtual_time, coverage_file):
     """Register FILE, start an execution and drive it to its end in this process; print the result.
 
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
@@ -140,7 +146,8 @@ def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurre
     arn, engine = _start(file, input_, name, machine_name, db,
                          lambda: open_engine_with_handlers(db, handlers, **testing.engine_options(virtual_time)),
                          mocks=lambda client, machine: testing.load_test_case(
-                             mock_config, test_case, machine["name"], client.machine(machine["id"])))
+                             mock_config, test_case, machine["name"], client.machine(machine["id"])),
+                         version=version_, alias=alias_)
     previous = signal.getsignal(signal.SIGTERM)
     worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
@@ -165,16 +172,20 @@ def run(file, input_, name, machine_name, db, as_json, handlers, quiet, concurre
 
 @click.command()
 @start_options
-def start(file, input_, name, machine_name, db, as_json):
+def start(file, input_, name, machine_name, version_, alias_, db, as_json):
     """Register FILE and start an execution; return at once (a `statemill worker` runs it)."""
-    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True))
+    arn, client = _start(file, input_, name, machine_name, db, lambda: open_client(db, create=True),
+                         version=version_, alias=alias_)
     started = {"executionArn": arn, "startDate": client.describe(arn)["startDate"]}
     click.echo(json.dumps(started) if as_json else arn)
 
 
-def _start(file, input_, name, machine_name, db, connect, mocks=None):
+def _start(file, input_, name, machine_name, db, connect, mocks=None, version=None, alias=None):
     """Check the input and the definition before touching the database, then register and start (with the mocks
-    ``mocks(client, machine)`` gives, checked before anything starts)."""
+    ``mocks(client, machine)`` gives, checked before anything starts; on a published version, or the version an
+    alias picks, when given)."""
+    if version is not None and alias is not None:
+        raise click.UsageError("give --version or --alias, not both")
     value = parse_input(read_input(input_, InvalidExecutionInput))
     try:
         loader.load(file)  # a DefinitionError lists every problem, located (a file that is not UTF-8 included)
@@ -182,7 +193,8 @@ def _start(file, input_, name, machine_name, db, connect, mocks=None):
         fail("UsageError", f"cannot read {file}: {exc.strerror or exc}", USAGE)
     client = connect()
     machine = client.register(file, machine_name)
-    started = client.start(machine["name"], value, name=name, mocks=mocks and mocks(client, machine))
+    started = client.start(machine["name"], value, name=name, mocks=mocks and mocks(client, machine),
+                           qualifier=alias if version is None else str(version))
     return started["executionArn"], client
 
 
@@ -231,7 +243,8 @@ def describe(arn, db, as_json):
     if as_json:
         click.echo(json.dumps(description, ensure_ascii=False))
         return
-    for key in ("executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "error", "cause"):
+    for key in ("executionArn", "stateMachineArn", "stateMachineVersionArn", "stateMachineAliasArn", "name",
+                "status", "startDate", "stopDate", "error", "cause"):
         if key in description:
             click.echo(f"{key:16} {safe(description[key])}")
     click.echo(f"{'input':16} {safe(json.dumps(description['input'], ensure_ascii=False))}")

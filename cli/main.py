@@ -62,9 +62,9 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
 
 def _add_commands() -> None:
-    from . import admin, console, executions, serve, testing, tokens
+    from . import admin, console, executions, serve, testing, tokens, versions
     for command in [*executions.COMMANDS, *tokens.COMMANDS, *admin.COMMANDS, *serve.COMMANDS, *testing.COMMANDS,
-                    *console.COMMANDS]:
+                    *console.COMMANDS, *versions.COMMANDS]:
         main.add_command(command)
     try:
         from .render import render

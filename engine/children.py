@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .errors import StatemillError
 from .handlers import CALLBACK_SUFFIX, HandlerRegistry, TaskContext, TaskFailure
 from .history import dumps
 from .store.schema import executions, frames, task_tokens
@@ -60,12 +61,10 @@ def with_children(registry: HandlerRegistry, client) -> HandlerRegistry:
 def start_child(client, value: Any, context: TaskContext) -> dict:
     """StartExecution from a Task: ``StateMachineArn``, ``Input`` (JSON value or JSON text) and ``Name``; returns
     AWS's response ``{ExecutionArn, StartDate}`` (epoch milliseconds, as service integrations give dates)."""
-    from .client import ExecutionAlreadyExists, InvalidExecutionInput, InvalidName
-    from .machines import StateMachineDeleting, StateMachineDoesNotExist
     if not isinstance(value, dict):
         raise TaskFailure("StepFunctions.ValidationException",
                           "The parameters of a startExecution task must be an object with StateMachineArn")
-    machine = machine_name(value.get("StateMachineArn"))
+    machine, qualifier = machine_name(value.get("StateMachineArn"))
     child_input = value.get("Input", {})
     if isinstance(child_input, str):
         try:
@@ -81,28 +80,23 @@ def start_child(client, value: Any, context: TaskContext) -> dict:
     parent = Parent(context.execution_arn, context.idempotency_key, context.task_token, mode)
     try:
         started = client.start(machine, child_input, name=name if isinstance(name, str) else str(name),
-                               parent=parent)
-    except StateMachineDoesNotExist as exc:
-        raise TaskFailure("StepFunctions.StateMachineDoesNotExistException", str(exc)) from None
-    except StateMachineDeleting as exc:
-        raise TaskFailure("StepFunctions.StateMachineDeletingException", str(exc)) from None
-    except ExecutionAlreadyExists as exc:
-        raise TaskFailure("StepFunctions.ExecutionAlreadyExistsException", str(exc)) from None
-    except InvalidName as exc:
-        raise TaskFailure("StepFunctions.InvalidNameException", str(exc)) from None
-    except InvalidExecutionInput as exc:
-        raise TaskFailure("StepFunctions.InvalidExecutionInputException", str(exc)) from None
+                               qualifier=qualifier, parent=parent)
+    except StatemillError as exc:  # AWS's names: StepFunctions.StateMachineDoesNotExistException, ...
+        kind = type(exc).__name__
+        raise TaskFailure(f"StepFunctions.{kind}{'' if kind.endswith('Exception') else 'Exception'}",
+                          str(exc)) from None
     return {"ExecutionArn": started["executionArn"], "StartDate": _millis_of(started["startDate"])}
 
 
-def machine_name(arn: Any) -> str:
-    """The state machine a ``StateMachineArn`` names; StepFunctions.InvalidArnException when it names none."""
+def machine_name(arn: Any) -> tuple[str, str | None]:
+    """The state machine a ``StateMachineArn`` names and its version or alias qualifier (None without one);
+    StepFunctions.InvalidArnException when it names none."""
     parts = arn.split(":") if isinstance(arn, str) else []
     if len(parts) < 7 or parts[0] != "arn" or parts[2] != "states" or parts[5] != "stateMachine" or not parts[6]:
         raise TaskFailure("StepFunctions.InvalidArnException",
                           f"Invalid Arn: 'Resource type not valid in this context: {arn!r}'. Give StateMachineArn "
                           "as arn:aws:states:REGION:ACCOUNT:stateMachine:NAME")
-    return parts[6]
+    return parts[6], (":".join(parts[7:]) or None)
 
 
 def child_closed(conn: sa.Connection, execution_id: int, now: float) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from . import loader, machines
+from . import loader, machines, versions
 from .clock import SystemClock, iso
 from .errors import StatemillError
 from .history import dumps
@@ -200,8 +200,9 @@ class Client:
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None,
-              mocks: Any = None, parent: Any = None) -> dict:
-        """Start an execution of the latest revision of ``machine``; returns StartExecution's response.
+              mocks: Any = None, qualifier: str | None = None, parent: Any = None) -> dict:
+        """Start an execution of the latest revision of ``machine`` (or, with ``qualifier``, of that version number
+        or what that alias picks); returns StartExecution's response.
 
         As on AWS, starting again with the same name and the same input while the execution runs returns it;
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
@@ -210,6 +211,16 @@ class Client:
         ``parent`` (a ``children.Parent``) starts it as a child workflow: a second start by the same task attempt
         returns the child the first one started, whatever its status.
         """
+        try:
+            return self._start(machine, input, name, input_text, mocks, qualifier, parent)
+        except sa.exc.IntegrityError:
+            if name is None:
+                raise
+            # A concurrent start of the same name committed first: answer as for a start that came after it.
+            return self._start(machine, input, name, input_text, mocks, qualifier, parent)
+
+    def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any,
+               qualifier: str | None, parent: Any = None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:
@@ -219,7 +230,8 @@ class Client:
         now = self.clock.now()
         with self.db.begin() as conn:
             head = machines.live(conn, machine)
-            machine_id = head.revision_id
+            target = versions.target(conn, machine, qualifier)
+            machine_id = target.revision_id
             compiled = self.machine(machine_id)
             express = head.type == machines.EXPRESS
             arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
@@ -248,12 +260,13 @@ class Client:
             deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
-                started_at=now, deadline_at=deadline, event_count=1,
-                **(parent.columns(conn) if parent is not None else {}))).inserted_primary_key[0]
+                started_at=now, deadline_at=deadline, event_count=1, version=target.version,
+                alias=target.alias, **(parent.columns(conn) if parent is not None else {}))).inserted_primary_key[0]
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
-                                        "roleArn": self._role_of(conn, machine_id)}))
+                                        "roleArn": self._role_of(conn, machine_id),
+                                        **self._started_on(machine, target.version, target.alias)}))
             conn.execute(frames.insert().values(
                 execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
                 state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
@@ -264,6 +277,15 @@ class Client:
                 store(conn, execution_id, mocks)
             notify(conn)
         return {"executionArn": arn, "startDate": iso(now)}
+
+    def _started_on(self, machine: str, version: int | None, alias: str | None) -> dict:
+        """stateMachineVersionArn and stateMachineAliasArn of an execution started on a version or alias."""
+        found = {}
+        if alias is not None:
+            found["stateMachineAliasArn"] = f"{self.machine_arn(machine)}:{alias}"
+        if version is not None:
+            found["stateMachineVersionArn"] = f"{self.machine_arn(machine)}:{version}"
+        return found
 
     @property
     def role_arn(self) -> str:
@@ -300,7 +322,8 @@ class Client:
 
     def _describe_row(self, row) -> dict:
         result = {"executionArn": row.arn, "stateMachineArn": self.machine_arn(row.machine_name), "name": row.name,
-                  "status": row.status, "startDate": iso(row.started_at), "input": row.input}
+                  "status": row.status, "startDate": iso(row.started_at), "input": row.input,
+                  **self._started_on(row.machine_name, row.version, row.alias)}
         if row.stopped_at is not None:
             result["stopDate"] = iso(row.stopped_at)
         if row.status == "SUCCEEDED":
@@ -336,17 +359,21 @@ class Client:
         return self.list_page(machine, status, limit, parent=parent)[0]
 
     def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
-                  after: tuple[float, int] | None = None, express: bool = True,
+                  after: tuple[float, int] | None = None, express: bool = True, qualifier: str | None = None,
                   parent: str | None = None, redriven: bool | None = None) -> tuple[list[dict], tuple | None]:
         """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
         ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
-        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out."""
+        the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out;
+        ``qualifier`` (a version number or alias name) keeps those started on it."""
         query = sa.select(executions).order_by(executions.c.started_at.desc(), executions.c.id.desc())\
             .limit(limit + 1)
         if machine:
             query = query.where(machines.executions_of(machine))
         if status:
             query = query.where(executions.c.status == status)
+        if qualifier is not None:
+            query = query.where(versions.started_on(int(qualifier), None) if versions.is_version(qualifier)
+                                else versions.started_on(None, qualifier))
         if redriven is not None:  # ListExecutions' redriveFilter
             query = query.where(executions.c.redrive_count > 0 if redriven else
                                 sa.func.coalesce(executions.c.redrive_count, 0) == 0)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import StatemillError
-from .store.schema import executions, machines, state_machines, tags
+from .store.schema import executions, machine_aliases, machine_versions, machines, state_machines, tags
 
 STANDARD, EXPRESS = "STANDARD", "EXPRESS"
 MAX_TAGS = 50  # AWS's limit per resource
@@ -151,8 +151,11 @@ def settings_of(conn: sa.Connection, revision: int) -> Settings:
 
 
 def drop(conn: sa.Connection, name: str) -> None:
-    """Forget the machine ``name`` and its tags (its revisions stay: executions still point at them)."""
+    """Forget the machine ``name``, its tags, versions and aliases (its revisions stay: executions still point at
+    them)."""
     conn.execute(machines.delete().where(machines.c.name == name))
+    conn.execute(machine_aliases.delete().where(machine_aliases.c.machine_name == name))
+    conn.execute(machine_versions.delete().where(machine_versions.c.machine_name == name))
     conn.execute(tags.delete().where(tags.c.resource_arn.endswith(f":stateMachine:{name}", autoescape=True)))
 
 

@@ -1,2 +1,2 @@
 """Import every group of actions so each registers itself (one module per group)."""
-from . import executions, redrive, state_machines, tags, tokens  # noqa: F401
+from . import executions, redrive, state_machines, tags, tokens, versions  # noqa: F401

@@ -26,18 +26,30 @@ def local(call: Call, parts: list[str]) -> bool:
 
 def machine_name(call: Call, arn: str, field: str = "stateMachineArn") -> str:
     """The name of the state machine ``arn``; StateMachineDoesNotExist for another region's or account's, or a
-    version or alias (statemill has none)."""
+    version or alias ARN (actions that take those use ``qualified``)."""
     parts = parse(arn, field, ("stateMachine",))
     if not local(call, parts) or len(parts) != 7:
         raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
     return parts[6]
 
 
+def qualified(call: Call, arn: str, field: str = "stateMachineArn") -> tuple[str, str | None]:
+    """(machine name, version number or alias name or None) of a state machine ARN, qualified or not;
+    StateMachineDoesNotExist for another region's or account's."""
+    parts = parse(arn, field, ("stateMachine",))
+    if not local(call, parts) or len(parts) > 8:
+        raise StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+    if len(parts) == 8 and not parts[7]:
+        raise ApiError("InvalidArn", f"Invalid Arn: '{arn}' ({field}: a qualified ARN ends in a version number or "
+                       "an alias name)")
+    return parts[6], (parts[7] if len(parts) == 8 else None)
+
+
 def execution_arn(call: Call, arn: str, field: str = "executionArn") -> str:
     """``arn`` when it is a (STANDARD) execution ARN; InvalidArn for anything else, an EXPRESS execution's ARN
     included: AWS does not let DescribeExecution, StopExecution or GetExecutionHistory see those."""
-    parts = parse(arn, field, ("execution", "express"))
-    if parts[5] != "execution" or len(parts) != 8:
+    parts = parse(arn, field)
+    if parts[2] != "states" or parts[5] != "execution" or len(parts) != 8:
         raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {parts[5]}' ({field}: "
                        "expected an execution ARN, arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME)")
     return arn

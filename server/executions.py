@@ -9,7 +9,7 @@ import time
 from statemill.engine.client import EXPRESS_TIMEOUT
 from statemill.engine.runtime import TERMINAL
 
-from .arns import execution_arn, machine_name
+from .arns import execution_arn, qualified
 from .pages import decode_token, encode_token, page_size
 from .protocol import ApiError, Call, action, epoch
 
@@ -18,6 +18,7 @@ INCLUDED_DATA = ("ALL_DATA", "METADATA_ONLY")
 TRACE_HEADER_MAX = 256
 # DescribeExecution's redrive fields for an execution that was never redriven, as AWS shows them.
 _NOT_REDRIVABLE = {"RUNNING", "SUCCEEDED"}
+_STARTED_ON = ("stateMachineVersionArn", "stateMachineAliasArn")  # set for executions started on one
 
 
 def _text(value) -> str:
@@ -33,32 +34,33 @@ def _enum(call: Call, key: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
-def _start_arguments(call: Call) -> tuple[str, str | None, str | None]:
-    """The machine name, execution name and input text of a Start*Execution request (traceHeader checked)."""
-    name = machine_name(call, call.require("stateMachineArn"))
+def _start_arguments(call: Call) -> tuple[str, str | None, str | None, str | None]:
+    """The machine name, execution name, input text and version or alias (None: the current revision) of a
+    Start*Execution request (traceHeader checked)."""
+    name, qualifier = qualified(call, call.require("stateMachineArn"))
     trace = call.get("traceHeader")
     if trace is not None and (len(trace) > TRACE_HEADER_MAX or not trace.isascii()):
         raise ApiError("ValidationException", "1 validation error detected: Value at 'traceHeader' failed to "
                        f"satisfy constraint: Member must be at most {TRACE_HEADER_MAX} ASCII characters")
-    return name, call.get("name"), call.get("input")
+    return name, call.get("name"), call.get("input"), qualifier
 
 
 @action("StartExecution")
 def start_execution(call: Call) -> dict:
-    machine, name, text = _start_arguments(call)
-    started = call.client.start(machine, name=name, input_text=text)
+    machine, name, text, qualifier = _start_arguments(call)
+    started = call.client.start(machine, name=name, input_text=text, qualifier=qualifier)
     return {"executionArn": started["executionArn"], "startDate": epoch(started["startDate"])}
 
 
 @action("StartSyncExecution")
 def start_sync_execution(call: Call) -> dict:
     """Start an EXPRESS execution and answer when it has ended (HTTP 200 whatever its status, as AWS does)."""
-    machine, name, text = _start_arguments(call)
+    machine, name, text, qualifier = _start_arguments(call)
     _enum(call, "includedData", INCLUDED_DATA)
     if call.client.machine_type(machine) != "EXPRESS":
         raise ApiError("StateMachineTypeNotSupported", "This operation is not supported by this type of state "
                        f"machine: {machine!r} is STANDARD; use StartExecution, or create an EXPRESS machine")
-    arn = call.client.start(machine, name=name, input_text=text)["executionArn"]
+    arn = call.client.start(machine, name=name, input_text=text, qualifier=qualifier)["executionArn"]
     found = _wait(call, arn)
     answer = {"executionArn": arn, "stateMachineArn": found["stateMachineArn"], "name": found["name"],
               "startDate": epoch(found["startDate"]), "stopDate": epoch(found["stopDate"]),
@@ -105,7 +107,7 @@ def describe_execution(call: Call) -> dict:
         if found["status"] == "SUCCEEDED":
             answer["output"] = _text(found["output"])
             answer["outputDetails"] = {"included": True}
-    for key in ("error", "cause"):
+    for key in ("error", "cause", *_STARTED_ON):
         if key in found:
             answer[key] = found[key]
     answer["redriveCount"] = found.get("redriveCount", 0)
@@ -122,12 +124,16 @@ def describe_execution(call: Call) -> dict:
 @action("StopExecution")
 def stop_execution(call: Call) -> dict:
     arn = execution_arn(call, call.require("executionArn"))
-    error, cause = call.get("error"), call.get("cause")
-    if error is not None and len(error) > 256 or cause is not None and len(cause) > 32768:
-        which, limit = ("error", 256) if error is not None and len(error) > 256 else ("cause", 32768)
-        raise ApiError("ValidationException", f"1 validation error detected: Value at '{which}' failed to satisfy "
-                       f"constraint: Member must have length less than or equal to {limit}")
+    error, cause = _bounded(call, "error", 256), _bounded(call, "cause", 32_768)
     return {"stopDate": epoch(call.client.stop(arn, error, cause)["stopDate"])}
+
+
+def _bounded(call: Call, key: str, limit: int) -> str | None:
+    value = call.get(key)
+    if value is not None and len(value) > limit:
+        raise ApiError("ValidationException", f"1 validation error detected: Value at '{key}' failed to satisfy "
+                       f"constraint: Member must have length less than or equal to {limit}")
+    return value
 
 
 @action("ListExecutions")
@@ -138,7 +144,7 @@ def list_executions(call: Call) -> dict:
     arn = call.get("stateMachineArn")
     if arn is None:
         raise ApiError("ValidationException", "Must provide a StateMachine ARN or MapRun ARN")
-    machine = machine_name(call, arn)
+    machine, qualifier = qualified(call, arn)
     status = _enum(call, "statusFilter", STATUSES)
     _enum(call, "redriveFilter", ("REDRIVEN", "NOT_REDRIVEN"))
     if call.client.machine_type(machine) == "EXPRESS":
@@ -149,7 +155,7 @@ def list_executions(call: Call) -> dict:
     after = decode_token(call, query, 3096)
     redriven = {"REDRIVEN": True, "NOT_REDRIVEN": False}.get(call.get("redriveFilter"))
     items, last = call.client.list_page(machine, status, limit, tuple(after) if after else None, express=False,
-                                        redriven=redriven)
+                                        qualifier=qualifier, redriven=redriven)
     answer = {"executions": [_list_item(item) for item in items]}
     if last is not None:
         answer["nextToken"] = encode_token(query, list(last))
@@ -161,6 +167,9 @@ def _list_item(item: dict) -> dict:
              "status": item["status"], "startDate": epoch(item["startDate"])}
     if "stopDate" in item:
         found["stopDate"] = epoch(item["stopDate"])
+    for key in _STARTED_ON:
+        if key in item:
+            found[key] = item[key]
     found["redriveCount"] = item.get("redriveCount", 0)
     if "redriveDate" in item:
         found["redriveDate"] = epoch(item["redriveDate"])

@@ -30,7 +30,7 @@ ENGINE_ERRORS = {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "Execution
                  "InvalidExecutionInput", "InvalidName", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut",
                  "InvalidOutput", "InvalidArn", "InvalidDefinition", "StateMachineAlreadyExists",
                  "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags",
-                 "ExecutionNotRedrivable"}
+                 "ConflictException", "ServiceQuotaExceededException", "ExecutionNotRedrivable"}
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:

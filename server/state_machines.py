@@ -10,11 +10,12 @@ import json
 
 from statemill.engine import loader
 from statemill.engine import machines as m
+from statemill.engine import versions
 from statemill.engine.client import ExecutionDoesNotExist, check_name
 from statemill.engine.diagnostics import Diagnostic
 from statemill.engine.errors import DefinitionError
 
-from .arns import machine_name, parse
+from .arns import machine_name, parse, qualified
 from .pages import decode_token, encode_token, page_size
 from .protocol import ApiError, Call, action
 
@@ -78,11 +79,20 @@ def _express_check(definition: dict) -> None:
             f"SCHEMA_VALIDATION_FAILED: {message} at {pointer}" for pointer, message in problems) + "'")
 
 
+def _publishing(call: Call) -> tuple[bool, str | None]:
+    """(publish, versionDescription) of Create/UpdateStateMachine; a description needs publish, as on AWS."""
+    publish = bool(call.get("publish", bool, False))
+    text = call.get("versionDescription")
+    if text is not None and len(text) > 256:
+        raise ApiError("ValidationException", "1 validation error detected: Value at 'versionDescription' failed "
+                       "to satisfy constraint: Member must have length less than or equal to 256")
+    if text is not None and not publish:
+        raise ApiError("ValidationException", "Version description can only be set when publish is true")
+    return publish, text
+
+
 def _unsupported(call: Call) -> None:
-    """Refuse what statemill does not keep, rather than drop it silently: versions and customer KMS keys."""
-    if call.get("publish", bool):
-        raise ApiError("ValidationException", "publish is not supported: statemill has no state machine versions; "
-                       "leave publish out (executions of the machine run its current revision)")
+    """Refuse what statemill does not keep, rather than drop it silently: customer KMS keys."""
     encryption = call.get("encryptionConfiguration", dict)
     if encryption is not None and encryption.get("type") != "AWS_OWNED_KEY":
         raise ApiError("ValidationException", "encryptionConfiguration: only type AWS_OWNED_KEY is supported "
@@ -167,6 +177,7 @@ def create_state_machine(call: Call) -> dict:
     name = check_name("state machine", call.require("name"))
     text = call.require("definition")
     _unsupported(call)
+    publish, version_text = _publishing(call)
     role, kind, logging, tracing, pairs = _role(call), _type(call), _logging(call), _tracing(call), tag_pairs(call)
     compiled = _compile(text)
     if kind == m.EXPRESS:
@@ -180,17 +191,30 @@ def create_state_machine(call: Call) -> dict:
         if created:  # an idempotent repeat leaves the machine's tags (and role) as they are, as AWS does
             m.tag(conn, arn, pairs)
         machine = m.head(conn, name)
-    return {"stateMachineArn": arn, "creationDate": _stamp(machine.created_at)}
+        number = versions.publish(conn, name, version_text, machine.created_at)[0] if publish else None
+    answer = {"stateMachineArn": arn, "creationDate": _stamp(machine.created_at)}
+    if number is not None:
+        answer["stateMachineVersionArn"] = f"{arn}:{number}"
+    return answer
 
 
 @action("DescribeStateMachine")
 def describe_state_machine(call: Call) -> dict:
-    name = machine_name(call, call.require("stateMachineArn"))
+    """A machine's current revision, or (on a version ARN) the version's, with its description."""
+    name, qualifier = qualified(call, call.require("stateMachineArn"))
+    if qualifier is not None and not versions.is_version(qualifier):
+        raise ApiError("InvalidArn", f"Invalid Arn: '{call.body['stateMachineArn']}' (stateMachineArn: a state "
+                       "machine or version ARN; describe an alias with DescribeStateMachineAlias)")
     with call.client.reader.connect() as conn:
         machine = _live(conn, call, name, for_change=False)
-        row = m.revision(conn, machine.revision_id)
-    return {"stateMachineArn": call.client.machine_arn(name), "name": name, "status": machine.status,
-            "type": machine.type, "creationDate": _stamp(machine.created_at), **_revision_shape(call, row)}
+        found = versions.version(conn, name, int(qualifier)) if qualifier else None
+        row = m.revision(conn, found.revision_id if found else machine.revision_id)
+    answer = {"stateMachineArn": call.body["stateMachineArn"] if found else call.client.machine_arn(name),
+              "name": name, "status": machine.status, "type": machine.type,
+              "creationDate": _stamp(found.created_at if found else machine.created_at), **_revision_shape(call, row)}
+    if found is not None and found.description is not None:
+        answer["description"] = found.description
+    return answer
 
 
 @action("UpdateStateMachine")
@@ -198,6 +222,7 @@ def update_state_machine(call: Call) -> dict:
     name = machine_name(call, call.require("stateMachineArn"))
     text, role = call.get("definition"), _role(call, required=False)
     _unsupported(call)
+    publish, version_text = _publishing(call)
     logging = _logging(call) if "loggingConfiguration" in call.body else ...
     tracing = _tracing(call) if "tracingConfiguration" in call.body else ...
     if text is None and role is None and logging is ... and tracing is ...:
@@ -217,7 +242,11 @@ def update_state_machine(call: Call) -> dict:
                                      settings, now)
         row = m.revision(conn, row_id)
         updated = now if changed else (machine.updated_at or machine.created_at)
-    return {"updateDate": _stamp(updated), "revisionId": m.revision_id(row.sha256)}
+        number = versions.publish(conn, name, version_text, now)[0] if publish else None
+    answer = {"updateDate": _stamp(updated), "revisionId": m.revision_id(row.sha256)}
+    if number is not None:
+        answer["stateMachineVersionArn"] = f"{call.client.machine_arn(name)}:{number}"
+    return answer
 
 
 @action("DeleteStateMachine")

@@ -266,7 +266,7 @@ def _mount_tmpfs(folder: Path, size: str) -> None:
 @pytest.fixture
 def small_disk(tmp_path):
     folder = tmp_path / "disk"
-    _mount_tmpfs(folder, "768k")
+    _mount_tmpfs(folder, "1m")  # room for a few batches of SAGA_LOOP's states, not for all of them
     yield folder
     subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
@@ -303,7 +303,7 @@ SAGA_LOOP = {"StartAt": "Grow", "States": {
     "Grow": {"Type": "Pass", "Parameters": {"blob.$": "States.ArrayRange(1, 1000, 1)", "n.$": "$.n"},
              "Next": "Count"},
     "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Enough?"},
-    "Enough?": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 100, "Next": "Done"}],
+    "Enough?": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 300, "Next": "Done"}],
                 "Default": "Grow"},
     "Done": {"Type": "Succeed"}}}
 
@@ -331,7 +331,7 @@ def test_a_full_disk_stops_run_with_one_line_and_loses_nothing_committed(tmp_pat
     events = engine.history(arn)
     assert engine.status(arn) == "RUNNING"
     assert len(events) > 10 and [e["id"] for e in events] == list(range(1, len(events) + 1))
-    assert engine.wait(arn, poll_seconds=0.01)["output"]["n"] == 100
+    assert engine.wait(arn, poll_seconds=0.01)["output"]["n"] == 300
     engine.db.dispose()
 
 

@@ -294,7 +294,7 @@ def test_the_console_migration_adds_its_indexes_to_an_older_database(db_url):
         for index in executions.indexes:
             if index.name in names:
                 index.drop(conn)
-        before = migrations.MIGRATIONS.index(migrations._v7_index_executions_for_the_console)  # later ones follow
+        before = migrations.MIGRATIONS.index(migrations._v7_index_executions_for_the_console)  # later ones may follow
         conn.execute(schema_version.update().values(version=before))
     assert migrations.upgrade(client.db) == (before, migrations.LATEST)
     with client.db.connect() as conn:

@@ -161,6 +161,15 @@ def test_start_refuses_bad_requests_with_aws_error_types(sfn, raw, arguments, co
     assert sfn.list_executions(stateMachineArn=target)["executions"] == []  # nothing half-written
 
 
+def test_a_machine_being_deleted_cannot_be_started(sfn):
+    arn = machine(sfn, WAIT)
+    running = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    sfn.delete_state_machine(stateMachineArn=arn)
+    assert error_of(sfn.start_execution, stateMachineArn=arn)[0] == "StateMachineDeleting"
+    sfn.stop_execution(executionArn=running)
+    assert error_of(sfn.start_execution, stateMachineArn=arn)[0] == "StateMachineDoesNotExist"
+
+
 # ------------------------------------------------------------------------------------------------ DescribeExecution
 def test_describe_shows_a_succeeded_execution_in_aws_shape(sfn):
     arn = machine(sfn, THREE)

@@ -182,10 +182,11 @@ def test_a_name_aws_refuses_is_invalid_name(unchecked, name):
     ({"tags": [{"key": f"k{i}", "value": str(i)} for i in range(51)]}, "TooManyTags"),
     ({"tags": [{"key": "", "value": "v"}]}, "ValidationException"),
     ({"definition": 0}, "ValidationException"),
-    ({"publish": True}, "ValidationException"),
+    ({"versionDescription": "v0"}, "ValidationException"),
     ({"encryptionConfiguration": {"type": "CUSTOMER_MANAGED_KMS_KEY", "kmsKeyId": "k"}}, "ValidationException"),
 ], ids=["role-not-an-arn", "unknown-type", "logging-without-destination", "unknown-log-level",
-        "tracing-not-boolean", "51-tags", "empty-tag-key", "definition-not-text", "publish-a-version", "kms-key"])
+        "tracing-not-boolean", "51-tags", "empty-tag-key", "definition-not-text", "version-description-without-publish",
+        "kms-key"])
 def test_bad_create_fields_are_named_errors_and_write_nothing(unchecked, sfn, fields, error):
     with pytest.raises(ClientError) as caught:
         unchecked.create_state_machine(**{"name": "refused", "definition": PASS, "roleArn": ROLE, **fields})

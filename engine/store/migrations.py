@@ -10,8 +10,8 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .schema import (execution_mocks, executions, frames, machines, metadata, mocked_states, schema_version,
-                     state_machines, tags, workers)
+from .schema import (execution_mocks, executions, frames, machine_aliases, machine_versions, machines, metadata,
+                     mocked_states, schema_version, state_machines, tags, workers)
 
 _LOCK_KEY = 5127301  # any constant: the advisory lock that serialises migrations
 
@@ -84,6 +84,15 @@ def _v7_index_executions_for_the_console(conn: sa.Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v8_versions_and_aliases(conn: sa.Connection) -> None:
+    """Published versions and aliases of state machines, each machine's last version number, and the version and
+    alias an execution was started on."""
+    for column in (machines.c.last_version, executions.c.version, executions.c.alias):
+        _add_column(conn, column)
+    machine_versions.create(conn, checkfirst=True)
+    machine_aliases.create(conn, checkfirst=True)
+
+
 def _v10_child_executions(conn: sa.Connection) -> None:
     """Child workflows: each execution's parent execution, task attempt key, waiting token and `.sync` mode, and an
     index to list an execution's children, and each child's root execution (a `run` drives the whole tree); and
@@ -99,7 +108,7 @@ def _v10_child_executions(conn: sa.Connection) -> None:
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
-                                                     _v7_index_executions_for_the_console,
+                                                     _v7_index_executions_for_the_console, _v8_versions_and_aliases,
                                                      _v10_child_executions]  # the lead places it 10th
 LATEST = len(MIGRATIONS)
 

@@ -69,6 +69,28 @@ machines = Table(
     Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),  # the current revision
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=True),
+    Column("last_version", Integer, nullable=True),  # the last version number published (never reused); NULL: none
+)
+
+# PublishStateMachineVersion's immutable, numbered versions: each names one revision of its machine.
+machine_versions = Table(
+    "machine_versions", metadata,
+    Column("machine_name", String(80), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("revision_id", Integer, ForeignKey("state_machines.id"), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# State machine aliases: a name routing StartExecution to one or two versions by weight, [[version, weight], ...].
+machine_aliases = Table(
+    "machine_aliases", metadata,
+    Column("machine_name", String(80), primary_key=True),
+    Column("name", String(80), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("routing", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=True),
 )
 
 # TagResource's tags: state machines (and activities) are taggable in AWS, executions are not.
@@ -95,6 +117,10 @@ executions = Table(
     Column("stopped_at", Float, nullable=True),
     Column("deadline_at", Float, nullable=True),  # top-level TimeoutSeconds
     Column("event_count", Integer, nullable=False, default=0),  # last history event id handed out
+    # The version it was started on (a version ARN, or the version an alias picked) and the alias; NULL for an
+    # execution started on the unqualified ARN, which runs the machine's current revision.
+    Column("version", Integer, nullable=True),
+    Column("alias", String(80), nullable=True),
     # A child workflow (engine/children.py, migration 10): the execution whose Task started it, that task attempt's
     # idempotency key (a redelivered attempt finds its child instead of starting another), and for `.sync`/`.sync:2`
     # the parent's task token this execution answers when it closes, and which of the two it is.
