@@ -230,3 +230,17 @@ def test_the_example_fans_out_to_child_workflows(engine):
     children = {e["executionArn"]: e["status"] for e in engine.list(parent=done["executionArn"])}
     assert sorted(children) == sorted(item["child"] for item in done["output"]["resized"])
     assert set(children.values()) == {"SUCCEEDED"}
+
+
+def test_a_child_runs_the_version_its_arn_names(engine):
+    from statemill.engine import versions
+    engine.register(CHILD, "child")
+    with engine.db.begin() as conn:
+        number = versions.publish(conn, "child", None, engine.clock.now())[0]
+    engine.register({"StartAt": "Other", "States": {"Other": {"Type": "Pass", "Result": "latest", "End": True}}},
+                    "child")
+    done = engine.run(parent(f"{START}.sync:2", StateMachineArn=f"{CHILD_ARN}:{number}"), {}, machine_name="parent")
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"]["Output"]["zero"] == 0  # version 1 (Pass through), not $LATEST's "latest"
+    latest = engine.run(parent(f"{START}.sync:2"), {}, machine_name="parent")
+    assert latest["output"]["Output"] == "latest"
