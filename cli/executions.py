@@ -255,6 +255,8 @@ def describe(arn, db, as_json):
         description = {**description, "waitingTasks": waiting}
     if unserved:
         description = {**description, "waitingForWorkers": unserved}
+    links = {k: v for k, v in client.links(arn).items() if v}  # child workflows: statemill's extras, not AWS's
+    description = {**description, **links}
     if as_json:
         click.echo(json.dumps(description, ensure_ascii=False))
         return
@@ -265,6 +267,10 @@ def describe(arn, db, as_json):
     click.echo(f"{'input':16} {safe(json.dumps(description['input'], ensure_ascii=False))}")
     if "output" in description:
         click.echo(f"{'output':16} {safe(json.dumps(description['output'], ensure_ascii=False))}")
+    if "parentExecutionArn" in links:
+        click.echo(f"{'parent':16} {safe(links['parentExecutionArn'])}")
+    for child in links.get("childExecutionArns", []):
+        click.echo(f"{'child':16} {safe(child)}")
     for task in waiting:
         click.echo(f"{'waiting':16} {safe(task['stateName'])} since {task['createdAt']}: token {task['taskToken']}")
     for task in unserved:
@@ -283,12 +289,13 @@ def columns(rows: list[tuple[str, ...]]) -> None:
 @click.command(name="list")
 @click.option("--machine", metavar="NAME", help="Only executions of this state machine.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only executions with this status.")
+@click.option("--parent", metavar="EXECUTION_ARN", help="Only the child workflows this execution started.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @db_option
 @json_option
-def list_(machine, status, limit, db, as_json):
+def list_(machine, status, parent, limit, db, as_json):
     """List executions, newest first (ListExecutions)."""
-    found = open_client(db, read_only=True).list(machine, status, limit)
+    found = open_client(db, read_only=True).list(machine, status, limit, parent=parent)
     if as_json:
         click.echo(json.dumps({"executions": found}, ensure_ascii=False))
         return
@@ -344,4 +351,22 @@ def stop(arn, error, cause, db, as_json):
         click.echo(f"stopped {safe(arn)}")
 
 
-COMMANDS = [run, start, worker, describe, list_, history, stop]
+@click.command()
+@click.argument("arn", metavar="EXECUTION")
+@db_option
+@json_option
+def redrive(arn, db, as_json):
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not succeed (RedriveExecution);
+    a worker (`statemill worker`) then runs it. EXECUTION is an execution ARN, MACHINE:NAME, or a NAME only one
+    state machine uses."""
+    from statemill.engine.redrive import redrive as redrive_execution
+    client = open_client(db)
+    arn = resolve_arn(client, arn)
+    result = redrive_execution(client, arn)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"redriven {safe(arn)} at {result['redriveDate']}: run `statemill worker` to carry it on")
+
+
+COMMANDS = [run, start, worker, describe, list_, history, stop, redrive]

@@ -184,7 +184,7 @@ class Client:
 
     # -- executions
     def start(self, machine: str, input: Any = None, *, name: str | None = None, input_text: str | None = None,
-              mocks: Any = None, qualifier: str | None = None) -> dict:
+              mocks: Any = None, qualifier: str | None = None, parent: Any = None) -> dict:
         """Start an execution of the latest revision of ``machine`` (or, with ``qualifier``, of that version number
         or what that alias picks); returns StartExecution's response.
 
@@ -192,17 +192,19 @@ class Client:
         a different input, or a name whose execution has closed, raises ExecutionAlreadyExists. An EXPRESS
         machine's execution gets an express ARN and at most EXPRESS_TIMEOUT seconds to run. ``mocks`` (a
         ``mocks.TestCase``) answers the Task states it names instead of their handlers, stored with the execution.
+        ``parent`` (a ``children.Parent``) starts it as a child workflow: a second start by the same task attempt
+        returns the child the first one started, whatever its status.
         """
         try:
-            return self._start(machine, input, name, input_text, mocks, qualifier)
+            return self._start(machine, input, name, input_text, mocks, qualifier, parent)
         except sa.exc.IntegrityError:
             if name is None:
                 raise
             # A concurrent start of the same name committed first: answer as for a start that came after it.
-            return self._start(machine, input, name, input_text, mocks, qualifier)
+            return self._start(machine, input, name, input_text, mocks, qualifier, parent)
 
     def _start(self, machine: str, input: Any, name: str | None, input_text: str | None, mocks: Any,
-               qualifier: str | None) -> dict:
+               qualifier: str | None, parent: Any = None) -> dict:
         if input_text is not None:
             value = parse_input(input_text, self.payload_limit)
         else:
@@ -217,8 +219,11 @@ class Client:
             compiled = self.machine(machine_id)
             express = head.type == machines.EXPRESS
             arn = self.express_arn(machine, name) if express else self.execution_arn(machine, name)
-            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status)
+            existing = conn.execute(sa.select(executions.c.input, executions.c.started_at, executions.c.status,
+                                              executions.c.parent_key)
                                     .where(executions.c.arn == arn)).first()
+            if existing is not None and parent is not None and existing.parent_key == parent.key:
+                return {"executionArn": arn, "startDate": iso(existing.started_at)}  # a redelivered task attempt
             if existing is not None:
                 if existing.status != "RUNNING":
                     raise ExecutionAlreadyExists(f"execution {name!r} of {machine!r} already exists and has "
@@ -240,7 +245,7 @@ class Client:
             execution_id = conn.execute(executions.insert().values(
                 machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
                 started_at=now, deadline_at=deadline, event_count=1, version=target.version,
-                alias=target.alias)).inserted_primary_key[0]
+                alias=target.alias, **(parent.columns(conn) if parent is not None else {}))).inserted_primary_key[0]
             conn.execute(history_events.insert().values(
                 execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
                 timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
@@ -310,6 +315,8 @@ class Client:
         for key in ("error", "cause"):
             if getattr(row, key) is not None:
                 result[key] = getattr(row, key)
+        if row.redrive_count:
+            result.update(redriveCount=row.redrive_count, redriveDate=iso(row.redrive_date))
         return result
 
     def describe(self, arn: str) -> dict:
@@ -317,13 +324,27 @@ class Client:
         with self.reader.connect() as conn:
             return self._describe_row(self._execution(conn, arn))
 
-    def list(self, machine: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
-        """ListExecutions, newest first."""
-        return self.list_page(machine, status, limit)[0]
+    def redrive(self, arn: str) -> dict:
+        """RedriveExecution: restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not succeed
+        (engine/redrive.py); ``{"redriveDate"}``. ExecutionNotRedrivable says why one cannot be."""
+        from .redrive import redrive
+        return redrive(self, arn)
+
+    def links(self, arn: str) -> dict:
+        """statemill's describe extras for child workflows: ``parentExecutionArn`` and ``childExecutionArns``."""
+        from .children import links
+        with self.reader.connect() as conn:
+            self._execution(conn, arn)
+            return links(conn, arn)
+
+    def list(self, machine: str | None = None, status: str | None = None, limit: int = 100,
+             parent: str | None = None) -> list[dict]:
+        """ListExecutions, newest first; ``parent``: only the child workflows that execution ARN started."""
+        return self.list_page(machine, status, limit, parent=parent)[0]
 
     def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
-                  after: tuple[float, int] | None = None, express: bool = True, qualifier: str | None = None)\
-            -> tuple[list[dict], tuple | None]:
+                  after: tuple[float, int] | None = None, express: bool = True, qualifier: str | None = None,
+                  parent: str | None = None, redriven: bool | None = None) -> tuple[list[dict], tuple | None]:
         """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
         ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
         the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out;
@@ -337,6 +358,12 @@ class Client:
         if qualifier is not None:
             query = query.where(versions.started_on(int(qualifier), None) if versions.is_version(qualifier)
                                 else versions.started_on(None, qualifier))
+        if redriven is not None:  # ListExecutions' redriveFilter
+            query = query.where(executions.c.redrive_count > 0 if redriven else
+                                sa.func.coalesce(executions.c.redrive_count, 0) == 0)
+        if parent:
+            parents = sa.select(executions.c.id).where(executions.c.arn == parent).scalar_subquery()
+            query = query.where(executions.c.parent_id == parents)
         if not express:
             query = query.where(executions.c.arn.not_like("%:express:%"))
         if after is not None:

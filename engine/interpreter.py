@@ -449,8 +449,8 @@ class _Step:
         state: m.TaskState = self.state  # type: ignore[assignment]
         effective = self.data["effective"]
         activity = h.is_activity(state.resource)  # its token goes to a poller, not into the input
-        token = self.env.task_token if state.wait_for_task_token or activity else None
-        shown = None if activity else token
+        token = self.env.task_token if state.awaits_token or activity else None
+        shown = token if state.wait_for_task_token and not activity else None  # $$.Task.Token: callbacks only
         value = effective
         if state.parameters is not None:
             value = state.parameters.evaluate(self.scope(effective, token=shown))
@@ -505,7 +505,7 @@ class _Step:
 
     def task_result(self, result: Any) -> None:
         state: m.TaskState = self.state  # type: ignore[assignment]
-        if self.frame.phase == "task" and not state.wait_for_task_token:
+        if self.frame.phase == "task" and not state.awaits_token:
             self.emit(h.task_event("Started", state.resource))
         try:
             self.check_size(result, h.result_owner(state.resource))

@@ -76,6 +76,15 @@ class TaskState(State):
     def wait_for_task_token(self) -> bool:
         return self.resource.endswith(".waitForTaskToken")
 
+    @property
+    def awaits_token(self) -> bool:
+        """Whether the task parks on a task token after its handler returns: ``.waitForTaskToken``, or a child
+        workflow's ``.sync``/``.sync:2`` (the child's end answers the token: engine/children.py)."""
+        return self.wait_for_task_token or self.resource.startswith(_SYNC_CHILD)
+
+
+_SYNC_CHILD = ("arn:aws:states:::states:startExecution.sync",)  # .sync and .sync:2
+
 
 @dataclass(frozen=True, slots=True)
 class ChoiceBranch:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from . import children
 from . import errors as E
 from . import history as h
 from . import wake
@@ -94,8 +95,8 @@ class Serving:
         return sa.or_(frames.c.handler_key.is_(None), frames.c.handler_key.in_(sorted(self.keys)), mocked)
 
     def within(self) -> list[sa.ColumnElement[bool]]:
-        """SQL: the frames of the executions this claimer looks after."""
-        return [] if self.execution_id is None else [frames.c.execution_id == self.execution_id]
+        """SQL: the frames of the executions this claimer looks after (a ``run``: its own and its child workflows)."""
+        return [] if self.execution_id is None else [frames.c.execution_id.in_(family(self.execution_id))]
 
     def where(self, now: float) -> list[sa.ColumnElement[bool]]:
         """SQL conditions limiting a runnable frame to this claimer's."""
@@ -121,6 +122,12 @@ class Serving:
 
 
 ANY = Serving()
+
+
+def family(execution_id: int) -> sa.Select:
+    """SQL: the ids of an execution and of every child workflow below it."""
+    return sa.select(executions.c.id).where(sa.or_(executions.c.id == execution_id,
+                                                   executions.c.root_id == execution_id))
 
 
 def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: float,
@@ -475,10 +482,13 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
     """A frame ended: close the execution (root), or tell the parent (``head`` and ``last``, the frame's head and
     last event, become the parent's or a waiting sibling's head as history.chain describes)."""
     if is_root:
-        conn.execute(executions.update()
-                     .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
-                     .values(status=t.status, output=t.output if t.status == "SUCCEEDED" else None,
-                             error=t.error, cause=t.cause, stopped_at=now))
+        waiting = conn.execute(executions.update()
+                               .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
+                               .values(status=t.status, output=t.output if t.status == "SUCCEEDED" else None,
+                                       error=t.error, cause=t.cause, stopped_at=now)
+                               .returning(executions.c.parent_token)).scalar()
+        if waiting is not None:  # a child workflow a .sync task waits for
+            children.child_closed(conn, claimed.execution_id, now)
         return
     parent = claimed.parent_id
     if t.status == "SUCCEEDED":
@@ -549,8 +559,9 @@ def end_execution(conn, execution_id: int, status: str, event_type: str, error: 
     ``<Type>StateAborted`` event (when ``machine`` is given), then the execution's event; every frame is cancelled."""
     done = conn.execute(executions.update()
                         .where(executions.c.id == execution_id, executions.c.status == "RUNNING")
-                        .values(status=status, error=error, cause=cause, stopped_at=now)).rowcount
-    if not done:
+                        .values(status=status, error=error, cause=cause, stopped_at=now)
+                        .returning(executions.c.parent_token)).first()
+    if done is None:
         return False
     base = conn.execute(sa.select(executions.c.event_count).where(executions.c.id == execution_id)).scalar()
     details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
@@ -573,6 +584,9 @@ def end_execution(conn, execution_id: int, status: str, event_type: str, error: 
                          lease_until=None))
     conn.execute(task_tokens.update().where(task_tokens.c.execution_id == execution_id,
                                             task_tokens.c.status == "PENDING").values(status="CANCELLED"))
+    children.stop_children(conn, execution_id, now)
+    if done.parent_token is not None:
+        children.child_closed(conn, execution_id, now)
     return True
 
 

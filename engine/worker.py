@@ -23,13 +23,14 @@ from typing import Callable
 import sqlalchemy as sa
 
 from . import errors as E
+from .children import with_children
 from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
 from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
-from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, fault,
+from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
 from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
@@ -54,7 +55,7 @@ class Worker:
                  max_events: int | None = None, on_event: Callable[[dict], None] | None = None,
                  execution: str | None = None):
         self.client = client
-        self.registry = registry
+        self.registry = with_children(registry, client)  # states:startExecution: child workflows
         self.execution = execution
         self.serving = ANY  # set by run()
         self.concurrency = concurrency
@@ -254,7 +255,7 @@ class Worker:
 
     def _executions(self) -> list:
         """SQL: the executions this worker looks after (a ``run``: its own only)."""
-        return [] if self.serving.execution_id is None else [executions.c.id == self.serving.execution_id]
+        return [] if self.serving.execution_id is None else [executions.c.id.in_(family(self.serving.execution_id))]
 
     # -- one frame, as far as it goes without waiting
     def _process(self, item: Claimed) -> None:

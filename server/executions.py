@@ -110,7 +110,9 @@ def describe_execution(call: Call) -> dict:
     for key in ("error", "cause", *_STARTED_ON):
         if key in found:
             answer[key] = found[key]
-    answer["redriveCount"] = 0
+    answer["redriveCount"] = found.get("redriveCount", 0)
+    if "redriveDate" in found:
+        answer["redriveDate"] = epoch(found["redriveDate"])
     if found["status"] in _NOT_REDRIVABLE:
         answer["redriveStatus"] = "NOT_REDRIVABLE"
         answer["redriveStatusReason"] = f"Execution is {found['status']} and cannot be redriven"
@@ -151,10 +153,9 @@ def list_executions(call: Call) -> dict:
     limit = page_size(call)
     query = {"a": "ListExecutions", "m": arn, "s": status, "r": call.get("redriveFilter")}
     after = decode_token(call, query, 3096)
-    if call.get("redriveFilter") == "REDRIVEN":  # statemill never redrives
-        return {"executions": []}
+    redriven = {"REDRIVEN": True, "NOT_REDRIVEN": False}.get(call.get("redriveFilter"))
     items, last = call.client.list_page(machine, status, limit, tuple(after) if after else None, express=False,
-                                        qualifier=qualifier)
+                                        qualifier=qualifier, redriven=redriven)
     answer = {"executions": [_list_item(item) for item in items]}
     if last is not None:
         answer["nextToken"] = encode_token(query, list(last))
@@ -169,7 +170,9 @@ def _list_item(item: dict) -> dict:
     for key in _STARTED_ON:
         if key in item:
             found[key] = item[key]
-    found["redriveCount"] = 0
+    found["redriveCount"] = item.get("redriveCount", 0)
+    if "redriveDate" in item:
+        found["redriveDate"] = epoch(item["redriveDate"])
     return found
 
 

@@ -31,7 +31,8 @@ ENGINE_ERRORS = {"ExecutionDoesNotExist", "StateMachineDoesNotExist", "Execution
                  "InvalidExecutionInput", "InvalidName", "InvalidToken", "TaskDoesNotExist", "TaskTimedOut",
                  "InvalidOutput", "InvalidArn", "InvalidDefinition", "StateMachineAlreadyExists",
                  "StateMachineDeleting", "ValidationException", "ResourceNotFound", "TooManyTags",
-                 "ConflictException", "ServiceQuotaExceededException", "ActivityDoesNotExist"}
+                 "ConflictException", "ServiceQuotaExceededException", "ActivityDoesNotExist",
+                 "ExecutionNotRedrivable"}
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:

@@ -31,6 +31,8 @@ from statemill.engine.store.schema import frames, history_events, workers
 QUICK = {"poll_seconds": 0.01}
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 ANY_FUNCTION = "arn:aws:lambda:*:*:function:"
+CHILD_STARTS = ["arn:aws:states:::states:startExecution", "arn:aws:states:::states:startExecution.sync",
+                "arn:aws:states:::states:startExecution.sync:2"]  # every worker can start child workflows
 DATA = {"zero": 0, "no": False, "empty": "", "none": None}
 
 
@@ -254,9 +256,9 @@ def test_describe_and_workers_say_who_serves_what(db_url):
         assert f"Only since {waiting['since']}: for a worker serving book (live workers serving it: 0)" in \
             invoke("describe", arn, "--db", db_url)
         [listed] = json.loads(invoke("workers", "--db", db_url, "--json"))["workers"]
-        assert (listed["workerId"], listed["handlerKeys"]) == (worker.id, [f"{ANY_FUNCTION}echo", "echo"])
+        assert (listed["workerId"], listed["handlerKeys"]) == (worker.id, [f"{ANY_FUNCTION}echo", *CHILD_STARTS, "echo"])
         header, row = invoke("workers", "--db", db_url).splitlines()
-        assert header.split()[-1] == "SERVES" and row.endswith(f"  {ANY_FUNCTION}echo, echo")
+        assert header.split()[-1] == "SERVES" and row.endswith(f"  {ANY_FUNCTION}echo, {', '.join(CHILD_STARTS)}, echo")
     finally:
         worker.stop()
         thread.join()
@@ -382,7 +384,7 @@ def test_the_probe_through_the_cli_other_processes_leave_the_trip_alone(tmp_path
         assert described["status"] == "RUNNING"
         assert [(w["stateName"], w["handlerKey"], w["liveWorkersServing"])
                 for w in described["waitingForWorkers"]] == [("Book", "book", 0)]
-        assert [w["handlerKeys"] for w in listed] == [[f"{ANY_FUNCTION}echo", "echo"]]
+        assert [w["handlerKeys"] for w in listed] == [[f"{ANY_FUNCTION}echo", *CHILD_STARTS, "echo"]]
         assert types(client, arn) == ["ExecutionStarted", "TaskStateEntered", "TaskScheduled"]
         with client.db.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(workers)).scalar() == 0

@@ -468,3 +468,23 @@ def test_send_task_success_refuses_output_that_is_not_json_and_keeps_waiting(sfn
         "heartbeat-without-token"])
 def test_token_actions_refuse_bad_requests(raw, action, arguments, code):
     assert error_of(getattr(raw, action), **arguments)[0] == code
+
+
+def test_redrive_execution_restarts_a_failed_one_and_refuses_a_running_one(sfn):
+    arn = machine(sfn, FAIL)
+    started = sfn.start_execution(stateMachineArn=arn, input="null")
+    until_closed(sfn, started["executionArn"])
+    answer = sfn.redrive_execution(executionArn=started["executionArn"])
+    assert answer["redriveDate"] is not None
+    found = until_closed(sfn, started["executionArn"])
+    assert (found["status"], found["redriveCount"], found["redriveStatus"]) == ("FAILED", 1, "REDRIVABLE")
+    assert found["redriveDate"] >= found["startDate"]
+    events = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    redriven = [e for e in events if e["type"] == "ExecutionRedriven"]
+    assert [e["executionRedrivenEventDetails"] for e in redriven] == [{"redriveCount": 1}]
+    listed = sfn.list_executions(stateMachineArn=arn, redriveFilter="REDRIVEN")["executions"]
+    assert [(e["executionArn"], e["redriveCount"]) for e in listed] == [(started["executionArn"], 1)]
+    assert sfn.list_executions(stateMachineArn=arn, redriveFilter="NOT_REDRIVEN")["executions"] == []
+    running = sfn.start_execution(stateMachineArn=machine(sfn, WAIT), input="0")
+    with pytest.raises(sfn.exceptions.ExecutionNotRedrivable):
+        sfn.redrive_execution(executionArn=running["executionArn"])

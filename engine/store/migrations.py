@@ -122,11 +122,24 @@ def _v10_activities(conn: sa.Connection) -> None:
     next(i for i in task_tokens.indexes if i.name == "ix_task_tokens_activity").create(conn, checkfirst=True)
 
 
+def _v11_child_executions(conn: sa.Connection) -> None:
+    """Child workflows: each execution's parent execution, task attempt key, waiting token and `.sync` mode, and an
+    index to list an execution's children, and each child's root execution (a `run` drives the whole tree); and
+    each execution's redrive count and date (RedriveExecution)."""
+    from .schema import executions
+    for name in ("parent_id", "root_id", "parent_key", "parent_token", "parent_mode", "redrive_count",
+                 "redrive_date"):
+        _add_column(conn, executions.c[name])
+    for index in executions.indexes:
+        if index.name in ("ix_executions_parent", "ix_executions_root"):
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
                                                      _v7_index_executions_for_the_console, _v8_versions_and_aliases,
-                                                     _v9_worker_wake_address, _v10_activities]
+                                                     _v9_worker_wake_address, _v10_activities, _v11_child_executions]
 LATEST = len(MIGRATIONS)
 
 

@@ -121,12 +121,25 @@ executions = Table(
     # execution started on the unqualified ARN, which runs the machine's current revision.
     Column("version", Integer, nullable=True),
     Column("alias", String(80), nullable=True),
+    # A child workflow (engine/children.py, migration 10): the execution whose Task started it, that task attempt's
+    # idempotency key (a redelivered attempt finds its child instead of starting another), and for `.sync`/`.sync:2`
+    # the parent's task token this execution answers when it closes, and which of the two it is.
+    Column("parent_id", Integer, nullable=True),
+    Column("root_id", Integer, nullable=True),  # the top execution of a tree of child workflows (`statemill run`)
+    Column("parent_key", Text, nullable=True),
+    Column("parent_token", String(128), nullable=True),
+    Column("parent_mode", String(8), nullable=True),
+    # RedriveExecution (engine/redrive.py, migration 10): how often and when last.
+    Column("redrive_count", Integer, nullable=True),
+    Column("redrive_date", Float, nullable=True),
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
     # The console (migration 8): pages newest first by id filtered by status, or by machine and status, are index
     # range scans; counts by machine and status read the index only. A machine alone sorts its ids from the index.
     Index("ix_executions_machine_status", "machine_name", "status", "id"),
     Index("ix_executions_status_page", "status", "id"),
+    Index("ix_executions_parent", "parent_id", "id"),
+    Index("ix_executions_root", "root_id"),
 )
 
 frames = Table(

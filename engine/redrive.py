@@ -1,0 +1,80 @@
+"""RedriveExecution: restart a FAILED, TIMED_OUT or ABORTED Standard execution from the state that did not succeed,
+with the input it had there, on the revision it started with; the history goes on with ``ExecutionRedriven``.
+
+The top-level state that did not succeed runs again from its start, with fresh retry counters; a Parallel or Map
+there runs all its branches or iterations again (statemill does not yet keep the ones that succeeded). Everything
+happens in one transaction: a refused redrive writes nothing.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from . import history as h
+from .clock import iso
+from .errors import StatemillError
+from .runtime import append_events, delete_children, notify
+from .store.schema import executions, frames
+
+REDRIVE_WINDOW = 14 * 24 * 3600  # AWS: an execution can be redriven up to 14 days after it closed
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+_KEPT = ("variables", "iteration", "iteration_started", "map_run")  # frame data that outlives one state's run
+
+
+class ExecutionNotRedrivable(StatemillError):
+    """The execution cannot be redriven (running, succeeded, express, or closed too long ago)."""
+
+
+def not_redrivable(row, now: float) -> str | None:
+    """Why the execution ``row`` cannot be redriven now (AWS's redriveStatusReason), or None when it can."""
+    if ":express:" in row.arn:
+        return "Express executions cannot be redriven"
+    if row.status not in REDRIVABLE:
+        return f"Execution is {row.status} and cannot be redriven"
+    if row.stopped_at is not None and now - row.stopped_at > REDRIVE_WINDOW:
+        return "Execution closed more than 14 days ago and can no longer be redriven"
+    return None
+
+
+def redrive_fields(row, now: float) -> dict:
+    """DescribeExecution's redrive fields: redriveCount, redriveDate (once redriven), redriveStatus and the reason."""
+    fields = {"redriveCount": row.redrive_count or 0}
+    if row.redrive_date is not None:
+        fields["redriveDate"] = iso(row.redrive_date)
+    reason = not_redrivable(row, now)
+    fields["redriveStatus"] = "NOT_REDRIVABLE" if reason else "REDRIVABLE"
+    if reason:
+        fields["redriveStatusReason"] = reason
+    return fields
+
+
+def redrive(client, arn: str) -> dict:
+    """Redrive the execution ``arn``; returns ``{"redriveDate"}``. ExecutionDoesNotExist, or ExecutionNotRedrivable
+    with the reason."""
+    now = client.clock.now()
+    with client.db.begin() as conn:
+        row = conn.execute(sa.select(executions).where(executions.c.arn == arn).with_for_update()).first()
+        if row is None:
+            from .client import ExecutionDoesNotExist
+            raise ExecutionDoesNotExist(f"no execution has the ARN {arn!r}")
+        reason = not_redrivable(row, now)
+        if reason is not None:
+            raise ExecutionNotRedrivable(f"{reason}: {arn}")
+        root = conn.execute(sa.select(frames).where(frames.c.execution_id == row.id, frames.c.parent_id.is_(None))
+                            ).one()
+        delete_children(conn, root.id)  # a Parallel or Map that did not succeed starts over
+        count = (row.redrive_count or 0) + 1
+        event_id = row.event_count + 1
+        append_events(conn, row.id, None, row.event_count, [h.Event("ExecutionRedriven", {"redriveCount": count})],
+                      [row.event_count], now)
+        data = {k: v for k, v in (root.data or {}).items() if k in _KEPT}
+        conn.execute(frames.update().where(frames.c.id == root.id).values(
+            status="ACTIVE", phase="enter", data=data, run_at=now, version=root.version + 1, lease_owner=None,
+            lease_until=None, handler_key=None, task_deadline=None, failure=sa.null(), pending=0, output=sa.null(),
+            commit_failures=0, last_event_id=event_id))
+        timeout = client.machine(row.machine_id).timeout_seconds
+        conn.execute(executions.update().where(executions.c.id == row.id).values(
+            status="RUNNING", output=sa.null(), error=None, cause=None, stopped_at=None, redrive_count=count,
+            redrive_date=now, deadline_at=now + timeout if timeout else None))
+        notify(conn)
+    client.forget(row.id)
+    return {"redriveDate": iso(now)}
