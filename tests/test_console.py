@@ -198,6 +198,11 @@ def test_a_read_only_console_shows_no_buttons_and_refuses_actions(tmp_path, clie
         answer = session.post("/console/tasks/approve", {"token": token, "output": "{}"})
         assert answer.status_code == 403 and "--console-actions" in answer.text
         assert reader.pending_tokens(arn)[0]["taskToken"] == token
+        broken, broken_id = failed(reader)
+        assert "/redrive" not in session.get(f"/console/executions/{broken_id}").text
+        refused = session.post(f"/console/executions/{broken_id}/redrive", {})
+        assert refused.status_code == 403 and "--console-actions" in refused.text
+        assert reader.describe(broken).get("redriveCount", 0) == 0
     finally:
         session.close()
         assert process.stop() == 0
@@ -347,3 +352,78 @@ def test_the_state_list_gives_each_visit_its_input_output_error_and_cause(engine
     assert (found["Zero"].output, found["No"].output) == ("0", "false")
     assert (found["Ask"].error, found["Ask"].cause, found["Ask"].output) == ("Refused", "", '[0,false]')
     assert (found["Done"].output, found["Done"].status) == ('""', "done")
+
+
+# ------------------------------------------------------------------------------------------------ children, redrive
+START_SYNC = "arn:aws:states:::states:startExecution.sync:2"
+KID = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}
+# The parent's one state is named like a script tag: the page shows it as text.
+FAMILY = {"StartAt": HOSTILE, "States": {HOSTILE: {
+    "Type": "Task", "Resource": START_SYNC, "End": True,
+    "Parameters": {"StateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:kid",
+                   "Input": {"zero": 0, "no": False, "empty": "", "none": None}}}}}
+BROKEN = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Broke", "Cause": ""}}}
+
+
+def failed(client: Client) -> tuple[str, int]:
+    """A new FAILED execution of ``broken``: (arn, id)."""
+    client.register(BROKEN, "broken")
+    arn = client.start("broken", {"zero": 0}, name=f"broke-{next(_count)}")["executionArn"]
+    assert ended(client, arn)["status"] == "FAILED"
+    return arn, client.execution_id(arn)
+
+
+def test_an_execution_page_links_its_parent_and_its_children_with_their_statuses(server, client, browser):
+    client.register(KID, "kid")
+    client.register(FAMILY, "family")
+    arn = client.start("family", {}, name=f"family-{next(_count)}")["executionArn"]
+    assert ended(client, arn)["status"] == "SUCCEEDED"
+    (kid,) = client.links(arn)["childExecutionArns"]
+    parent_id, kid_id = client.execution_id(arn), client.execution_id(kid)
+    page = browser.get(f"/console/executions/{parent_id}").text
+    assert re.findall(r'<a class="child" href="([^"]+)">([^<]+)</a> <span class="status (\w+)"', page) == \
+        [(f"/console/executions/{kid_id}", kid.rsplit(":", 1)[-1], "SUCCEEDED")]
+    assert 'class="parent"' not in page and HOSTILE not in page and ESCAPED in page
+    page = browser.get(f"/console/executions/{kid_id}").text
+    assert re.findall(r'<a class="parent" href="([^"]+)">([^<]+)</a> <span class="status (\w+)"', page) == \
+        [(f"/console/executions/{parent_id}", arn.rsplit(":", 1)[-1], "SUCCEEDED")]
+    assert 'class="child"' not in page
+
+
+def test_redrive_asks_for_confirmation_then_runs_the_failed_execution_again(server, client, browser):
+    arn, execution_id = failed(client)
+    running, _, _ = waiting(client)
+    assert "/redrive" not in browser.get(f"/console/executions/{client.execution_id(running)}").text
+    assert f'href="/console/executions/{execution_id}/redrive"' in browser.get(f"/console/executions/{execution_id}").text
+    confirm = browser.get(f"/console/executions/{execution_id}/redrive").text
+    assert "ExecutionRedriven" in confirm and client.describe(arn).get("redriveCount", 0) == 0
+    answer = browser.post(f"/console/executions/{execution_id}/redrive", {})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/console/executions/{execution_id}"
+    assert client.describe(arn)["redriveCount"] == 1
+    assert "ExecutionRedriven" in [e["type"] for e in client.history(arn)]
+    assert flashes(browser.get(f"/console/executions/{execution_id}").text)[0] == f"Redrove {arn.rsplit(':', 1)[-1]}."
+
+
+@pytest.mark.parametrize("csrf", ["", "forged"], ids=["missing", "forged"])
+def test_a_redrive_without_the_sessions_csrf_token_changes_nothing(server, client, browser, csrf):
+    arn, execution_id = failed(client)
+    browser.get(f"/console/executions/{execution_id}/redrive")
+    answer = browser.post(f"/console/executions/{execution_id}/redrive", {}, csrf=csrf)
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    found = client.describe(arn)
+    assert (found["status"], found.get("redriveCount", 0)) == ("FAILED", 0)
+
+
+def test_a_refused_redrive_shows_the_reason_on_the_execution_page(server, client, browser):
+    arn, execution_id = failed(client)
+    with client.db.begin() as conn:  # closed 15 days ago: past AWS's 14-day redrive window
+        conn.execute(executions.update().where(executions.c.id == execution_id)
+                     .values(stopped_at=executions.c.stopped_at - 15 * 24 * 3600))
+    browser.get(f"/console/executions/{execution_id}/redrive")
+    answer = browser.post(f"/console/executions/{execution_id}/redrive", {})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/console/executions/{execution_id}"
+    page = browser.get(answer.headers["location"])
+    assert page.status_code == 200
+    assert flashes(page.text) == [f"ExecutionNotRedrivable: Execution closed more than 14 days ago and can no longer "
+                                  f"be redriven: {arn}"]
+    assert client.describe(arn).get("redriveCount", 0) == 0

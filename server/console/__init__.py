@@ -28,12 +28,14 @@ def console(server, *, actions: bool = False) -> Starlette:
         ("/", r.executions_page), ("/executions", r.executions_page),
         ("/executions/rows", lambda call: r.executions_page(call, rows_only=True)),
         ("/executions/{id:int}", r.execution_page), ("/executions/{id:int}/live", r.execution_live),
-        ("/executions/{id:int}/stop", r.stop_confirm), ("/machines", r.machines_page),
+        ("/executions/{id:int}/stop", r.stop_confirm), ("/executions/{id:int}/redrive", r.redrive_confirm),
+        ("/machines", r.machines_page),
         ("/machines/{name}", r.machine_page), ("/tasks", r.tasks_page),
     ]
     routes = [Route(path, r.endpoint(settings, work), methods=["GET"]) for path, work in table]
     routes += [Route(path, r.endpoint(settings, work, action=True), methods=["POST"]) for path, work in [
-        ("/executions/{id:int}/stop", r.stop), ("/machines/{name}/start", r.start),
+        ("/executions/{id:int}/stop", r.stop), ("/executions/{id:int}/redrive", r.redrive),
+        ("/machines/{name}/start", r.start),
         ("/tasks/approve", r.approve), ("/tasks/reject", r.reject)]]
     routes += [Route("/login", r.endpoint(settings, r.login, public=True), methods=["GET", "POST"]),
                Route("/logout", r.endpoint(settings, r.logout, public=True), methods=["POST"]),

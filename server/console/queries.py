@@ -16,7 +16,7 @@ from statemill.engine.store.schema import executions, state_machines, task_token
 
 # Every status an execution can have (AWS's ExecutionStatus): the machine-only page reads one index range per status.
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
-SHOWN = STATUSES[:5]  # the ones statemill sets (it has no redrive yet)
+SHOWN = STATUSES[:5]  # the ones statemill sets (its redrive goes straight back to RUNNING)
 PAGE = 50
 MAX_PAGE = 500
 _LIST_COLUMNS = (executions.c.id, executions.c.name, executions.c.machine_name, executions.c.arn,
@@ -135,6 +135,17 @@ def execution(conn: sa.Connection, execution_id: int) -> Any | None:
     return conn.execute(sa.select(executions, state_machines.c.revision)
                         .join(state_machines, state_machines.c.id == executions.c.machine_id)
                         .where(executions.c.id == execution_id)).first()
+
+
+def relatives(conn: sa.Connection, row: Any, limit: int = 500) -> tuple[Any | None, list[Any]]:
+    """The parent (or None) and the first ``limit`` child workflows of the execution ``row``, each with its id, name
+    and status: the console links them by id, so it reads them here rather than through ``Client.links`` (ARNs)."""
+    columns = (executions.c.id, executions.c.name, executions.c.status)
+    parent = None if row.parent_id is None else \
+        conn.execute(sa.select(*columns).where(executions.c.id == row.parent_id)).first()
+    children = conn.execute(sa.select(*columns).where(executions.c.parent_id == row.id)
+                            .order_by(executions.c.id).limit(limit)).all()
+    return parent, list(children)
 
 
 def event_count(conn: sa.Connection, execution_id: int) -> tuple[int, str] | None:

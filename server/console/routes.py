@@ -1,5 +1,5 @@
 """The console's pages and form actions, under ``/console``. Pages read the database (queries.py, Client); actions
-(start, stop, approve, reject) go through ``Client`` like the API does, and only when actions are enabled.
+(start, stop, redrive, approve, reject) go through ``Client`` like the API does, and only when actions are enabled.
 
 Every endpoint goes through ``endpoint``: the login check, the CSRF check on POST, the database work in a thread
 (the engine is synchronous), and the security headers on the answer.
@@ -28,6 +28,7 @@ from .steps import pretty, steps
 HERE = Path(__file__).parent
 PREFIX = "/console"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")  # engine/redrive.py decides; this only chooses where the button shows
 # An execution page shows the latest visits and events (a big Map has thousands): `statemill history` has them all.
 SHOWN_STEPS, SHOWN_EVENTS = 500, 1000
 MAX_FORM = 1024 * 1024 + 64 * 1024  # a payload of AWS's 256 KiB limit, escaped, fits several times over
@@ -189,6 +190,7 @@ def _live_context(call: Call, execution_id: int) -> dict | None:
         if row is None:
             return None
         tasks = q.waiting_tasks(conn, execution_id)
+        parent, children = q.relatives(conn, row)
     events = call.client.history(row.arn)
     machine = call.client.machine(row.machine_id)
     svg, no_svg = _diagram(machine, from_history(machine, events))
@@ -197,7 +199,8 @@ def _live_context(call: Call, execution_id: int) -> dict | None:
     for event in shown:
         event["json"] = json.dumps({k: v for k, v in event.items() if k != "json"}, indent=2, ensure_ascii=False)
     return dict(execution=row, events=shown, event_total=len(events), steps=visits[-SHOWN_STEPS:],
-                step_total=len(visits), svg=svg, no_svg=no_svg, tasks=tasks,
+                step_total=len(visits), svg=svg, no_svg=no_svg, tasks=tasks, parent=parent, children=children,
+                redrivable=row.status in REDRIVABLE,
                 running=row.status not in TERMINAL, seen=len(events), now=time.time(),
                 input=json.dumps(row.input, indent=2, ensure_ascii=False),
                 output=json.dumps(row.output, indent=2, ensure_ascii=False) if row.status == "SUCCEEDED" else None)
@@ -241,6 +244,29 @@ def stop(call: Call) -> Response:
     try:
         call.client.stop(row.arn, call.arg("error") or None, call.arg("cause") or None)
         call.flash(f"Stopped {row.name}.")
+    except StatemillError as exc:
+        call.flash(f"{type(exc).__name__}: {exc}", "error")
+    return RedirectResponse(f"{PREFIX}/executions/{execution_id}", 303)
+
+
+def redrive_confirm(call: Call) -> Response:
+    with call.client.reader.connect() as conn:
+        row = q.execution(conn, int(call.request.path_params["id"]))
+    if row is None:
+        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
+    return call.render("redrive.html", execution=row, redrivable=row.status in REDRIVABLE)
+
+
+def redrive(call: Call) -> Response:
+    """RedriveExecution; a refusal (ExecutionNotRedrivable, with AWS's reason) comes back as a message on the page."""
+    execution_id = int(call.request.path_params["id"])
+    with call.client.reader.connect() as conn:
+        row = q.execution(conn, execution_id)
+    if row is None:
+        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
+    try:
+        call.client.redrive(row.arn)
+        call.flash(f"Redrove {row.name}.")
     except StatemillError as exc:
         call.flash(f"{type(exc).__name__}: {exc}", "error")
     return RedirectResponse(f"{PREFIX}/executions/{execution_id}", 303)
