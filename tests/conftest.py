@@ -149,3 +149,16 @@ def engine(db_url, fake_clock) -> Engine:
     made = Engine(db_url, clock=fake_clock)
     yield made
     made.db.dispose()
+
+
+# -- the API server's clients, for every test module that defines a ``server`` fixture (tests/servertools.py)
+@pytest.fixture(scope="module")
+def sfn(server):
+    """A boto3 Step Functions client of the module's ``statemill serve``."""
+    return server.client()
+
+
+@pytest.fixture(scope="module")
+def unchecked(server):
+    """A client that sends what it is given (botocore's own parameter checks off), to reach the server's checks."""
+    return server.client(parameter_validation=False)

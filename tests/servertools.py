@@ -21,6 +21,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serving(folder: Path, *args: str, db: str | None = None, env: dict[str, str] | None = None):
+    """A test module's server (``yield from`` it in a fixture): ``statemill serve`` on ``db`` (default: a SQLite
+    file in ``folder``), stopped after the module's tests, which also checks that it exits 0 on SIGTERM."""
+    process = ServerProcess(folder, db or f"sqlite:///{folder}/sm.db", *args, env=env)
+    yield process
+    assert process.stop() == 0, process.log.read_text()
+
+
 class ServerProcess:
     """``statemill serve`` on a free port of 127.0.0.1, started in ``folder`` (its log is ``folder/server.log``)."""
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from servertools import REGION, ServerProcess
+from servertools import REGION, serving
 
 ACCOUNT = "000000000000"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/statemill-test"
@@ -47,15 +47,8 @@ else:
 def server(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve-activities")
     (folder / "activity_worker.py").write_text(WORKER)
-    db = f"sqlite:///{folder}/sm.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    process = ServerProcess(folder, db, "-q", env={"STATEMILL_ACTIVITY_POLL_SECONDS": str(POLL)})
-    yield process
-    assert process.stop() == 0, process.log.read_text()
-
-
-@pytest.fixture(scope="module")
-def sfn(server):
-    return server.client()
+    db = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    yield from serving(folder, "-q", db=db, env={"STATEMILL_ACTIVITY_POLL_SECONDS": str(POLL)})
 
 
 _names = iter(range(10**6))

@@ -4,15 +4,12 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from servertools import ServerProcess
+from servertools import serving
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve")
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
+    yield from serving(tmp_path_factory.mktemp("serve"))
 
 
 def test_an_unknown_execution_is_execution_does_not_exist(server):

@@ -16,7 +16,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from servertools import REGION, ServerProcess
+from servertools import REGION, ServerProcess, serving
 from statemill.cli.main import main as cli
 from statemill.cli.serve import _loopback
 
@@ -26,11 +26,8 @@ LIST = "AWSStepFunctions.ListStateMachines"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("auth")
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db", "--access-key-id", KEY, "--secret-access-key",
-                            SECRET, "--no-worker")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
+    yield from serving(tmp_path_factory.mktemp("auth"), "--access-key-id", KEY, "--secret-access-key", SECRET,
+                       "--no-worker")
 
 
 def error_of(call) -> tuple[str, int, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clitools import statemill
-from servertools import ServerProcess
+from servertools import serving
 from statemill.engine import loader
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "statemachines"
@@ -27,10 +27,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve-examples")
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db", "--handlers", HANDLERS, "-q")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
+    yield from serving(tmp_path_factory.mktemp("serve-examples"), "--handlers", HANDLERS, "-q")
 
 
 def through_api(sfn, file: str, value, name: str) -> tuple[dict, list[dict]]:

@@ -9,7 +9,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from servertools import REGION, ServerProcess
+from servertools import REGION, serving
 
 ACCOUNT = "000000000000"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/statemill-test"
@@ -45,20 +45,7 @@ TOKEN = {"StartAt": "Ask", "States": {
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve-executions")
     (folder / "api_handlers.py").write_text(HANDLERS)
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db", "--handlers", "api_handlers", "-q")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
-
-
-@pytest.fixture(scope="module")
-def sfn(server):
-    return server.client()
-
-
-@pytest.fixture(scope="module")
-def raw(server):
-    """A client that sends what it is given, so the server's own checks answer (boto3 validates otherwise)."""
-    return server.client(parameter_validation=False)
+    yield from serving(folder, "--handlers", "api_handlers", "-q")
 
 
 _names = iter(range(10**6))
@@ -154,10 +141,10 @@ def test_starting_again_with_the_same_name_and_input_while_running_returns_the_s
 ], ids=["not-an-arn", "not-a-machine-arn", "unknown-machine", "input-not-json", "input-trailing-comma",
         "input-over-256-KiB", "name-with-space", "name-too-long", "trace-header-not-ascii",
         "machine-arn-missing"])
-def test_start_refuses_bad_requests_with_aws_error_types(sfn, raw, arguments, code):
+def test_start_refuses_bad_requests_with_aws_error_types(sfn, unchecked, arguments, code):
     target = machine(sfn, PASS)
     arguments = {k: target if v == "MACHINE" else v for k, v in arguments.items()}
-    assert error_of(raw.start_execution, **arguments)[0] == code
+    assert error_of(unchecked.start_execution, **arguments)[0] == code
     assert sfn.list_executions(stateMachineArn=target)["executions"] == []  # nothing half-written
 
 
@@ -244,9 +231,9 @@ def test_stopping_a_closed_execution_changes_nothing(sfn):
     assert sfn.describe_execution(executionArn=started["executionArn"])["status"] == "SUCCEEDED"
 
 
-def test_stop_refuses_an_error_longer_than_aws_allows(raw, sfn):
+def test_stop_refuses_an_error_longer_than_aws_allows(unchecked, sfn):
     started = sfn.start_execution(stateMachineArn=machine(sfn, WAIT))
-    assert error_of(raw.stop_execution, executionArn=started["executionArn"], error="e" * 257)[0] == \
+    assert error_of(unchecked.stop_execution, executionArn=started["executionArn"], error="e" * 257)[0] == \
         "ValidationException"
     assert sfn.describe_execution(executionArn=started["executionArn"])["status"] == "RUNNING"
     sfn.stop_execution(executionArn=started["executionArn"])
@@ -309,11 +296,11 @@ def test_list_pages_stay_in_place_while_executions_start(sfn, listed):
     ({"stateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:nobody"}, "StateMachineDoesNotExist"),
 ], ids=["garbage-token", "token-of-another-request", "max-results-over-1000", "unknown-status", "token-too-long",
         "no-machine", "bad-machine-arn", "unknown-machine"])
-def test_list_refuses_bad_requests(sfn, raw, listed, arguments, code):
+def test_list_refuses_bad_requests(sfn, unchecked, listed, arguments, code):
     other = sfn.list_executions(stateMachineArn=listed[0], statusFilter="SUCCEEDED", maxResults=1)["nextToken"]
     request = {"stateMachineArn": listed[0], **arguments}
     request = {k: other if v == "OTHER" else v for k, v in request.items() if v is not None}
-    assert error_of(raw.list_executions, **request)[0] == code
+    assert error_of(unchecked.list_executions, **request)[0] == code
 
 
 # ------------------------------------------------------------------------------------------------ GetExecutionHistory
@@ -361,10 +348,10 @@ def test_history_timestamps_are_dates(sfn, three):
     ({"maxResults": -1}, "ValidationException"),
     ({"nextToken": "x" * 1025}, "ValidationException"),
 ], ids=["garbage-token", "token-of-the-reverse-order", "negative-max-results", "token-too-long"])
-def test_history_refuses_bad_requests(sfn, raw, three, arguments, code):
+def test_history_refuses_bad_requests(sfn, unchecked, three, arguments, code):
     reversed_token = sfn.get_execution_history(executionArn=three, reverseOrder=True, maxResults=1)["nextToken"]
     request = {"executionArn": three, **{k: reversed_token if v == "REVERSED" else v for k, v in arguments.items()}}
-    assert error_of(raw.get_execution_history, **request)[0] == code
+    assert error_of(unchecked.get_execution_history, **request)[0] == code
 
 
 # ------------------------------------------------------------------------------------------------ StartSyncExecution
@@ -412,10 +399,10 @@ def test_start_sync_refuses_a_standard_machine(sfn):
     ({"stateMachineArn": "EXPRESS", "input": "{"}, "InvalidExecutionInput"),
     ({"stateMachineArn": "EXPRESS", "name": "a:b"}, "InvalidName"),
 ], ids=["bad-arn", "unknown-machine", "input-not-json", "name-with-colon"])
-def test_start_sync_refuses_bad_requests(sfn, raw, arguments, code):
+def test_start_sync_refuses_bad_requests(sfn, unchecked, arguments, code):
     express = machine(sfn, PASS, "EXPRESS")
     request = {k: express if v == "EXPRESS" else v for k, v in arguments.items()}
-    assert error_of(raw.start_sync_execution, **request)[0] == code
+    assert error_of(unchecked.start_sync_execution, **request)[0] == code
 
 
 # ------------------------------------------------------------------------------------------------ task tokens
@@ -466,8 +453,8 @@ def test_send_task_success_refuses_output_that_is_not_json_and_keeps_waiting(sfn
     ("send_task_heartbeat", {}, "ValidationException"),
 ], ids=["success-unknown-token", "failure-unknown-token", "heartbeat-unknown-token", "success-without-output",
         "heartbeat-without-token"])
-def test_token_actions_refuse_bad_requests(raw, action, arguments, code):
-    assert error_of(getattr(raw, action), **arguments)[0] == code
+def test_token_actions_refuse_bad_requests(unchecked, action, arguments, code):
+    assert error_of(getattr(unchecked, action), **arguments)[0] == code
 
 
 def test_redrive_execution_restarts_a_failed_one_and_refuses_a_running_one(sfn):

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
 
-from servertools import REGION, ServerProcess
+from servertools import REGION, serving
 from statemill.engine import Client, Engine
 from statemill.engine.machines import StateMachineDeleting
 from statemill.engine.store import migrations
@@ -30,21 +30,7 @@ WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 6
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("machines")
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
-
-
-@pytest.fixture(scope="module")
-def sfn(server):
-    return server.client()
-
-
-@pytest.fixture(scope="module")
-def unchecked(server):
-    """A client that sends what it is given (botocore's own parameter checks off), to reach the server's checks."""
-    return server.client(parameter_validation=False)
+    yield from serving(tmp_path_factory.mktemp("machines"))
 
 
 @pytest.fixture(scope="module")

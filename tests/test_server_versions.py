@@ -9,7 +9,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from servertools import REGION, ServerProcess
+from servertools import REGION, serving
 from statemill.engine import versions
 
 ROLE = "arn:aws:iam::000000000000:role/statemill-test"
@@ -28,20 +28,7 @@ WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 6
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("versions")
-    process = ServerProcess(folder, f"sqlite:///{folder}/v.db")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
-
-
-@pytest.fixture(scope="module")
-def sfn(server):
-    return server.client()
-
-
-@pytest.fixture(scope="module")
-def unchecked(server):
-    return server.client(parameter_validation=False)
+    yield from serving(tmp_path_factory.mktemp("versions"))
 
 
 def arn(name: str, qualifier: str | int | None = None) -> str:
