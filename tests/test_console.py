@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from consoletools import APPROVAL, HOSTILE, Session, flashes, wait_for, write_handlers
-from servertools import ServerProcess
+from servertools import ServerProcess, serving
 from statemill.engine import Client
 from statemill.engine.store.schema import executions
 from statemill.server.console import queries as q
@@ -23,9 +23,8 @@ def serve(folder, *args: str) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    process = serve(tmp_path_factory.mktemp("console"), "--console-actions")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
+    folder = tmp_path_factory.mktemp("console")
+    yield from serving(folder, "--handlers", write_handlers(folder), "-q", "--console-actions")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from consoletools import APPROVAL, HOSTILE, ConsoleProcess, seed, wait_for, write_handlers
-from servertools import ServerProcess
+from servertools import serving
 from statemill.engine import Client
 
 CHROMIUM = os.environ.get("STATEMILL_CHROMIUM", "/usr/bin/chromium")
@@ -34,10 +34,7 @@ def chromium():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("console-browser")
-    process = ServerProcess(folder, f"sqlite:///{folder}/sm.db", "--handlers", write_handlers(folder), "-q",
-                            "--console-actions")
-    yield process
-    assert process.stop() == 0, process.log.read_text()
+    yield from serving(folder, "--handlers", write_handlers(folder), "-q", "--console-actions")
 
 
 @pytest.fixture(scope="module")
