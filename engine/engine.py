@@ -18,8 +18,10 @@ class Engine(Client):
     """
 
     def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
-                 concurrency: int = 16, **options: Any):
+                 concurrency: int = 16, storage: Any = None, **options: Any):
         super().__init__(db, **options)
+        from .storage import Storage, storage_root
+        self.storage = storage if isinstance(storage, Storage) else Storage(storage_root(storage))
         self.handlers = HandlerRegistry(default_registry.mapping())
         if handlers:
             self.handlers.update(handlers)

@@ -108,6 +108,24 @@ class FanOut:
     max_concurrency: int = 0  # 0 = all at once
 
 
+@dataclass(frozen=True, slots=True)
+class MapRunRequest:
+    """A Distributed Map's run to create (engine/map_runs.py): its ARN and settings as the state evaluated them.
+    ``items`` is the state's item array when it has no ItemReader; ``reader``, ``batcher`` and ``writer`` the
+    evaluated ItemReader, ItemBatcher and ResultWriter (None when absent)."""
+
+    arn: str
+    label: str
+    execution_type: str
+    max_concurrency: int
+    tolerated_count: int | None
+    tolerated_percentage: float | None
+    items: list | None
+    reader: dict | None
+    batcher: dict | None
+    writer: dict | None
+
+
 @dataclass
 class Transition:
     events: list[h.Event] = field(default_factory=list)
@@ -115,6 +133,7 @@ class Transition:
     run_at: float | None = None  # when the frame is runnable again; None while waiting on something external
     task: TaskRequest | None = None
     fan_out: FanOut | None = None
+    map_run: MapRunRequest | None = None
     status: str = "RUNNING"  # RUNNING, or SUCCEEDED / FAILED for the frame
     output: Any = None
     error: str | None = None
@@ -144,8 +163,6 @@ class _Step:
 
     # -- bookkeeping
     def emit(self, event: h.Event) -> int:
-        if self.data.get("map_run"):  # a Distributed Map's child execution: its events are not the parent's
-            return 0
         self.t.events.append(event)
         return self.env.next_event_id + len(self.t.events) - 1
 
@@ -288,7 +305,7 @@ class _Step:
             self.goto(target, output)
 
     def goto(self, target: str, value: Any) -> None:
-        keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables", "map_run") if k in self.data}
+        keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables") if k in self.data}
         self.t.frame = Frame(target, "enter", value, keep)
         self.t.run_at = self.env.now
 
@@ -620,10 +637,11 @@ class _Step:
             self.emit(h.Event("ParallelStateStarted"))
             children = tuple(Child(branch, effective, self.child_data()) for branch in state.branches)
             concurrency = 0
+        elif self.distributed():
+            self.start_map_run(state, effective)  # type: ignore[arg-type]
+            return
         else:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
-            if self.distributed():
-                self.emit(h.Event("MapRunStarted", {"mapRunArn": self.map_run_arn()}))
         self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
         self.t.run_at = None
         if not children:
@@ -631,14 +649,17 @@ class _Step:
             return
         self.t.fan_out = FanOut(children, concurrency)
 
-    def map_children(self, state: m.MapState, effective: Any) -> tuple[tuple[Child, ...], int]:
-        scope = self.scope(effective)
+    def map_items(self, state: m.MapState, scope: Scope, effective: Any) -> list:
+        """The items of a Map without an ItemReader: its input, ItemsPath or (JSONata) Items, an array."""
         items = state.items_path.resolve(scope) if state.items_path is not None else effective
         if "Items" in state.jsonata:
             items = _typed(state.jsonata["Items"], scope, "array", list)
         if not isinstance(items, list):
             error = E.QUERY_EVALUATION_ERROR if self.jsonata else E.RUNTIME
             raise StatesError(error, f"Map state input must be an array but was: {_java_type(items)}")
+        return items
+
+    def max_concurrency(self, state: m.MapState, scope: Scope) -> int:
         concurrency = state.max_concurrency
         if "MaxConcurrency" in state.jsonata:
             concurrency = _typed(state.jsonata["MaxConcurrency"], scope, "integer", int, minimum=0)
@@ -651,6 +672,12 @@ class _Step:
                                              "which is not a valid integer: "
                                              f"{state.max_concurrency_path.text}")
             concurrency = value
+        return concurrency
+
+    def map_children(self, state: m.MapState, effective: Any) -> tuple[tuple[Child, ...], int]:
+        scope = self.scope(effective)
+        items = self.map_items(state, scope, effective)
+        concurrency = self.max_concurrency(state, scope)
         self.emit(h.Event("MapStateStarted", {"length": len(items)}))
         children = []
         selector = state.item_selector if state.item_selector is not None else state.jsonata.get("ItemSelector")
@@ -660,25 +687,98 @@ class _Step:
             if selector is not None:
                 value = selector.evaluate(self.scope(effective, item={"Index": index, "Value": item}))
             children.append(Child(state.processor, value,
-                                  {"map_run": True, **inherited} if self.distributed() else
                                   {"iteration": {"name": state.name, "index": index}, **inherited}))
         return tuple(children), concurrency
+
+    def start_map_run(self, state: m.MapState, effective: Any) -> None:
+        """A Distributed Map: evaluate its reader, batcher, writer and limits, and ask the runtime for a map run
+        whose child executions run the items (engine/map_runs.py); the frame waits for the run to end."""
+        scope = self.scope(effective)
+        reader = self.config(state.reader, scope, {"ReaderConfig": {"MaxItems": "MaxItemsPath"}})
+        items = None if reader is not None else self.map_items(state, scope, effective)
+        batcher = self.config(state.batcher, scope, {"": {"MaxItemsPerBatch": "MaxItemsPerBatchPath",
+                                                          "MaxInputBytesPerBatch": "MaxInputBytesPerBatchPath"}})
+        writer = self.config(state.writer, scope, {})
+        count = self.tolerated(state, scope, "ToleratedFailureCount", state.tolerated_failure_count, int)
+        percentage = self.tolerated(state, scope, "ToleratedFailurePercentage", state.tolerated_failure_percentage,
+                                    (int, float))
+        if percentage is not None and not 0 <= percentage <= 100:
+            raise StatesError(E.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100, but was: "
+                                         f"{h.dumps(percentage)}")
+        concurrency = self.max_concurrency(state, scope)
+        self.emit(h.Event("MapStateStarted", {"length": 0 if items is None else len(items)}))
+        arn = self.map_run_arn()
+        self.emit(h.Event("MapRunStarted", {"mapRunArn": arn}))
+        self.data["map_run_arn"] = arn
+        self.t.map_run = MapRunRequest(arn, state.label or state.name, state.execution_type, concurrency, count,
+                                       percentage, items, reader, batcher, writer)
+        self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
+        self.t.run_at = self.env.now  # at once: the runtime starts the first children
+
+    def config(self, template: Any, scope: Scope, paths_of: dict) -> dict | None:
+        """An evaluated ItemReader/ItemBatcher/ResultWriter: templates filled in, and each ``...Path`` field of
+        ``paths_of`` ({object key ("" = the top): {field: path field}}) resolved into its field."""
+        if template is None:
+            return None
+        value = template.evaluate(scope)
+        if not isinstance(value, dict):
+            return value
+        for where, fields in paths_of.items():
+            holder = value.get(where) if where else value
+            if not isinstance(holder, dict):
+                continue
+            for field_name, path_field in fields.items():
+                if isinstance(holder.get(path_field), str):
+                    from .paths import compile_reference_path
+                    path = compile_reference_path(holder.pop(path_field))
+                    holder[field_name] = _positive_int(path, scope, path_field)
+        return value
+
+    def tolerated(self, state: m.MapState, scope: Scope, name: str, static: Any, kind: Any) -> Any:
+        """ToleratedFailureCount/Percentage: the number given, its ``...Path`` from the input, or (JSONata) its
+        expression; None when the state sets none."""
+        if name in state.jsonata:
+            return _typed(state.jsonata[name], scope, "number", kind if kind is int else (int, float), minimum=0)
+        text = state.raw.get(f"{name}Path")
+        if isinstance(text, str) and not self.jsonata:
+            from .paths import compile_reference_path
+            value = compile_reference_path(text).get(scope)
+            if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+                raise StatesError(E.RUNTIME, f"The {name}Path field refers to value \"{h.dumps(value)}\" which is "
+                                             f"not a valid {'integer' if kind is int else 'number'}: {text}")
+            return value
+        return static
+
+    def item_input(self, index: int, item: Any) -> Any:
+        """A Distributed Map item's child input: the item, or ItemSelector's value with ``$$.Map.Item``."""
+        state: m.MapState = self.state  # type: ignore[assignment]
+        selector = state.item_selector if state.item_selector is not None else state.jsonata.get("ItemSelector")
+        if selector is None:
+            return item
+        return selector.evaluate(self.scope(self.data.get("effective"), item={"Index": index, "Value": item}))
 
     def distributed(self) -> bool:
         """A Distributed Map runs its items as child executions: its history shows a map run, not iterations."""
         return getattr(self.state, "mode", "INLINE") == "DISTRIBUTED"
 
     def map_run_arn(self) -> str:
-        """``arn:…:mapRun:<machine>/<state>:<id>``, the id fixed by the execution and this event's id."""
+        """``arn:…:mapRun:<machine>/<label or state>:<id>``, the id fixed by the execution and this event's id."""
         info = self.env.execution
         run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{info.arn}#{self.env.next_event_id + len(self.t.events)}")
-        return f"{info.machine_arn.replace(':stateMachine:', ':mapRun:', 1)}/{self.state.name}:{run_id}"
+        label = getattr(self.state, "label", None) or self.state.name
+        return f"{info.machine_arn.replace(':stateMachine:', ':mapRun:', 1)}/{label}:{run_id}"
 
     def joined(self, outputs: list) -> None:
         if self.distributed():
             self.emit(h.Event("MapRunSucceeded"))
         self.emit(h.Event(f"{self.state.type}StateSucceeded"))
         self.finish_result(outputs)
+
+
+def item_inputs(machine: m.StateMachine, frame: Frame, env: Env):
+    """For engine/map_runs.py: ``(index, item) -> child input`` for the Distributed Map ``frame`` waits in (raises
+    StatesError when ItemSelector fails)."""
+    return _Step(machine, frame, env).item_input
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -849,6 +849,12 @@ class _Compiler:
                          max_concurrency_path=self.ref_path(spec, "MaxConcurrencyPath", at, None),
                          result_selector=self.template(spec, "ResultSelector", at),
                          result_path=self.ref_path(spec, "ResultPath", at))
+        for field, holder in (("reader", "ItemReader"), ("batcher", "ItemBatcher"), ("writer", "ResultWriter")):
+            if isinstance(spec.get(holder), dict):
+                extra[field] = self.template(spec, holder, at) if jsonpath else self.jsonata_field(spec, holder, at)
+        if mode == "DISTRIBUTED":
+            extra["label"] = spec.get("Label") if isinstance(spec.get("Label"), str) else None
+            extra["execution_type"] = (spec[key].get("ProcessorConfig") or {}).get("ExecutionType", "STANDARD")
         concurrency = spec.get("MaxConcurrency", 0)
         count, percentage = spec.get("ToleratedFailureCount"), spec.get("ToleratedFailurePercentage")
         return m.MapState(**common, **extra, processor=processor, mode=mode,

@@ -146,6 +146,13 @@ class MapState(State):
     mode: str = "INLINE"
     tolerated_failure_count: int | None = None
     tolerated_failure_percentage: float | None = None
+    # Distributed mode: ItemReader, ItemBatcher and ResultWriter compiled as templates (JSONPath ``.$`` keys or JSONata
+    # expressions), evaluated when the state starts its map run; the Label and the children's ExecutionType.
+    reader: Any = None
+    batcher: Any = None
+    writer: Any = None
+    label: str | None = None
+    execution_type: str = "STANDARD"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from . import children
+from . import children, map_runs
 from . import errors as E
 from . import history as h
 from . import wake
@@ -415,6 +415,8 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
                   history.stamps, history.texts, counted)
     if t.fan_out is not None:
         start_children(conn, claimed, t, now, head)
+    if t.map_run is not None:
+        map_runs.create(conn, claimed.execution_id, claimed.id, t.map_run, now)
     if t.frame is None:
         finish_frame(conn, claimed, t, now, is_root, head, base + len(t.events))
     if t.fan_out is not None or (t.frame is None and not is_root):
@@ -486,9 +488,15 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
                                .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
                                .values(status=t.status, output=t.output if t.status == "SUCCEEDED" else None,
                                        error=t.error, cause=t.cause, stopped_at=now)
-                               .returning(executions.c.parent_token)).scalar()
-        if waiting is not None:  # a child workflow a .sync task waits for
+                               .returning(executions.c.parent_token, executions.c.map_run_id)).first()
+        if waiting is None:
+            return
+        if waiting.parent_token is not None:  # a child workflow a .sync task waits for
             children.child_closed(conn, claimed.execution_id, now)
+        if waiting.map_run_id is not None:  # a Distributed Map's child execution
+            map_runs.child_closed(conn, claimed.execution_id, t.status, now)
+        if t.status != "SUCCEEDED":  # a Distributed Map still running elsewhere in it ends with it
+            map_runs.abort_runs(conn, claimed.execution_id, now)
         return
     parent = claimed.parent_id
     if t.status == "SUCCEEDED":
@@ -554,13 +562,14 @@ def delete_children(conn, parent: int) -> None:
 
 
 def end_execution(conn, execution_id: int, status: str, event_type: str, error: str | None, cause: str | None,
-                  now: float, machine=None) -> bool:
+                  now: float, machine=None, counted: bool = True) -> bool:
     """Close a running execution from outside (stop, execution timeout): each state still running gets its
-    ``<Type>StateAborted`` event (when ``machine`` is given), then the execution's event; every frame is cancelled."""
+    ``<Type>StateAborted`` event (when ``machine`` is given), then the execution's event; every frame is cancelled,
+    and its map runs are aborted. ``counted=False``: a Distributed Map's child whose run recounts it itself."""
     done = conn.execute(executions.update()
                         .where(executions.c.id == execution_id, executions.c.status == "RUNNING")
                         .values(status=status, error=error, cause=cause, stopped_at=now)
-                        .returning(executions.c.parent_token)).first()
+                        .returning(executions.c.parent_token, executions.c.map_run_id)).first()
     if done is None:
         return False
     base = conn.execute(sa.select(executions.c.event_count).where(executions.c.id == execution_id)).scalar()
@@ -572,6 +581,10 @@ def end_execution(conn, execution_id: int, status: str, event_type: str, error: 
                                .order_by(frames.c.id)).all()
         for state, phase, head in running:
             kind = machine.state(state).type
+            if phase == "join" and getattr(machine.state(state), "mode", "") == "DISTRIBUTED":
+                events.append(h.Event("MapRunAborted"))
+                previous.append(head)
+                head = base + len(events)
             if phase != "enter" and kind in h.STATE_ABORTED:
                 events.append(h.Event(h.STATE_ABORTED[kind], {"name": state}))
                 previous.append(head)
@@ -585,8 +598,11 @@ def end_execution(conn, execution_id: int, status: str, event_type: str, error: 
     conn.execute(task_tokens.update().where(task_tokens.c.execution_id == execution_id,
                                             task_tokens.c.status == "PENDING").values(status="CANCELLED"))
     children.stop_children(conn, execution_id, now)
+    map_runs.abort_runs(conn, execution_id, now)
     if done.parent_token is not None:
         children.child_closed(conn, execution_id, now)
+    if done.map_run_id is not None and counted:
+        map_runs.child_closed(conn, execution_id, status, now)
     return True
 
 

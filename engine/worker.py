@@ -23,6 +23,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from . import errors as E
+from . import map_runs
 from .children import with_children
 from .client import Client
 from .clock import FakeClock
@@ -73,6 +74,15 @@ class Worker:
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
+
+    @property
+    def storage(self):
+        """Where a Distributed Map's ItemReader and ResultWriter find their buckets (the engine's, by default)."""
+        found = getattr(self.client, "storage", None)
+        if found is None:
+            from .storage import Storage, storage_root
+            found = self.client.storage = Storage(storage_root(None))
+        return found
 
     @property
     def clock(self):
@@ -270,6 +280,10 @@ class Worker:
         machine = self.client.machine(info.machine_id)
         started_at = self.clock.now()
         trigger = self._run_task(item, info) if item.phase == "task" else None
+        if item.phase == "join" and "map_run_arn" in item.data:  # a Distributed Map: start children, or end
+            trigger = map_runs.pump(self.client, item, info, machine, self.storage, self.id)
+            if trigger is None:  # parked until a child closes
+                return None
         if trigger is not None:
             trigger = replace(trigger, started_at=started_at)
         now = self.clock.now()

@@ -135,11 +135,21 @@ def _v11_child_executions(conn: sa.Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v12_map_runs(conn: sa.Connection) -> None:
+    """Distributed Map runs (engine/map_runs.py) and each child execution's map run, index and item count."""
+    from .schema import executions, map_runs
+    map_runs.create(conn, checkfirst=True)
+    for name in ("map_run_id", "map_index", "map_items"):
+        _add_column(conn, executions.c[name])
+    next(i for i in executions.indexes if i.name == "ix_executions_map_run").create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
                                                      _v7_index_executions_for_the_console, _v8_versions_and_aliases,
-                                                     _v9_worker_wake_address, _v10_activities, _v11_child_executions]
+                                                     _v9_worker_wake_address, _v10_activities, _v11_child_executions,
+                                                     _v12_map_runs]
 LATEST = len(MIGRATIONS)
 
 

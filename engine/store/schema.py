@@ -132,6 +132,11 @@ executions = Table(
     # RedriveExecution (engine/redrive.py, migration 10): how often and when last.
     Column("redrive_count", Integer, nullable=True),
     Column("redrive_date", Float, nullable=True),
+    # A Distributed Map's child execution (engine/map_runs.py, migration 12): its map run, its place in the run
+    # (the order of the Map's output) and how many items it was given (1, or a batch's size).
+    Column("map_run_id", Integer, nullable=True),
+    Column("map_index", Integer, nullable=True),
+    Column("map_items", Integer, nullable=True),
     UniqueConstraint("machine_name", "name"),
     Index("ix_executions_status", "status", "started_at"),
     # The console (migration 8): pages newest first by id filtered by status, or by machine and status, are index
@@ -140,6 +145,7 @@ executions = Table(
     Index("ix_executions_status_page", "status", "id"),
     Index("ix_executions_parent", "parent_id", "id"),
     Index("ix_executions_root", "root_id"),
+    Index("ix_executions_map_run", "map_run_id", "map_index"),
 )
 
 frames = Table(
@@ -212,6 +218,41 @@ task_tokens = Table(
     Index("ix_task_tokens_frame", "frame_id"),
     Index("ix_task_tokens_pending", "status", "created_at"),
     Index("ix_task_tokens_activity", "activity_arn", "status", "started_at", "created_at"),
+)
+
+# A Distributed Map's run (engine/map_runs.py, migration 12): one per attempt of the Map state. Its children are
+# executions with ``map_run_id``; the counters are DescribeMapRun's, moved in the transactions that start and close
+# children. ``cursor`` is where the item reader stands: children and cursor are saved together, so no item is
+# skipped or started twice.
+map_runs = Table(
+    "map_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("arn", String(400), nullable=False, unique=True),
+    Column("execution_id", Integer, ForeignKey("executions.id"), nullable=False),
+    Column("frame_id", Integer, nullable=False),  # the parent frame, waiting in the Map state
+    Column("status", String(16), nullable=False),  # RUNNING | SUCCEEDED | FAILED | ABORTED
+    Column("label", String(80), nullable=False),
+    Column("execution_type", String(8), nullable=False),  # STANDARD | EXPRESS
+    Column("max_concurrency", Integer, nullable=False),  # 0: AWS's default (statemill: map_runs.DEFAULT_CONCURRENCY)
+    Column("tolerated_failure_count", Integer, nullable=True),
+    Column("tolerated_failure_percentage", Float, nullable=True),
+    Column("items", Json, nullable=True),  # the items from the state input (no ItemReader)
+    Column("reader", Json, nullable=True),  # the evaluated ItemReader
+    Column("batcher", Json, nullable=True),  # the evaluated ItemBatcher
+    Column("writer", Json, nullable=True),  # the evaluated ResultWriter
+    Column("cursor", Json, nullable=True),
+    Column("reader_done", Integer, nullable=False, default=0),
+    Column("items_read", Integer, nullable=False, default=0),
+    Column("children", Integer, nullable=False, default=0),  # child executions started (the next child's index)
+    *[Column(f"{kind}_{count}", Integer, nullable=False, default=0)
+      for kind in ("exec", "items") for count in ("running", "succeeded", "failed", "timed_out", "aborted")],
+    Column("results_written", Integer, nullable=False, default=0),
+    Column("writer_details", Json, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),
+    Index("ix_map_runs_execution", "execution_id", "status"),
 )
 
 activities = Table(
