@@ -338,13 +338,35 @@ class Client:
             return links(conn, arn)
 
     def list(self, machine: str | None = None, status: str | None = None, limit: int = 100,
-             parent: str | None = None) -> list[dict]:
-        """ListExecutions, newest first; ``parent``: only the child workflows that execution ARN started."""
-        return self.list_page(machine, status, limit, parent=parent)[0]
+             parent: str | None = None, map_run: str | None = None) -> list[dict]:
+        """ListExecutions, newest first; ``parent``: only the child workflows that execution ARN started;
+        ``map_run``: only the child executions of that Distributed Map run, in item order."""
+        return self.list_page(machine, status, limit, parent=parent, map_run=map_run)[0]
+
+    # -- Distributed Map runs (engine/map_runs.py)
+    def describe_map_run(self, arn: str) -> dict:
+        """DescribeMapRun: status, MaxConcurrency, tolerated failures, item and execution counts."""
+        from . import map_runs
+        with self.reader.connect() as conn:
+            return map_runs.describe(conn, arn)
+
+    def list_map_runs(self, execution_arn: str) -> list[dict]:
+        """ListMapRuns: the map runs the execution started, newest first."""
+        from . import map_runs
+        with self.reader.connect() as conn:
+            return map_runs.of_execution(conn, self._execution(conn, execution_arn).id, self.machine_arn)
+
+    def update_map_run(self, arn: str, max_concurrency: int | None = None, tolerated_failure_count: int | None = None,
+                       tolerated_failure_percentage: float | None = None) -> None:
+        """UpdateMapRun: change a running map run's MaxConcurrency and tolerated failures."""
+        from . import map_runs
+        with self.db.begin() as conn:
+            map_runs.update(conn, arn, max_concurrency, tolerated_failure_count, tolerated_failure_percentage)
 
     def list_page(self, machine: str | None = None, status: str | None = None, limit: int = 100,
                   after: tuple[float, int] | None = None, express: bool = True, qualifier: str | None = None,
-                  parent: str | None = None, redriven: bool | None = None) -> tuple[list[dict], tuple | None]:
+                  parent: str | None = None, redriven: bool | None = None,
+                  map_run: str | None = None) -> tuple[list[dict], tuple | None]:
         """One page of ListExecutions, newest first: at most ``limit`` executions that come after the key
         ``after``, and the key of the last one when more may follow (else None). A key is (start time, id), so
         the pages stay in place while new executions start. ``express=False`` leaves EXPRESS executions out;
@@ -364,6 +386,10 @@ class Client:
         if parent:
             parents = sa.select(executions.c.id).where(executions.c.arn == parent).scalar_subquery()
             query = query.where(executions.c.parent_id == parents)
+        if map_run:
+            from .store.schema import map_runs
+            run = sa.select(map_runs.c.id).where(map_runs.c.arn == map_run).scalar_subquery()
+            query = query.where(executions.c.map_run_id == run)
         if not express:
             query = query.where(executions.c.arn.not_like("%:express:%"))
         if after is not None:
@@ -375,6 +401,10 @@ class Client:
         more, rows = len(rows) > limit, rows[:limit]
         items = [{k: v for k, v in self._describe_row(r).items() if k not in ("input", "output", "error", "cause")}
                  for r in rows]
+        if map_run:
+            for item, row in zip(items, rows):
+                item["itemCount"] = row.map_items
+
         return items, ((rows[-1].started_at, rows[-1].id) if more else None)
 
     def history(self, arn: str, reverse: bool = False) -> list[dict]:

@@ -288,3 +288,67 @@ def _records(conn, client, run, written: list) -> Iterator[tuple[str, dict]]:
             ("PENDING" if row.status == "RUNNING" else "FAILED")
         written.append(1)
         yield status, record
+
+
+# ----------------------------------------------------------------------------------------------- reading
+class MapRunDoesNotExist(E.StatemillError):
+    """No map run has this ARN (AWS: ResourceNotFound)."""
+
+
+def describe(conn: sa.Connection, arn: str) -> dict:
+    """DescribeMapRun: status, settings and the item and execution counters (ISO dates)."""
+    run = conn.execute(sa.select(map_runs, executions.c.arn.label("execution_arn"))
+                       .join(executions, executions.c.id == map_runs.c.execution_id)
+                       .where(map_runs.c.arn == arn)).first()
+    if run is None:
+        raise MapRunDoesNotExist(f"no map run has the ARN {arn!r}; list an execution's with `statemill map-runs`")
+    total_items = len(run.items) if run.items is not None else run.items_read
+    result = {"mapRunArn": run.arn, "executionArn": run.execution_arn, "status": run.status,
+              "startDate": iso(run.started_at), "maxConcurrency": run.max_concurrency,
+              "toleratedFailurePercentage": float(run.tolerated_failure_percentage or 0),
+              "toleratedFailureCount": run.tolerated_failure_count or 0,
+              "itemCounts": _counts(run, "items", total_items, run.results_written),
+              "executionCounts": _counts(run, "exec", run.children, run.results_written and run.children),
+              "redriveCount": 0}
+    if run.stopped_at is not None:
+        result["stopDate"] = iso(run.stopped_at)
+    return result
+
+
+def _counts(run, kind: str, total: int, written: int) -> dict:
+    done = {k: getattr(run, f"{kind}_{k}") for k in ("running", "succeeded", "failed", "timed_out", "aborted")}
+    return {"pending": max(0, total - sum(done.values())), "running": done["running"],
+            "succeeded": done["succeeded"], "failed": done["failed"], "timedOut": done["timed_out"],
+            "aborted": done["aborted"], "total": total, "resultsWritten": written,
+            "failuresNotRedrivable": 0, "pendingRedrive": 0}
+
+
+def of_execution(conn: sa.Connection, execution_id: int, machine_arn) -> list[dict]:
+    """ListMapRuns: the map runs an execution started, newest first."""
+    rows = conn.execute(sa.select(map_runs.c.arn, map_runs.c.label, map_runs.c.started_at, map_runs.c.stopped_at,
+                                  executions.c.arn.label("execution_arn"), executions.c.machine_name)
+                        .join(executions, executions.c.id == map_runs.c.execution_id)
+                        .where(map_runs.c.execution_id == execution_id).order_by(map_runs.c.id.desc())).all()
+    return [{"executionArn": r.execution_arn, "mapRunArn": r.arn,
+             "stateMachineArn": machine_arn(f"{r.machine_name}/{r.label}"), "startDate": iso(r.started_at),
+             **({"stopDate": iso(r.stopped_at)} if r.stopped_at is not None else {})} for r in rows]
+
+
+def update(conn: sa.Connection, arn: str, max_concurrency: int | None = None, tolerated_count: int | None = None,
+           tolerated_percentage: float | None = None) -> None:
+    """UpdateMapRun: new MaxConcurrency and tolerated failures for a running map run; the parent frame is woken
+    so that more room starts more children at once."""
+    values = {k: v for k, v in (("max_concurrency", max_concurrency), ("tolerated_failure_count", tolerated_count),
+                                ("tolerated_failure_percentage", tolerated_percentage)) if v is not None}
+    run = conn.execute(sa.select(map_runs.c.id, map_runs.c.frame_id, map_runs.c.status)
+                       .where(map_runs.c.arn == arn)).first()
+    if run is None:
+        raise MapRunDoesNotExist(f"no map run has the ARN {arn!r}")
+    if values:
+        conn.execute(map_runs.update().where(map_runs.c.id == run.id).values(values))
+    if run.status == "RUNNING":
+        conn.execute(frames.update().where(frames.c.id == run.frame_id, frames.c.status == "ACTIVE",
+                                           frames.c.phase == "join").values(run_at=sa.func.coalesce(
+                                               frames.c.run_at, 0)))
+        from .runtime import notify
+        notify(conn)

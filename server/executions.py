@@ -1,4 +1,5 @@
-"""Execution actions: StartExecution, StartSyncExecution, DescribeExecution, StopExecution, ListExecutions and
+"""Execution actions: StartExecution, StartSyncExecution, DescribeExecution, StopExecution, ListExecutions (of a
+machine, or of a Distributed Map run) and
 GetExecutionHistory, in AWS's shapes (payloads as JSON text, epoch-second dates, AWS's error types)."""
 from __future__ import annotations
 
@@ -138,10 +139,12 @@ def _bounded(call: Call, key: str, limit: int) -> str | None:
 
 @action("ListExecutions")
 def list_executions(call: Call) -> dict:
-    if call.get("mapRunArn") is not None:
-        raise ApiError("ValidationException", "mapRunArn is not supported: statemill has no Distributed Map runs; "
-                       "list with stateMachineArn")
     arn = call.get("stateMachineArn")
+    map_run = call.get("mapRunArn")
+    if map_run is not None:
+        if arn is not None:
+            raise ApiError("ValidationException", "Specify either stateMachineArn or mapRunArn, not both")
+        return _map_run_children(call, map_run)
     if arn is None:
         raise ApiError("ValidationException", "Must provide a StateMachine ARN or MapRun ARN")
     machine, qualifier = qualified(call, arn)
@@ -157,6 +160,25 @@ def list_executions(call: Call) -> dict:
     items, last = call.client.list_page(machine, status, limit, tuple(after) if after else None, express=False,
                                         qualifier=qualifier, redriven=redriven)
     answer = {"executions": [_list_item(item) for item in items]}
+    if last is not None:
+        answer["nextToken"] = encode_token(query, list(last))
+    return answer
+
+
+def _map_run_children(call: Call, map_run: str) -> dict:
+    """ListExecutions of a Distributed Map run's child executions, each with its mapRunArn and itemCount."""
+    from statemill.engine.map_runs import MapRunDoesNotExist
+    try:
+        call.client.describe_map_run(map_run)
+    except MapRunDoesNotExist as exc:
+        raise ApiError("ResourceNotFound", str(exc)) from None
+    status = _enum(call, "statusFilter", STATUSES)
+    query = {"a": "ListExecutions", "mr": map_run, "s": status}
+    after = decode_token(call, query, 3096)
+    items, last = call.client.list_page(None, status, page_size(call), tuple(after) if after else None,
+                                        map_run=map_run)
+    answer = {"executions": [{**_list_item(item), "mapRunArn": map_run, "itemCount": item["itemCount"]}
+                             for item in items]}
     if last is not None:
         answer["nextToken"] = encode_token(query, list(last))
     return answer
