@@ -290,12 +290,13 @@ def columns(rows: list[tuple[str, ...]]) -> None:
 @click.option("--machine", metavar="NAME", help="Only executions of this state machine.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only executions with this status.")
 @click.option("--parent", metavar="EXECUTION_ARN", help="Only the child workflows this execution started.")
+@click.option("--map-run", metavar="MAP_RUN_ARN", help="Only the child executions of this Distributed Map run.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @db_option
 @json_option
-def list_(machine, status, parent, limit, db, as_json):
+def list_(machine, status, parent, map_run, limit, db, as_json):
     """List executions, newest first (ListExecutions)."""
-    found = open_client(db, read_only=True).list(machine, status, limit, parent=parent)
+    found = open_client(db, read_only=True).list(machine, status, limit, parent=parent, map_run=map_run)
     if as_json:
         click.echo(json.dumps({"executions": found}, ensure_ascii=False))
         return

@@ -61,9 +61,9 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
 
 def _add_commands() -> None:
-    from . import activities, admin, console, executions, serve, testing, tokens, versions
+    from . import activities, admin, console, executions, map_runs, serve, testing, tokens, versions
     for command in [*executions.COMMANDS, *tokens.COMMANDS, *admin.COMMANDS, *serve.COMMANDS, *testing.COMMANDS,
-                    *console.COMMANDS, *versions.COMMANDS, *activities.COMMANDS]:
+                    *console.COMMANDS, *versions.COMMANDS, *activities.COMMANDS, *map_runs.COMMANDS]:
         main.add_command(command)
     try:
         from .render import render

@@ -52,7 +52,18 @@ def send(message):
     return {"sent": True}
 
 
+def price(batch):
+    """A Distributed Map batch of CSV rows (strings): their total with VAT; an order of amount 0 fails the batch."""
+    total = 0.0
+    for order in batch["Items"]:
+        if float(order["amount"]) <= 0:
+            raise TaskFailure("Orders.Invalid", f"order {order['orderId']} has no amount")
+        total += float(order["amount"]) * 1.21
+    return {"orders": len(batch["Items"]), "total": round(total, 2), "currency": batch["BatchInput"]["currency"]}
+
+
 HANDLERS = {
+    "orders.price": price,
     "inventory.reserve": reserve,
     "inventory.release": release,
     "payments.charge": charge,

@@ -301,3 +301,35 @@ def test_the_api_describes_and_lists_map_runs_and_their_children(server, sfn):
     with pytest.raises(sfn.exceptions.ResourceNotFound):
         sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"][:-3] + "000")
     engine.db.dispose()
+
+
+def test_the_example_prices_a_csv_file_in_batches(db_url, tmp_path):
+    import shutil
+    from statemill.statemachines.demo_handlers import HANDLERS
+    shutil.copytree(ROOT / "statemachines" / "storage", tmp_path / "storage")
+    engine = Engine(db_url, storage=str(tmp_path / "storage"), handlers=HANDLERS)
+    done = engine.run(ROOT / "statemachines" / "orders_distributed.yaml", {"key": "orders.csv"})
+    assert done["status"] == "SUCCEEDED"
+    (run,) = engine.list_map_runs(done["executionArn"])
+    counts = engine.describe_map_run(run["mapRunArn"])["itemCounts"]
+    assert (counts["total"], counts["succeeded"], counts["failed"]) == (40, 30, 10)
+    assert (tmp_path / "storage" / "orders" / done["output"]["ResultWriterDetails"]["Key"]).is_file()
+    engine.db.dispose()
+
+
+def test_the_cli_lists_and_describes_map_runs(db_url, dmap):
+    from click.testing import CliRunner
+    from statemill.cli.main import main as cli
+    done = dmap.run(machine(), FALSY, machine_name="m")
+    listed = CliRunner().invoke(cli, ["map-runs", done["executionArn"], "--db", db_url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    (run,) = json.loads(listed.output)["mapRuns"]
+    assert run["itemCounts"]["succeeded"] == 4
+    table = CliRunner().invoke(cli, ["map-runs", done["executionArn"], "--db", db_url])
+    assert "SUCCEEDED" in table.output and run["mapRunArn"] in table.output
+    described = CliRunner().invoke(cli, ["map-run", run["mapRunArn"], "--db", db_url])
+    assert described.exit_code == 0 and "4 succeeded, 0 failed" in described.output
+    children = CliRunner().invoke(cli, ["list", "--map-run", run["mapRunArn"], "--db", db_url, "--json"])
+    assert len(json.loads(children.output)["executions"]) == 4
+    missing = CliRunner().invoke(cli, ["map-run", run["mapRunArn"] + "0", "--db", db_url])
+    assert missing.exit_code == 1
