@@ -184,6 +184,9 @@ def _start_chunk(conn, client, claimed, info, machine, storage, run) -> tuple[st
     sizes = [len(v["Items"]) if run.batcher is not None else 1 for v in children]
     now = client.clock.now()
     _insert_children(conn, client, info, machine.state(claimed.state).processor, run, children, sizes, now)
+    from . import runtime
+    if runtime._FAULTS_ARMED:
+        runtime.fault("in_map_run_chunk")  # crash tests: children inserted, the cursor not yet saved
     read = sum(sizes)
     c = map_runs.c
     conn.execute(map_runs.update().where(c.id == run.id).values(
