@@ -237,6 +237,33 @@ def test_stopping_the_parent_aborts_the_map_run_and_its_children(dmap):
     assert types[-3:] == ["MapRunAborted", "MapStateAborted", "ExecutionAborted"]
 
 
+def test_a_parent_failing_elsewhere_aborts_the_map_run_and_its_children(dmap):
+    ask = {"Type": "Task", "Resource": "py:work.waitForTaskToken", "Parameters": {"token.$": "$$.Task.Token"},
+           "End": True}
+    mapped = machine(ItemsPath="$.items", MaxConcurrency=2)
+    mapped["States"]["Map"]["ItemProcessor"] = processor(("Ask", ask))
+    definition = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+        mapped, {"StartAt": "Gate", "States": {"Gate": {**ask, "Parameters": {"gate.$": "$$.Task.Token"}}}}]}}}
+
+    @dmap.handler("py:work.waitForTaskToken")
+    def park(value, context):
+        return None
+    arn = dmap.start(dmap.register(definition, "m")["name"], {"items": FALSY})["executionArn"]
+    for until in (lambda: len(dmap.pending_tokens()) == 3, lambda: dmap.status(arn) != "RUNNING"):
+        worker = dmap.worker()
+        try:
+            worker.run(until=until)
+        finally:
+            worker.close()
+        gate = [t["taskToken"] for t in dmap.pending_tokens() if t["stateName"] == "Gate"]
+        if gate:
+            dmap.send_task_failure(gate[0], "Gate.Closed", "")
+    assert dmap.describe(arn)["status"] == "FAILED"
+    run = only_run(dmap, arn)
+    assert run["status"] == "ABORTED" and run["executionCounts"]["aborted"] == 2
+    assert {c["status"] for c in dmap.list(map_run=run["mapRunArn"])} == {"ABORTED"}
+
+
 @pytest.mark.parametrize("point, skip", [("in_handler", 4), ("in_map_run_chunk", 2)],
                          ids=["in_the_fifth_handler_call", "starting_the_third_chunk_of_children"])
 def test_a_worker_killed_mid_map_loses_and_repeats_no_item(db_url, tmp_path, bucket, point, skip):
