@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -108,5 +107,3 @@ def batches(pairs: Iterable[tuple[Any, Any]], batcher: dict | None) -> Iterator[
 def _batch(items: list, batcher: dict | None) -> dict:
     return {"Items": items, **({"BatchInput": batcher["BatchInput"]} if "BatchInput" in (batcher or {}) else {})}
 
-
-_ = uuid  # noqa
