@@ -33,6 +33,7 @@ from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
+from .storage import Storage, storage_root
 from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
 from .wake import WakeSocket
@@ -54,8 +55,10 @@ class Worker:
     def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
                  lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
                  max_events: int | None = None, on_event: Callable[[dict], None] | None = None,
-                 execution: str | None = None):
+                 execution: str | None = None, storage: Storage | str | os.PathLike | None = None):
         self.client = client
+        storage = storage if storage is not None else getattr(client, "storage", None)
+        self.storage = storage if isinstance(storage, Storage) else Storage(storage_root(storage))  # Distributed Map
         self.registry = with_children(registry, client)  # states:startExecution: child workflows
         self.execution = execution
         self.serving = ANY  # set by run()
@@ -74,15 +77,6 @@ class Worker:
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
-
-    @property
-    def storage(self):
-        """Where a Distributed Map's ItemReader and ResultWriter find their buckets (the engine's, by default)."""
-        found = getattr(self.client, "storage", None)
-        if found is None:
-            from .storage import Storage, storage_root
-            found = self.client.storage = Storage(storage_root(None))
-        return found
 
     @property
     def clock(self):
