@@ -167,10 +167,10 @@ def _start_chunk(conn, client, claimed, info, machine, storage, run) -> tuple[st
     room = min(CHUNK, _limit(run) - run.exec_running)
     select = item_inputs(machine, claimed.frame, Env(client.clock.now(), 0, info))
     counter = iter(range(run.items_read, 1 << 62))
-    selected = ((select(next(counter), item), cursor) for item, cursor in _pairs(storage, run))
-    source = batches(selected, run.batcher) if run.batcher is not None else selected
     children, cursor, done = [], run.cursor, False
-    try:
+    try:  # the reader may refuse its configuration at once, or fail on an item
+        selected = ((select(next(counter), item), cursor) for item, cursor in _pairs(storage, run))
+        source = batches(selected, run.batcher) if run.batcher is not None else selected
         for value, cursor in source:
             children.append(value)
             if len(children) >= room:
