@@ -389,6 +389,17 @@ def test_an_execution_page_links_its_parent_and_its_children_with_their_statuses
     assert 'class="child"' not in page
 
 
+def test_an_execution_page_shows_its_distributed_map_runs_counts(server, client, browser):
+    client.register({"StartAt": "Spread", "States": {"Spread": {
+        "Type": "Map", "Label": "spread", "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, **KID}}}}, "spread")
+    arn = client.start("spread", [0, False], name=f"spread-{next(_count)}")["executionArn"]
+    assert ended(client, arn)["status"] == "SUCCEEDED"
+    page = browser.get(f"/console/executions/{client.execution_id(arn)}").text
+    assert "<dt>Map run spread</dt>" in page
+    assert re.search(r"SUCCEEDED</span>\s+2 succeeded, 0 failed, 0 running of 2 items read", page)
+
+
 def test_redrive_asks_for_confirmation_then_runs_the_failed_execution_again(server, client, browser):
     arn, execution_id = failed(client)
     running, _, _ = waiting(client)

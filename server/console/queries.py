@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from statemill.engine.store.schema import executions, state_machines, task_tokens
+from statemill.engine.store.schema import executions, map_runs, state_machines, task_tokens
 
 # Every status an execution can have (AWS's ExecutionStatus): the machine-only page reads one index range per status.
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -146,6 +146,12 @@ def relatives(conn: sa.Connection, row: Any, limit: int = 500) -> tuple[Any | No
     children = conn.execute(sa.select(*columns).where(executions.c.parent_id == row.id)
                             .order_by(executions.c.id).limit(limit)).all()
     return parent, list(children)
+
+
+def map_runs_of(conn: sa.Connection, execution_id: int) -> list[Any]:
+    """The Distributed Map runs of an execution with their item counters, oldest first."""
+    return conn.execute(sa.select(map_runs).where(map_runs.c.execution_id == execution_id)
+                        .order_by(map_runs.c.id)).all()
 
 
 def event_count(conn: sa.Connection, execution_id: int) -> tuple[int, str] | None:

@@ -191,6 +191,7 @@ def _live_context(call: Call, execution_id: int) -> dict | None:
             return None
         tasks = q.waiting_tasks(conn, execution_id)
         parent, children = q.relatives(conn, row)
+        runs = q.map_runs_of(conn, execution_id)
     events = call.client.history(row.arn)
     machine = call.client.machine(row.machine_id)
     svg, no_svg = _diagram(machine, from_history(machine, events))
@@ -199,7 +200,7 @@ def _live_context(call: Call, execution_id: int) -> dict | None:
     for event in shown:
         event["json"] = json.dumps({k: v for k, v in event.items() if k != "json"}, indent=2, ensure_ascii=False)
     return dict(execution=row, events=shown, event_total=len(events), steps=visits[-SHOWN_STEPS:],
-                step_total=len(visits), svg=svg, no_svg=no_svg, tasks=tasks, parent=parent, children=children,
+                step_total=len(visits), svg=svg, no_svg=no_svg, tasks=tasks, parent=parent, children=children, map_runs=runs,
                 redrivable=row.status in REDRIVABLE,
                 running=row.status not in TERMINAL, seen=len(events), now=time.time(),
                 input=json.dumps(row.input, indent=2, ensure_ascii=False),
