@@ -97,6 +97,15 @@ def test_items_from_the_input_run_as_child_executions_and_come_back_in_order(dma
     assert child_types[0] == "ExecutionStarted" and child_types[-1] == "ExecutionSucceeded"
 
 
+def test_express_children_get_express_arns(dmap):
+    definition = machine(Label="fast")
+    definition["States"]["Map"]["ItemProcessor"] = processor(execution_type="EXPRESS")
+    done = dmap.run(definition, [0, ""], machine_name="m")
+    assert done["status"] == "SUCCEEDED" and done["output"] == [0, ""]
+    (run,) = dmap.list_map_runs(done["executionArn"])
+    assert all(":express:m/fast:" in c["executionArn"] for c in dmap.list(map_run=run["mapRunArn"]))
+
+
 def test_an_empty_item_array_succeeds_with_an_empty_output(dmap):
     done = dmap.run(machine(Label="empty"), [], machine_name="m")
     assert done["status"] == "SUCCEEDED" and done["output"] == []
