@@ -106,15 +106,15 @@ def pump(client, claimed, info, machine, storage, worker_id: str) -> Trigger | N
                 raise LookupError(f"map run {claimed.data['map_run_arn']} is missing from the database")
             if run.status != "RUNNING":
                 break
-            failure = _exceeded(run)
+            failure, full = _exceeded(run), False
             if failure is None and not run.reader_done and run.exec_running < _limit(run):
-                failure = _start_chunk(conn, client, claimed, info, machine, storage, run)
-                if failure is None:
-                    continue
+                failure, full = _start_chunk(conn, client, claimed, info, machine, storage, run)
+                if failure is None and not full:
+                    continue  # room left, or the reader reached its end: look again
             if failure is not None:
                 _end(conn, run, "FAILED", client.clock.now(), *failure)
                 break
-            if run.reader_done and run.exec_running == 0:
+            if run.reader_done and run.exec_running == 0 and not full:
                 _end(conn, run, "SUCCEEDED", client.clock.now())
                 break
             # Wait for a child to close; a child closing after this commit sets run_at again.
@@ -159,9 +159,9 @@ def _pairs(storage, run) -> Iterator[tuple[Any, Any]]:
     return storage.items(run.reader, run.cursor)
 
 
-def _start_chunk(conn, client, claimed, info, machine, storage, run) -> tuple[str, str] | None:
-    """Start up to CHUNK children from the run's cursor and save the cursor with them; (error, cause) when the
-    reader or ItemSelector fails."""
+def _start_chunk(conn, client, claimed, info, machine, storage, run) -> tuple[tuple[str, str] | None, bool]:
+    """Start up to CHUNK children from the run's cursor and save the cursor with them. Returns (error, cause) when
+    the reader or ItemSelector fails (else None), and whether MaxConcurrency is now reached with items left."""
     from .storage import StorageError, batches
     from .errors import StatesError
     room = min(CHUNK, _limit(run) - run.exec_running)
@@ -177,10 +177,8 @@ def _start_chunk(conn, client, claimed, info, machine, storage, run) -> tuple[st
                 break
         else:
             done = True
-    except StorageError as exc:
-        return exc.error, exc.cause
-    except StatesError as exc:
-        return exc.error, exc.cause
+    except (StorageError, StatesError) as exc:
+        return (exc.error, exc.cause), False
     sizes = [len(v["Items"]) if run.batcher is not None else 1 for v in children]
     now = client.clock.now()
     _insert_children(conn, client, info, machine.state(claimed.state).processor, run, children, sizes, now)
@@ -196,7 +194,7 @@ def _start_chunk(conn, client, claimed, info, machine, storage, run) -> tuple[st
     if children:
         from .runtime import notify
         notify(conn)
-    return None
+    return None, not done and run.exec_running + len(children) >= _limit(run)
 
 
 def _insert_children(conn, client, info, processor, run, values: list, sizes: list, now: float) -> None:
