@@ -308,8 +308,9 @@ def describe(conn: sa.Connection, arn: str) -> dict:
               "startDate": iso(run.started_at), "maxConcurrency": run.max_concurrency,
               "toleratedFailurePercentage": float(run.tolerated_failure_percentage or 0),
               "toleratedFailureCount": run.tolerated_failure_count or 0,
-              "itemCounts": _counts(run, "items", total_items, run.results_written),
-              "executionCounts": _counts(run, "exec", run.children, run.results_written and run.children),
+              # results_written counts child records; each holds its items, and every started child is written
+              "itemCounts": _counts(run, "items", total_items, run.items_read if run.results_written else 0),
+              "executionCounts": _counts(run, "exec", run.children, run.results_written),
               "redriveCount": 0}
     if run.stopped_at is not None:
         result["stopDate"] = iso(run.stopped_at)
