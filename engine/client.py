@@ -320,9 +320,16 @@ class Client:
         return result
 
     def describe(self, arn: str) -> dict:
-        """DescribeExecution: status, input, output (JSON values), error, cause, dates."""
+        """DescribeExecution: status, input, output (JSON values), error, cause, dates; a Distributed Map's child
+        execution also its ``mapRunArn``."""
         with self.reader.connect() as conn:
-            return self._describe_row(self._execution(conn, arn))
+            row = self._execution(conn, arn)
+            found = self._describe_row(row)
+            if row.map_run_id is not None:
+                from .store.schema import map_runs
+                found["mapRunArn"] = conn.execute(sa.select(map_runs.c.arn)
+                                                  .where(map_runs.c.id == row.map_run_id)).scalar()
+            return found
 
     def redrive(self, arn: str) -> dict:
         """RedriveExecution: restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not succeed

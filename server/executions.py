@@ -108,7 +108,7 @@ def describe_execution(call: Call) -> dict:
         if found["status"] == "SUCCEEDED":
             answer["output"] = _text(found["output"])
             answer["outputDetails"] = {"included": True}
-    for key in ("error", "cause", *_STARTED_ON):
+    for key in ("error", "cause", *_STARTED_ON, "mapRunArn"):
         if key in found:
             answer[key] = found[key]
     answer["redriveCount"] = found.get("redriveCount", 0)

@@ -334,6 +334,7 @@ def test_the_api_describes_and_lists_map_runs_and_their_children(server, sfn):
     children = sfn.list_executions(mapRunArn=runs[0]["mapRunArn"])["executions"]
     assert len(children) == 4 and {c["itemCount"] for c in children} == {1}
     assert {c["mapRunArn"] for c in children} == {runs[0]["mapRunArn"]}
+    assert sfn.describe_execution(executionArn=children[0]["executionArn"])["mapRunArn"] == runs[0]["mapRunArn"]
     sfn.update_map_run(mapRunArn=runs[0]["mapRunArn"], maxConcurrency=5)
     assert sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["maxConcurrency"] == 5
     with pytest.raises(sfn.exceptions.ResourceNotFound):
