@@ -237,33 +237,35 @@ def _end(conn, run, status: str, now: float, error: str | None = None, cause: st
 
 def _outcome(client, storage, arn: str) -> Trigger:
     """The run has ended: abort children still running (a failed run), write the results (ResultWriter) and give
-    the parent frame's trigger: the outputs in item order, the ResultWriter's answer, or the run's failure."""
+    the parent frame's trigger: the outputs in item order, the ResultWriter's answer, or the run's failure. The
+    files are written from a read-only connection, outside any write transaction (SQLite writers wait for none)."""
     from .storage import StorageError
     now = client.clock.now()
     with client.db.begin() as conn:
         run = conn.execute(sa.select(map_runs).where(map_runs.c.arn == arn)).one()
         if run.status != "SUCCEEDED":
             abort_children(conn, run.id, now)
-    with client.db.begin() as conn:
-        run = conn.execute(sa.select(map_runs).where(map_runs.c.arn == arn)).one()
-        if run.writer is not None:
-            details = run.writer_details
-            if details is None:
-                try:
-                    written = []
+            run = conn.execute(sa.select(map_runs).where(map_runs.c.arn == arn)).one()
+    if run.writer is not None:
+        details, failure, written = run.writer_details, None, []
+        if details is None:  # written once; a repeat after a crash rewrites the same complete files
+            try:
+                with client.reader.connect() as conn:
                     details = storage.write_results(run.writer, arn, _records(conn, client, run, written))
-                except StorageError as exc:
-                    if run.status == "SUCCEEDED":
-                        conn.execute(map_runs.update().where(map_runs.c.id == run.id)
-                                     .values(status="FAILED", error=exc.error, cause=exc.cause))
-                        return Trigger("join_failed", error=exc.error, cause=exc.cause)
-                    details = {}
-                conn.execute(map_runs.update().where(map_runs.c.id == run.id)
-                             .values(writer_details=details, results_written=len(written)))
-            if run.status == "SUCCEEDED":
-                return Trigger("joined", {"MapRunArn": arn, "ResultWriterDetails": details})
-        if run.status != "SUCCEEDED":
-            return Trigger("join_failed", error=run.error, cause=run.cause)
+            except StorageError as exc:
+                failure, details = exc, {}
+            with client.db.begin() as conn:
+                values = {"writer_details": details, "results_written": len(written)}
+                if failure is not None and run.status == "SUCCEEDED":
+                    values.update(status="FAILED", error=failure.error, cause=failure.cause)
+                conn.execute(map_runs.update().where(map_runs.c.id == run.id).values(values))
+            if failure is not None and run.status == "SUCCEEDED":
+                return Trigger("join_failed", error=failure.error, cause=failure.cause)
+        if run.status == "SUCCEEDED":
+            return Trigger("joined", {"MapRunArn": arn, "ResultWriterDetails": details})
+    if run.status != "SUCCEEDED":
+        return Trigger("join_failed", error=run.error, cause=run.cause)
+    with client.reader.connect() as conn:
         rows = conn.execute(sa.select(executions.c.status, executions.c.output, executions.c.error,
                                       executions.c.cause)
                             .where(executions.c.map_run_id == run.id).order_by(executions.c.map_index))
