@@ -222,6 +222,13 @@ def test_the_result_writer_writes_the_manifest_and_result_files(dmap, bucket, tm
     assert dmap.describe_map_run(run["mapRunArn"])["itemCounts"]["resultsWritten"] == 3
 
 
+def test_a_result_writer_that_cannot_write_fails_the_map_with_result_writer_failed(dmap, bucket):
+    done = dmap.run(machine(ResultWriter={"Resource": "arn:aws:states:::s3:putObject",
+                                          "Parameters": {"Bucket": "absent", "Prefix": ""}}), [0], machine_name="m")
+    assert done["status"] == "FAILED" and done["error"] == "States.ResultWriterFailed"
+    assert only_run(dmap, done["executionArn"])["status"] == "FAILED"
+
+
 def test_stopping_the_parent_aborts_the_map_run_and_its_children(dmap):
     definition = machine(ItemsPath="$.items", MaxConcurrency=2)
     definition["States"]["Map"]["ItemProcessor"] = processor(("Ask", {
