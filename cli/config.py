@@ -1,4 +1,4 @@
-"""Settings shared by the commands: the database URL, handler modules, region and account.
+"""Settings shared by the commands: the database URL, the storage folder, handler modules, region and account.
 
 Precedence: command-line options, then environment variables, then ``[tool.statemill]`` in the nearest
 ``pyproject.toml`` (current directory or a parent), then defaults.
@@ -36,6 +36,12 @@ def database_url(option: str | None) -> str:
     if isinstance(settings.get("database"), str):
         return settings["database"]
     return DEFAULT_URL
+
+
+def storage_dir(option: str | None) -> str:
+    """Distributed Map's storage folder: --storage, $STATEMILL_STORAGE, [tool.statemill] storage, ./statemill-storage."""
+    from statemill.engine.storage import storage_root
+    return str(storage_root(option))
 
 
 def _arn_options() -> dict[str, Any]:

@@ -8,9 +8,9 @@ import threading
 
 import click
 
-from .config import open_engine_with_handlers
+from .config import open_engine_with_handlers, storage_dir
 from .errors import USAGE, fail
-from .executions import db_option, handlers_option
+from .executions import db_option, handlers_option, storage_option
 
 
 def _loopback(host: str) -> bool:
@@ -27,6 +27,7 @@ def _loopback(host: str) -> bool:
 @click.option("--port", default=8083, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @db_option
 @handlers_option
+@storage_option
 @click.option("--workers", "worker_count", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker threads run in this process, each with --concurrency handler slots.")
 @click.option("--no-worker", is_flag=True, help="Serve the API only; `statemill worker` processes run executions.")
@@ -41,7 +42,7 @@ def _loopback(host: str) -> bool:
               help="Let the web console (GET /) start and stop executions and answer waiting tasks; it is "
                    "read-only without this.")
 @click.option("--quiet", "-q", is_flag=True, help="No request log.")
-def serve(host, port, db, handlers, worker_count, no_worker, concurrency, access_key_id, secret_access_key,
+def serve(host, port, db, handlers, storage, worker_count, no_worker, concurrency, access_key_id, secret_access_key,
           allow_unauthenticated, console_actions, quiet):
     """Serve the AWS Step Functions API (JSON 1.0 protocol) on HOST:PORT, running executions with workers in this
     process unless --no-worker. Stops gracefully on SIGTERM or Ctrl-C (finishing what is in flight)."""
@@ -55,7 +56,7 @@ def serve(host, port, db, handlers, worker_count, no_worker, concurrency, access
 
     from statemill.server.app import Server, create_app
 
-    engine = open_engine_with_handlers(db, handlers, concurrency=concurrency)
+    engine = open_engine_with_handlers(db, handlers, concurrency=concurrency, storage=storage_dir(storage))
     server = Server(engine, credentials=credentials, engine=None if no_worker else engine,
                     console_actions=console_actions)
     workers = [] if no_worker else [engine.worker() for _ in range(worker_count)]

@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping
 from .client import Client
 from .handlers import HandlerRegistry, default_registry
 from .runtime import TERMINAL
+from .storage import Storage, storage_root
 from .worker import Worker
 
 
@@ -15,15 +16,18 @@ class Engine(Client):
 
     ``run`` drives one execution to its end in this process; ``worker().run()`` serves every execution in the
     database (the tasks it has handlers for) until stopped. Other processes can use a plain ``Client`` on the same database.
+    ``storage`` (a ``Storage`` or its folder; ``storage_root()`` by default) is where Distributed Map reads items and
+    writes results.
     """
 
     def __init__(self, db: Any = None, *, handlers: Mapping[str, Callable[..., Any]] | None = None,
-                 concurrency: int = 16, **options: Any):
+                 concurrency: int = 16, storage: Storage | str | PathLike | None = None, **options: Any):
         super().__init__(db, **options)
         self.handlers = HandlerRegistry(default_registry.mapping())
         if handlers:
             self.handlers.update(handlers)
         self.concurrency = concurrency
+        self.storage = storage if isinstance(storage, Storage) else Storage(storage_root(storage))
 
     def handler(self, resource: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering a handler for a Task ``Resource``."""
@@ -31,6 +35,7 @@ class Engine(Client):
 
     def worker(self, **options: Any) -> Worker:
         options.setdefault("concurrency", self.concurrency)
+        options.setdefault("storage", self.storage)
         return Worker(self, self.handlers, **options)
 
     def wait(self, arn: str, **worker_options: Any) -> dict:

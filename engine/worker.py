@@ -32,6 +32,7 @@ from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
+from .storage import Storage, storage_root
 from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
 from .wake import WakeSocket
@@ -53,8 +54,10 @@ class Worker:
     def __init__(self, client: Client, registry: HandlerRegistry, *, concurrency: int = 16,
                  lease_seconds: float = 30.0, poll_seconds: float = 0.25, worker_id: str | None = None,
                  max_events: int | None = None, on_event: Callable[[dict], None] | None = None,
-                 execution: str | None = None):
+                 execution: str | None = None, storage: Storage | str | os.PathLike | None = None):
         self.client = client
+        storage = storage if storage is not None else getattr(client, "storage", None)
+        self.storage = storage if isinstance(storage, Storage) else Storage(storage_root(storage))  # Distributed Map
         self.registry = with_children(registry, client)  # states:startExecution: child workflows
         self.execution = execution
         self.serving = ANY  # set by run()
