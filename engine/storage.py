@@ -23,13 +23,14 @@ from .project import project_settings
 ENV_VAR = "STATEMILL_STORAGE"
 DEFAULT_ROOT = "statemill-storage"
 MAX_ITEMS = 100_000_000  # AWS stops reading past this many items; MaxItems above it means "all"
-BATCH_BYTES = 256 * 1024  # AWS's payload limit: the most a batch (a child execution's input) may weigh
+BATCH_BYTES = 256 * 1024  # the most MaxInputBytesPerBatch may be (AWS's payload limit)
 RESULT_FILE_BYTES = 5 * 1024 ** 3  # AWS starts a new SUCCEEDED_n/FAILED_n/PENDING_n file past 5 GB
 STATUSES = ("FAILED", "PENDING", "SUCCEEDED")  # the keys of the manifest's ResultFiles, in AWS's order
 DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 TEMP_PREFIX = ".statemill-tmp-"  # files being written; listings skip them
 _RESOURCE = re.compile(r"^arn:[a-z-]+:states:::s3:(getObject|listObjectsV2|putObject)$")
 _CHUNK = 1 << 20
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 class StorageError(StatemillError):
@@ -234,8 +235,7 @@ def batches(pairs: Iterator[tuple[Any, Any]], batcher: dict | None) -> Iterator[
     """AWS's ItemBatcher over (item, cursor) pairs: yields ({"BatchInput"?, "Items": [...]}, the cursor after the
     batch's last item). ``batcher`` has MaxItemsPerBatch / MaxInputBytesPerBatch (their *Path forms resolved) and
     BatchInput evaluated. A batch's size is its JSON text in UTF-8 (the child execution's input), BatchInput included;
-    without MaxInputBytesPerBatch it still stays within AWS's 256 KiB payload limit. An item that cannot fit in a
-    batch on its own fails the read. Without a batcher, each item passes through as it is."""
+    an item too big to fit in a batch on its own fails the read. Without a batcher, each item passes through as is."""
     if not batcher:
         yield from pairs
         return
@@ -243,24 +243,29 @@ def batches(pairs: Iterator[tuple[Any, Any]], batcher: dict | None) -> Iterator[
     max_bytes = _positive(batcher, "MaxInputBytesPerBatch")
     if max_items is None and max_bytes is None:
         raise _reader_error("the ItemBatcher needs MaxItemsPerBatch or MaxInputBytesPerBatch (or their Path forms)")
-    limit = "MaxInputBytesPerBatch" if max_bytes else "the 256 KiB payload limit"
-    max_bytes = min(max_bytes or BATCH_BYTES, BATCH_BYTES)
+    if max_bytes is not None and max_bytes > BATCH_BYTES:
+        raise _reader_error(f"MaxInputBytesPerBatch is {max_bytes}: at most {BATCH_BYTES} (256 KiB)")
     head = {"BatchInput": batcher["BatchInput"]} if "BatchInput" in batcher else {}
-    empty = _size(dict(head, Items=[]))
+    empty = _size(dict(head, Items=[])) if max_bytes else 0
     items: list[Any] = []
     size = empty
     cursor = None
     for index, (item, after) in enumerate(pairs):
-        weight = _size(item)
-        if empty + weight > max_bytes:
-            raise _reader_error(f"item {index} takes {weight} bytes: a batch holding it alone would exceed "
-                                f"{max_bytes} bytes ({limit}); raise MaxInputBytesPerBatch or make the items smaller")
-        if items and (size + 1 + weight > max_bytes or len(items) == max_items):
-            yield dict(head, Items=items), cursor
-            items, size = [], empty
-        size += weight + (1 if items else 0)
+        if max_bytes:
+            weight = _size(item)
+            if empty + weight > max_bytes:
+                raise _reader_error(f"item {index} takes {weight} bytes: a batch holding it alone would exceed "
+                                    f"MaxInputBytesPerBatch ({max_bytes} bytes with its BatchInput); raise "
+                                    "MaxInputBytesPerBatch or make the items smaller")
+            if items and size + 1 + weight > max_bytes:
+                yield dict(head, Items=items), cursor
+                items, size = [], empty
+            size += weight + (1 if items else 0)
         items.append(item)
         cursor = after
+        if len(items) == max_items:
+            yield dict(head, Items=items), cursor
+            items, size = [], empty
     if items:
         yield dict(head, Items=items), cursor
 
@@ -288,7 +293,7 @@ def _jsonl(path: Path, where: str, cursor: dict) -> Iterator[tuple[Any, dict]]:
             if raw.isspace():
                 continue
             try:
-                item = _loads(raw)
+                item = _DECODER.decode(raw.decode("utf-8").lstrip("\ufeff") if start == 0 else raw.decode("utf-8"))
             except ValueError as exc:
                 raise _reader_error(f"line {line} of {where} (byte {start}) is not JSON: {_why(exc)}") from None
             yield item, {"offset": offset, "line": line}
@@ -381,8 +386,8 @@ class _Scanner:
         file.seek(offset)
         self.file, self.where = file, where
         self.decoder = codecs.getincrementaldecoder("utf-8")()
-        self.json = json.JSONDecoder(parse_constant=_no_constant)
         self.buf, self.pos, self.base, self.eof = "", 0, offset, False  # base: byte offset of buf[pos]
+        self.ascii = True  # buf has no multi-byte character: byte and character offsets move together
         if offset == 0:
             self._fill()
             if self.buf.startswith("\ufeff"):
@@ -392,8 +397,7 @@ class _Scanner:
         return self.base
 
     def _advance(self, to: int) -> None:
-        chunk = self.buf[self.pos:to]
-        self.base += len(chunk) if chunk.isascii() else len(chunk.encode("utf-8"))
+        self.base += to - self.pos if self.ascii else len(self.buf[self.pos:to].encode("utf-8"))
         self.pos = to
 
     def _fill(self) -> bool:
@@ -406,18 +410,16 @@ class _Scanner:
             raise _reader_error(f"{self.where} is not UTF-8 (near byte {self.base + len(self.buf) - self.pos}): "
                                 f"{exc.reason}") from None
         self.buf, self.pos = self.buf[self.pos:] + text, 0
+        self.ascii = self.buf.isascii()
         self.eof = not data
         return True
 
     def peek(self) -> str:
         """The next character that is not whitespace ("" at the end), without consuming it."""
         while True:
-            end = len(self.buf)
-            pos = self.pos
-            while pos < end and self.buf[pos] in " \t\r\n":
-                pos += 1
+            pos = _WHITESPACE.match(self.buf, self.pos).end()
             self._advance(pos)
-            if pos < end or not self._fill():
+            if pos < len(self.buf) or not self._fill():
                 return self.buf[pos] if pos < len(self.buf) else ""
 
     def take(self) -> str:
@@ -437,7 +439,7 @@ class _Scanner:
         self.peek()
         while True:
             try:
-                value, end = self.json.raw_decode(self.buf, self.pos)
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
                 cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 8
                 if cut and self._fill():
@@ -518,7 +520,7 @@ class _ResultFiles:
         self.size = self.count = 0
 
     def add(self, value: Any) -> None:
-        data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = _ENCODE(value).encode("utf-8")
         data = data + b"\n" if self.jsonl else data
         closing = 0 if self.jsonl else 1
         if self.file is not None and self.size + len(data) + 1 + closing > self.limit:
@@ -682,16 +684,16 @@ def _positive(batcher: dict, field: str) -> int | None:
 
 
 def _size(value: Any) -> int:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _ENCODE(value)
     return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _loads(data: bytes) -> Any:
-    return json.loads(data, parse_constant=_no_constant)
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # NaN and Infinity are not JSON
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _why(exc: Exception) -> str:

@@ -357,9 +357,15 @@ def test_both_limits_apply_whichever_comes_first():
     assert [len(batch["Items"]) for batch, _ in out] == [3, 3, 3, 1]
 
 
-def test_batches_stay_within_the_payload_limit_without_a_byte_limit():
-    out = list(batches(numbered(40, size=10_000), {"MaxItemsPerBatch": 1000}))
-    assert len(out) > 1 and all(json_size(batch) <= 256 * 1024 for batch, _ in out)
+def test_without_a_byte_limit_batches_are_cut_by_count_only():
+    out = list(batches(numbered(5, size=100_000), {"MaxItemsPerBatch": 4}))
+    assert [len(batch["Items"]) for batch, _ in out] == [4, 1]
+
+
+@pytest.mark.parametrize("batcher", [{"MaxInputBytesPerBatch": 262_145}, {"MaxItemsPerBatch": 0},
+                                     {"MaxItemsPerBatch": 1.5}, {"MaxInputBytesPerBatch": False}])
+def test_invalid_batch_limits_fail(batcher):
+    assert failure(lambda: list(batches(numbered(1), batcher))).error == ITEM_READER_FAILED
 
 
 def test_an_item_too_big_for_any_batch_fails():
