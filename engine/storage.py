@@ -92,36 +92,35 @@ class Storage:
         cursor = _cursor(cursor)
         done = cursor.get("n", 0)
         if action == "listObjectsV2":
-            if config.get("Transformation", "NONE") != "NONE":
-                raise _reader_error(f"ReaderConfig.Transformation {config['Transformation']!r} is not supported "
-                                    "locally: list the objects (NONE) and read each one in the child workflow")
             prefix = params.get("Prefix", "")
             if not isinstance(prefix, str):
                 raise _reader_error(f"Prefix must be a string, not {_kind(prefix)}")
-            source = self._listing(self._bucket(params.get("Bucket"), ITEM_READER_FAILED), prefix, cursor)
-        else:
-            kind = config.get("InputType")
-            path = self._object(params.get("Bucket"), params.get("Key"))
-            where = f"s3://{params['Bucket']}/{params['Key']}"
-            if kind == "JSONL":
-                source = _jsonl(path, where, cursor)
-            elif kind == "JSON":
-                source = _json(path, where, cursor, _pointer(config.get("ItemsPointer")))
-            elif kind == "CSV":
-                source = _csv_file(path, where, cursor, _csv_options(config))
-            elif kind == "MANIFEST":
-                source = self._manifest(path, where, cursor, config)
+            _check_key(prefix[:prefix.rfind("/") + 1] or "x", ITEM_READER_FAILED)
+            bucket = self._bucket(params.get("Bucket"), ITEM_READER_FAILED)
+            transformation = config.get("Transformation", "NONE")
+            if transformation == "NONE":
+                source = self._listing(bucket, prefix, cursor)
+            elif transformation == "LOAD_AND_FLATTEN":
+                read = _file_reader(config, ("JSON", "JSONL", "CSV"))
+                source = self._flattened(params["Bucket"], bucket, prefix, cursor, read)
             else:
-                raise _reader_error(f"ReaderConfig.InputType {kind!r} is not supported: use JSON, JSONL, CSV or "
-                                    "MANIFEST" + (" (PARQUET is not read locally)" if kind == "PARQUET" else ""))
+                raise _reader_error(f"ReaderConfig.Transformation {transformation!r} is not NONE or LOAD_AND_FLATTEN")
+        elif config.get("InputType") == "MANIFEST":
+            if config.get("ManifestType", "S3_INVENTORY") != "S3_INVENTORY":
+                raise _reader_error(f"ManifestType {config['ManifestType']!r} is not supported locally: use "
+                                    "S3_INVENTORY")
+            path = self._object(params.get("Bucket"), params.get("Key"))
+            source = self._manifest(path, f"s3://{params['Bucket']}/{params['Key']}", cursor)
+        else:
+            read = _file_reader(config, ("JSON", "JSONL", "CSV", "MANIFEST"))
+            path = self._object(params.get("Bucket"), params.get("Key"))
+            source = read(path, f"s3://{params['Bucket']}/{params['Key']}", cursor)
         return _counted(source, done, limit)
 
     def _listing(self, bucket: Path, prefix: str, cursor: dict) -> Iterator[tuple[Any, dict]]:
         """s3:listObjectsV2 over ``prefix``: every file below it (recursively, as S3 keys are flat), in key order."""
-        after = cursor.get("after")
         folder_key = prefix[:prefix.rfind("/") + 1]
-        _check_key(folder_key or "x", ITEM_READER_FAILED)
-        for key, path in _walk(bucket / folder_key, folder_key, prefix, after):
+        for key, path in _walk(bucket / folder_key, folder_key, prefix, cursor.get("after")):
             try:
                 stat = path.stat()
                 item = {"Etag": f'"{_md5(path)}"', "Key": key, "LastModified": int(stat.st_mtime),
@@ -130,11 +129,19 @@ class Storage:
                 raise _reader_error(f"cannot read {path}: {exc.strerror or exc}") from None
             yield item, {"after": key}
 
-    def _manifest(self, path: Path, where: str, cursor: dict, config: dict) -> Iterator[tuple[Any, dict]]:
+    def _flattened(self, name: str, bucket: Path, prefix: str, cursor: dict, read) -> Iterator[tuple[Any, dict]]:
+        """listObjectsV2 with LOAD_AND_FLATTEN: the items of every object listed, one object after the other."""
+        folder_key = prefix[:prefix.rfind("/") + 1]
+        if "key" in cursor:  # finish the object the cursor is in, then list the ones after it
+            for item, after in read(bucket / cursor["key"], f"s3://{name}/{cursor['key']}", cursor["inner"]):
+                yield item, {"key": cursor["key"], "inner": after}
+        for key, path in _walk(bucket / folder_key, folder_key, prefix, cursor.get("key")):
+            for item, after in read(path, f"s3://{name}/{key}", {}):
+                yield item, {"key": key, "inner": after}
+
+    def _manifest(self, path: Path, where: str, cursor: dict) -> Iterator[tuple[Any, dict]]:
         """An S3 Inventory manifest.json: the rows of the CSV (optionally gzipped) files it lists, as objects keyed
         by its fileSchema, every value a string."""
-        if config.get("ManifestType", "S3_INVENTORY") != "S3_INVENTORY":
-            raise _reader_error(f"ManifestType {config['ManifestType']!r} is not supported locally: use S3_INVENTORY")
         try:
             manifest = json.loads(path.read_bytes())
         except (OSError, ValueError) as exc:
@@ -271,6 +278,21 @@ def batches(pairs: Iterator[tuple[Any, Any]], batcher: dict | None) -> Iterator[
 
 
 # -- readers: each yields (item, cursor fields) from a cursor's fields
+def _file_reader(config: dict, kinds: tuple[str, ...]):
+    """The reader of one object for ReaderConfig.InputType, its options checked now: read(path, where, cursor)."""
+    kind = config.get("InputType")
+    if kind not in kinds or kind == "MANIFEST":
+        raise _reader_error(f"ReaderConfig.InputType {kind!r} is not supported here: use {', '.join(kinds)}"
+                            + (" (PARQUET is not read locally)" if kind == "PARQUET" else ""))
+    if kind == "JSONL":
+        return _jsonl
+    if kind == "JSON":
+        pointer = _pointer(config.get("ItemsPointer"))
+        return lambda path, where, cursor: _json(path, where, cursor, pointer)
+    options = _csv_options(config)
+    return lambda path, where, cursor: _csv_file(path, where, cursor, options)
+
+
 def _counted(source: Iterator[tuple[Any, dict]], done: int, limit: int | None) -> Iterator[tuple[Any, dict]]:
     """Number the items (the cursor carries the count, so MaxItems holds across resumes) and stop at ``limit``."""
     if limit is not None and done >= limit:

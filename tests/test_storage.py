@@ -249,13 +249,18 @@ def readers(storage: Storage) -> dict[str, dict]:
     put(storage, "tree/a/b.txt", "")
     put(storage, "tree/a/c/d.txt", "null")
     put(storage, "tree/b.txt", "false")
+    put(storage, "parts/1.jsonl", '0\n""\n')
+    put(storage, "parts/2.jsonl", "")
+    put(storage, "parts/sub/3.jsonl", "null\nfalse\n")
     return {"json": get("r.json", "JSON"), "jsonl": get("r.jsonl", "JSONL"), "csv": get("r.csv", "CSV"),
             "csv_given": get("r.csv", "CSV", CSVHeaderLocation="GIVEN", CSVHeaders=["x", "y"]),
             "json_pointer": get("p.json", "JSON", ItemsPointer="/data/items"), "manifest": manifest_bucket(storage),
-            "listing": listing("tree/")}
+            "listing": listing("tree/"),
+            "flattened": listing("parts/", InputType="JSONL", Transformation="LOAD_AND_FLATTEN")}
 
 
-@pytest.mark.parametrize("name", ["json", "jsonl", "csv", "csv_given", "json_pointer", "manifest", "listing"])
+@pytest.mark.parametrize("name", ["json", "jsonl", "csv", "csv_given", "json_pointer", "manifest", "listing",
+                                  "flattened"])
 def test_resuming_from_every_cursor_reads_the_rest_exactly(storage, name):
     reader = readers(storage)[name]
     full = list(storage.items(reader))
@@ -316,6 +321,22 @@ def test_listing_prefix_is_a_key_prefix_not_a_folder(storage, prefix, keys):
     for key in ["dat.txt", "data/0", "data/x/1", "other"]:
         put(storage, key, "")
     assert [item["Key"] for item in read(storage, listing(prefix))] == keys
+
+
+def test_load_and_flatten_reads_the_items_of_every_object_listed(storage):
+    put(storage, "in/a.csv", "k,v\n0,false\n")
+    put(storage, "in/b/c.csv", "k\n\"\"\n")
+    put(storage, "in/b.csv", "k,v\nnull,\n")
+    reader = listing("in/", InputType="CSV", Transformation="LOAD_AND_FLATTEN")
+    assert read(storage, reader) == [{"k": "0", "v": "false"}, {"k": "null", "v": ""}, {"k": ""}]
+
+
+@pytest.mark.parametrize("config, fragment", [({"Transformation": "LOAD"}, "Transformation"),
+                                              ({"Transformation": "LOAD_AND_FLATTEN"}, "InputType"),
+                                              ({"Transformation": "LOAD_AND_FLATTEN", "InputType": "MANIFEST"},
+                                               "InputType")])
+def test_an_unusable_listing_transformation_fails_at_once(storage, config, fragment):
+    assert fragment in failure(lambda: storage.items(listing("", **config))).cause
 
 
 # -- batching
