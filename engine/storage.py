@@ -470,7 +470,8 @@ class _Scanner:
                 raise _reader_error(f"{self.where} is not valid JSON at byte {where}: {exc.msg}") from None
             except ValueError as exc:
                 raise _reader_error(f"{self.where} is not valid JSON near byte {self.base}: {exc}") from None
-            if end >= len(self.buf) and self._fill():  # a number may go on in the next chunk
+            cut = end >= len(self.buf) or type(value) in (int, float) and self.buf[end] in ".eE+-0123456789"
+            if cut and self._fill():  # a number may go on in the next chunk ("1" then "2", "-0." then "25")
                 continue
             self._advance(end)
             return value

@@ -73,6 +73,19 @@ def test_json_and_jsonl_yield_every_value_as_is(storage, input_type, text):
     assert read(storage, get("data", input_type)) == VALUES
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_json_items_that_straddle_read_chunks_parse_and_resume_exactly(storage, monkeypatch, chunk):
+    import statemill.engine.storage as module
+    monkeypatch.setattr(module, "_CHUNK", chunk)
+    values = [123456789, "é✓ \\\" \u00e9", {"k": [1.5e-3, True, None]}, "x" * 50, -0.25, []]
+    put(storage, "c.json", " \n[ " + " ,\n".join(json.dumps(v, ensure_ascii=False) for v in values) + " ]\n")
+    reader = get("c.json", "JSON")
+    full = list(storage.items(reader))
+    assert [item for item, _ in full] == values
+    for index, (_, cursor) in enumerate(full):
+        assert [item for item, _ in storage.items(reader, cursor)] == values[index + 1:]
+
+
 def test_jsonl_skips_blank_lines(storage):
     put(storage, "data.jsonl", '\n{"a": 0}\n\n   \n\t\nnull\n\n')
     assert read(storage, get("data.jsonl", "JSONL")) == [{"a": 0}, None]
