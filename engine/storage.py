@@ -342,9 +342,12 @@ def _json(path: Path, where: str, cursor: dict, pointer: list[str]) -> Iterator[
         while True:
             item = scan.value()
             yield item, {"offset": scan.offset()}
-            if scan.peek() == "]":
+            separator = scan.take()
+            if separator == "]":
                 return
-            scan.expect(",")
+            if separator != ",":
+                raise _reader_error(f"{where} is not a JSON array: expected ',' or ']' at byte {scan.offset() - 1}, "
+                                    f"found {separator or 'the end of the file'!r}")
 
 
 def _csv_file(path: Path, where: str, cursor: dict, options: dict) -> Iterator[tuple[Any, dict]]:
