@@ -13,12 +13,16 @@ import gzip
 import hashlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from statemill.engine.errors import ITEM_READER_FAILED, RESULT_WRITER_FAILED
 from statemill.engine.storage import ENV_VAR, Storage, StorageError, batches, storage_root
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clitools import statemill  # noqa: E402
 
 GET = "arn:aws:states:::s3:getObject"
 LIST = "arn:aws:states:::s3:listObjectsV2"
@@ -649,3 +653,17 @@ def test_the_engine_and_its_workers_share_a_storage(tmp_path):
     finally:
         worker.close()
         engine.db.dispose()
+
+
+def test_statemill_run_takes_a_storage_folder(tmp_path):
+    (tmp_path / "pass.json").write_text(json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))
+    done = statemill("run", "pass.json", "--storage", str(tmp_path / "store"), "--db", f"sqlite:///{tmp_path}/db",
+                     "--input", '{"zero": 0, "no": false, "empty": "", "none": null}', "--json", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "SUCCEEDED"
+
+
+def test_cli_storage_dir_follows_storage_root(project):
+    from statemill.cli.config import storage_dir
+    assert storage_dir(None) == str(project / "data" / "buckets")
+    assert storage_dir("x") == str(project / "sub" / "x")
