@@ -15,7 +15,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 def project_settings(start: Path | None = None) -> dict[str, Any]:
     """``[tool.statemill]`` of the nearest pyproject.toml (``_root`` is that file's folder), or an empty dict."""
-    here = (start or Path.cwd()).resolve()
+    try:
+        here = (start or Path.cwd()).resolve()
+    except OSError:  # the current directory was removed
+        return {}
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file() and tomllib is not None:

@@ -47,13 +47,20 @@ def storage_root(option: str | os.PathLike | None = None) -> Path:
     """The storage folder: ``--storage DIR``, then $STATEMILL_STORAGE, then ``storage`` in ``[tool.statemill]`` of
     the nearest pyproject.toml (relative to that file's folder), then ./statemill-storage."""
     if option:
-        return Path(option).expanduser().absolute()
+        return _absolute(Path(option).expanduser())
     if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser().absolute()
+        return _absolute(Path(os.environ[ENV_VAR]).expanduser())
     settings = project_settings()
     if isinstance(settings.get("storage"), str):
-        return (Path(settings["_root"]) / Path(settings["storage"]).expanduser()).absolute()
-    return Path(DEFAULT_ROOT).absolute()
+        return Path(settings["_root"]) / Path(settings["storage"]).expanduser()
+    return _absolute(Path(DEFAULT_ROOT))
+
+
+def _absolute(path: Path) -> Path:
+    try:
+        return path.absolute()
+    except OSError:  # the current directory was removed: keep it relative
+        return path
 
 
 class Storage:
