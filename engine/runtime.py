@@ -404,7 +404,9 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
                       data={**last.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
                       else last.data)
         statement, columns = sql.finish_frame, hot.FINISH_COLUMNS
-    if left_join:
+    if left_join and t.frame is None and t.status == "FAILED" and last.phase == "join":
+        keep_children(conn, claimed.id)  # the Parallel/Map failed for good: a redrive re-runs only what failed
+    elif left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
     if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
@@ -537,6 +539,13 @@ def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
                                                     task_tokens.c.status == "PENDING")
                          .values(status="CANCELLED"))
         level = ids
+
+
+def keep_children(conn, parent: int) -> None:
+    """A Parallel/Map failed for good: its children stay for a redrive (engine/redrive.py), the succeeded ones
+    reduced to their output, the others where they stopped (cancelled ones fenced already)."""
+    conn.execute(frames.update().where(frames.c.parent_id == parent, frames.c.status == "SUCCEEDED")
+                 .values(input=sa.null(), data=sa.null()))
 
 
 def delete_children(conn, parent: int) -> None:
