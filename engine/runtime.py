@@ -507,7 +507,7 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
                        .values(failure={"error": t.error, "cause": t.cause}, run_at=now,
                                last_event_id=head)).rowcount
     if won:
-        cancel_descendants(conn, parent, exclude=claimed.id)
+        cancel_descendants(conn, parent, now, exclude=claimed.id)
 
 
 # The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
@@ -524,9 +524,9 @@ def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
                                                                       last_event_id=head))
 
 
-def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
-    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit) and their
-    outstanding task tokens."""
+def cancel_descendants(conn, parent: int, now: float, exclude: int | None = None) -> None:
+    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit), their
+    outstanding task tokens and the child executions ``.sync`` tasks among them wait for."""
     level = [parent]
     while level:
         rows = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id.in_(level))).scalars().all()
@@ -535,9 +535,12 @@ def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
             conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.status.in_(("ACTIVE", "PENDING")))
                          .values(status="CANCELLED", version=frames.c.version + 1, run_at=None,
                                  lease_owner=None, lease_until=None))
-            conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
-                                                    task_tokens.c.status == "PENDING")
-                         .values(status="CANCELLED"))
+            cancelled = conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
+                                                                task_tokens.c.status == "PENDING")
+                                     .values(status="CANCELLED")
+                                     .returning(task_tokens.c.token, task_tokens.c.execution_id)).all()
+            if cancelled:
+                children.stop_waiting(conn, cancelled, now)
         level = ids
 
 

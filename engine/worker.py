@@ -23,7 +23,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from . import errors as E
-from .children import with_children
+from .children import stop_waiting, with_children
 from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
@@ -324,8 +324,12 @@ class Worker:
         if old and (t.frame is None or t.frame.data.get("token") != old or t.frame.phase not in ("task", "callback")):
             # The attempt that owned the old token is over (answered, timed out or failed, perhaps waiting to be
             # retried with a fresh token): refuse it from now on.
-            conn.execute(task_tokens.update().where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
-                         .values(status="TIMED_OUT", completed_at=now))
+            over = conn.execute(task_tokens.update()
+                                .where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
+                                .values(status="TIMED_OUT", completed_at=now)
+                                .returning(task_tokens.c.token, task_tokens.c.execution_id)).all()
+            if over:  # a .sync task that timed out stops the child it waited for
+                stop_waiting(conn, over, now)
         activity = t.frame.data.get("activity") if t.frame is not None else None  # a poller takes its token
         if (t.task is not None or activity) and t.frame.data.get("token") == token:
             heartbeat = t.task.heartbeat_seconds if t.task is not None else t.frame.data.get("heartbeat")
