@@ -78,8 +78,9 @@ def redrive(client, arn: str) -> dict:
     return {"redriveDate": iso(now)}
 
 
-def revive(conn: sa.Connection, frame, now: float, head: int, active: bool = True) -> None:
-    """Make ``frame`` (a row) runnable again where it stopped, its events following ``head``. A Parallel/Map that
+def revive(conn: sa.Connection, frame, now: float, head: int | None, active: bool = True) -> None:
+    """Make ``frame`` (a row) runnable again where it stopped; its events follow ``head`` (the root: the
+    ExecutionRedriven event) or, for a branch or iteration, its own last event. A Parallel/Map that
     was joining its children goes on joining: the succeeded children stay, the others are revived (the first
     MaxConcurrency of them active, the rest waiting for a slot). Any other frame restarts its state from the
     start; a waiting child restarts its state whole (its own children are dropped) when it gets a slot."""
@@ -87,12 +88,14 @@ def revive(conn: sa.Connection, frame, now: float, head: int, active: bool = Tru
     data = frame.data or {}
     values = dict(status="ACTIVE" if active else "PENDING", version=frame.version + 1, lease_owner=None,
                   lease_until=None, handler_key=None, task_deadline=None, failure=sa.null(), output=sa.null(),
-                  commit_failures=0, last_event_id=head)
+                  commit_failures=0)
+    if head is not None:
+        values["last_event_id"] = head
     if active and frame.phase == "join" and kids:
         again = [kid for kid in kids if kid.status != "SUCCEEDED"]
         limit = data.get("concurrency") or len(again)
         for n, kid in enumerate(again):
-            revive(conn, kid, now, head, active=n < limit)
+            revive(conn, kid, now, None, active=n < limit)
         kept = {k: v for k, v in data.items() if k not in _FORGET}
         values.update(phase="join", data={**kept, "retries": [], "attempt": 0}, pending=len(again),
                       run_at=None if again else now)
