@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import crash_worker
-from statemill.engine import Engine
+from statemill.engine import Engine, FakeClock
 from statemill.engine.store.schema import executions, frames
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -177,7 +177,7 @@ def spawn(db_url: str, path: Path, fault: str | None = None, marker: Path | None
 
 
 def test_a_worker_killed_in_the_middle_of_a_redrive_loses_nothing(db_url, tmp_path):
-    engine = Engine(db_url)
+    engine = Engine(db_url, clock=FakeClock.virtual())  # the 1 s backoff passes once nothing else can run
     crash_worker.install_handlers(engine, str(tmp_path / "calls"))
     value = {"items": items(tmp_path / "fixed")}
     arn = failed_run(engine, each(prepare=False, retry=True), value)
@@ -194,7 +194,7 @@ def test_a_worker_killed_in_the_middle_of_a_redrive_loses_nothing(db_url, tmp_pa
     assert done["status"] == "SUCCEEDED" and done["output"] == {**value, "out": list(range(ITEMS))}
     again = calls(tmp_path / "calls") - before
     assert sorted(again) == list(FAILING) and max(again.values()) <= 2  # the killed call may run once more
-    assert sum(again.values()) <= len(FAILING) + 1
+    assert sum(again.values()) <= len(FAILING) + 2  # at most the killed worker's two calls in flight
     with engine.db.connect() as conn:
         assert conn.execute(sa.select(executions.c.redrive_count).where(executions.c.arn == arn)).scalar() == 1
     engine.db.dispose()
