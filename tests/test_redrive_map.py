@@ -198,3 +198,28 @@ def test_a_worker_killed_in_the_middle_of_a_redrive_loses_nothing(db_url, tmp_pa
     with engine.db.connect() as conn:
         assert conn.execute(sa.select(executions.c.redrive_count).where(executions.c.arn == arn)).scalar() == 1
     engine.db.dispose()
+
+
+def test_the_example_redrives_only_the_broken_image(engine, monkeypatch):
+    """statemachines/: resize_all.yaml fans out to child workflows; broken.png fails until DEMO_FIXED=1; the
+    redrive starts children only for the images that did not succeed, and none twice for one that did."""
+    from statemill.statemachines.demo_handlers import HANDLERS
+    monkeypatch.delenv("DEMO_FIXED", raising=False)
+    engine.handlers.update(HANDLERS)
+    examples = WORKER.parent.parent / "statemachines"
+    engine.register(examples / "resize_one.yaml")
+    value = json.loads((examples / "fan_out_broken_input.json").read_text())
+    done = engine.run(examples / "resize_all.yaml", value)
+    assert done["status"] == "FAILED" and "broken.png cannot be read" in done["cause"]
+    kept = {value["images"][e["mapIterationSucceededEventDetails"]["index"]]
+            for e in engine.history(done["executionArn"]) if e["type"] == "MapIterationSucceeded"}
+    before = {child["executionArn"] for child in engine.list(parent=done["executionArn"])}
+    monkeypatch.setenv("DEMO_FIXED", "1")
+    engine.redrive(done["executionArn"])
+    done = engine.wait(done["executionArn"])
+    assert done["status"] == "SUCCEEDED"
+    assert [item["image"] for item in done["output"]["resized"]] == [
+        name.replace(".png", "-0.png") for name in value["images"]]
+    again = {engine.describe(child["executionArn"])["input"]["image"]
+             for child in engine.list(parent=done["executionArn"]) if child["executionArn"] not in before}
+    assert "broken.png" in again and not again & kept  # an image whose iteration had succeeded is not redone
