@@ -15,12 +15,15 @@ from . import history as h
 from .clock import iso
 from .errors import StatemillError
 from .runtime import append_events, delete_children, notify
-from .store.schema import executions, frames
+from .store.schema import executions, frames, task_tokens
 
 REDRIVE_WINDOW = 14 * 24 * 3600  # AWS: an execution can be redriven up to 14 days after it closed
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 _KEPT = ("variables", "iteration", "map_run")  # frame data that outlives one state's run (a re-run iteration starts again)
 _FORGET = ("error", "cause", "retries", "attempt", "token", "timeout_at")  # a joining frame's data not kept
+
+
+FORGET_EVERY = 3600.0  # how often a worker drops what executions past the redrive window kept (forget_expired)
 
 
 class ExecutionNotRedrivable(StatemillError):
@@ -105,3 +108,15 @@ def revive(conn: sa.Connection, frame, now: float, head: int | None, active: boo
         values.update(phase="enter", data={k: v for k, v in data.items() if k in _KEPT}, pending=0,
                       run_at=now if active else None)
     conn.execute(frames.update().where(frames.c.id == frame.id).values(**values))
+
+
+def forget_expired(conn: sa.Connection, now: float, since: float | None = None) -> int:
+    """Drop the branch and iteration frames (and their tokens) of executions that closed more than the redrive window
+    ago, closed after ``since`` when given: kept only for a redrive, which can no longer happen. The number dropped."""
+    closed = sa.select(executions.c.id).where(executions.c.status.in_(REDRIVABLE),
+                                              executions.c.stopped_at < now - REDRIVE_WINDOW)
+    if since is not None:
+        closed = closed.where(executions.c.stopped_at >= since - REDRIVE_WINDOW)
+    doomed = (frames.c.execution_id.in_(closed), frames.c.parent_id.is_not(None))
+    conn.execute(task_tokens.delete().where(task_tokens.c.frame_id.in_(sa.select(frames.c.id).where(*doomed))))
+    return conn.execute(frames.delete().where(*doomed)).rowcount

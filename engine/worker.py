@@ -32,6 +32,7 @@ from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
+from .redrive import FORGET_EVERY, forget_expired
 from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
 from .wake import WakeSocket
@@ -68,6 +69,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
+        self._forgot_at: float | None = None  # when this worker last ran redrive.forget_expired
         self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._waker: WakeSocket | None = None  # SQLite: where other processes poke this worker (engine/wake.py)
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
@@ -184,6 +186,10 @@ class Worker:
             conn.execute(frames.update().where(frames.c.lease_until < now)
                          .values(lease_owner=None, lease_until=None))
             conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
+        if self.serving.execution_id is None and (self._forgot_at is None or now - self._forgot_at >= FORGET_EVERY):
+            with self.client.db.begin() as conn:  # hourly: what failed executions kept for a redrive, once too late
+                forget_expired(conn, now, since=None if self._forgot_at is None else self._forgot_at - FORGET_EVERY)
+            self._forgot_at = now
 
     def _listen(self) -> None:
         """PostgreSQL: wake the loop when another process commits new work (NOTIFY statemill)."""

@@ -223,3 +223,25 @@ def test_the_example_redrives_only_the_broken_image(engine, monkeypatch):
     again = {engine.describe(child["executionArn"])["input"]["image"]
              for child in engine.list(parent=done["executionArn"]) if child["executionArn"] not in before}
     assert "broken.png" in again and not again & kept  # an image whose iteration had succeeded is not redone
+
+
+def test_what_a_failed_map_kept_is_dropped_once_the_redrive_window_has_passed(flaky, tmp_path, fake_clock):
+    from statemill.engine.redrive import forget_expired
+
+    def kept() -> Counter:
+        with flaky.db.connect() as conn:
+            rows = conn.execute(sa.select(executions.c.machine_name, sa.func.count()).join(
+                frames, frames.c.execution_id == executions.c.id).where(frames.c.parent_id.is_not(None))
+                .group_by(executions.c.machine_name)).all()
+        return Counter(dict(rows))
+
+    failed_run(flaky, each(retry=True), {"items": items(tmp_path / "fixed", 4, (2,))}, name="old")
+    fake_clock.advance(7 * 24 * 3600)
+    failed_run(flaky, each(retry=True), {"items": items(tmp_path / "fixed", 4, (2,))}, name="recent")
+    assert kept() == {"old": 4, "recent": 4}
+    fake_clock.advance(7 * 24 * 3600 + 60)
+    with flaky.db.begin() as conn:
+        assert forget_expired(conn, fake_clock.now()) == 4
+    assert kept() == {"recent": 4}
+    with flaky.db.begin() as conn:
+        assert forget_expired(conn, fake_clock.now(), since=fake_clock.now() - 3600) == 0
