@@ -5,7 +5,8 @@ The state that did not succeed runs again from its start, with fresh retry count
 entered again: the branches and iterations that succeeded keep their output (the runtime keeps a failed
 Parallel/Map's children, see runtime.keep_children), and each of the others restarts, recursively, at the state
 where it failed, was aborted or had not started, within the Map's MaxConcurrency. Everything happens in one
-transaction: a refused redrive writes nothing.
+transaction: a refused redrive writes nothing. Once the redrive window has passed, workers drop what was kept
+(``forget_expired``).
 """
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ REDRIVE_WINDOW = 14 * 24 * 3600  # AWS: an execution can be redriven up to 14 da
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 _KEPT = ("variables", "iteration", "map_run")  # frame data that outlives one state's run (a re-run iteration starts again)
 _FORGET = ("error", "cause", "retries", "attempt", "token", "timeout_at")  # a joining frame's data not kept
-
-
 FORGET_EVERY = 3600.0  # how often a worker drops what executions past the redrive window kept (forget_expired)
 
 
