@@ -624,6 +624,8 @@ class _Step:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
             if self.distributed():
                 self.emit(h.Event("MapRunStarted", {"mapRunArn": self.map_run_arn()}))
+        if concurrency:
+            self.data["concurrency"] = concurrency  # a redrive restarts the unfinished children within it
         self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
         self.t.run_at = None
         if not children:

@@ -404,7 +404,9 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
                       data={**last.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
                       else last.data)
         statement, columns = sql.finish_frame, hot.FINISH_COLUMNS
-    if left_join:
+    if left_join and t.frame is None and t.status == "FAILED" and last.phase == "join":
+        keep_children(conn, claimed.id)  # the Parallel/Map failed for good: a redrive re-runs only what failed
+    elif left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
     if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
@@ -505,7 +507,7 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
                        .values(failure={"error": t.error, "cause": t.cause}, run_at=now,
                                last_event_id=head)).rowcount
     if won:
-        cancel_descendants(conn, parent, exclude=claimed.id)
+        cancel_descendants(conn, parent, now, exclude=claimed.id)
 
 
 # The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
@@ -522,9 +524,9 @@ def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
                                                                       last_event_id=head))
 
 
-def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
-    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit) and their
-    outstanding task tokens."""
+def cancel_descendants(conn, parent: int, now: float, exclude: int | None = None) -> None:
+    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit), their
+    outstanding task tokens and the child executions ``.sync`` tasks among them wait for."""
     level = [parent]
     while level:
         rows = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id.in_(level))).scalars().all()
@@ -533,10 +535,20 @@ def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
             conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.status.in_(("ACTIVE", "PENDING")))
                          .values(status="CANCELLED", version=frames.c.version + 1, run_at=None,
                                  lease_owner=None, lease_until=None))
-            conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
-                                                    task_tokens.c.status == "PENDING")
-                         .values(status="CANCELLED"))
+            cancelled = conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
+                                                                task_tokens.c.status == "PENDING")
+                                     .values(status="CANCELLED")
+                                     .returning(task_tokens.c.token, task_tokens.c.execution_id)).all()
+            if cancelled:
+                children.stop_waiting(conn, cancelled, now)
         level = ids
+
+
+def keep_children(conn, parent: int) -> None:
+    """A Parallel/Map failed for good: its children stay for a redrive (engine/redrive.py), the succeeded ones
+    reduced to their output, the others where they stopped (cancelled ones fenced already)."""
+    conn.execute(frames.update().where(frames.c.parent_id == parent, frames.c.status == "SUCCEEDED")
+                 .values(input=sa.null(), data=sa.null()))
 
 
 def delete_children(conn, parent: int) -> None:

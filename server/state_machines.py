@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+
 from statemill.engine import loader
 from statemill.engine import machines as m
 from statemill.engine import versions
 from statemill.engine.client import ExecutionDoesNotExist, check_name
 from statemill.engine.diagnostics import Diagnostic
 from statemill.engine.errors import DefinitionError
+from statemill.engine.store.schema import executions, machine_versions
 
 from .arns import machine_name, parse, qualified
 from .pages import decode_token, encode_token, page_size
@@ -303,8 +306,15 @@ def describe_state_machine_for_execution(call: Call) -> dict:
     parse(arn, "executionArn", ("execution", "express"))
     with call.client.reader.connect() as conn:
         row = m.execution_revision(conn, arn)
-    if row is None:
-        raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": _stamp(row.created_at),
+        if row is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        number = conn.execute(sa.select(executions.c.version).where(executions.c.arn == arn)).scalar()
+        published = conn.execute(sa.select(machine_versions.c.created_at).where(
+            machine_versions.c.machine_name == row.name, machine_versions.c.version == number)).scalar() \
+            if number is not None else None
+    # Run on a version (or on an alias, which picked one): the state machine is that version, as AWS shows it.
+    machine_arn = call.client.machine_arn(row.name) + ("" if number is None else f":{number}")
+    return {"stateMachineArn": machine_arn, "name": row.name,
+            "updateDate": _stamp(published if published is not None else row.created_at),
             **_revision_shape(call, row)}
 
