@@ -122,19 +122,39 @@ def postgres_url():
         stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A SQLite file with the current schema, made once: each test's database starts as a copy of it, which is
+    many times faster than creating the schema again (as the PostgreSQL variant keeps its schema and is emptied)."""
+    path = tmp_path_factory.mktemp("template") / "statemill.db"
+    Engine(f"sqlite:///{path}").db.dispose()  # the last connection closed: everything is in the main file
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
-    """A database URL with no executions in it: a new SQLite file, or the session's PostgreSQL database emptied."""
+    """A database URL with the schema and no executions in it: a new SQLite file, or the session's PostgreSQL
+    database emptied."""
     if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "statemill.db")
         return f"sqlite:///{tmp_path / 'statemill.db'}"
     url = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(_psycopg_url(url))
-    with engine.begin() as conn:
+    with request.getfixturevalue("postgres_admin").begin() as conn:
         metadata.create_all(conn)
-        names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "statemill_schema")
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+        # DELETE, not TRUNCATE: on tables this small it is several times faster (no new files per table).
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "statemill_schema":
+                conn.execute(table.delete())
+        conn.execute(sa.text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))  # ids from 1 again
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_url):
+    """One connection pool on the session's PostgreSQL database, for emptying it between tests."""
+    engine = sa.create_engine(_psycopg_url(postgres_url), pool_size=1)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
