@@ -15,7 +15,7 @@ from statemill.engine.client import ExecutionDoesNotExist, check_name
 from statemill.engine.diagnostics import Diagnostic
 from statemill.engine.errors import DefinitionError
 
-from .arns import machine_name, parse, qualified
+from .arns import machine_name, machine_or_version, parse
 from .pages import page
 from .protocol import ApiError, Call, action
 
@@ -200,13 +200,10 @@ def create_state_machine(call: Call) -> dict:
 @action("DescribeStateMachine")
 def describe_state_machine(call: Call) -> dict:
     """A machine's current revision, or (on a version ARN) the version's, with its description."""
-    name, qualifier = qualified(call, call.require("stateMachineArn"))
-    if qualifier is not None and not versions.is_version(qualifier):
-        raise ApiError("InvalidArn", f"Invalid Arn: '{call.body['stateMachineArn']}' (stateMachineArn: a state "
-                       "machine or version ARN; describe an alias with DescribeStateMachineAlias)")
+    name, number = machine_or_version(call, "; describe an alias with DescribeStateMachineAlias")
     with call.client.reader.connect() as conn:
         machine = _live(conn, call, name, for_change=False)
-        found = versions.version(conn, name, int(qualifier)) if qualifier else None
+        found = versions.version(conn, name, number) if number is not None else None
         row = m.revision(conn, found.revision_id if found else machine.revision_id)
     answer = {"stateMachineArn": call.body["stateMachineArn"] if found else call.client.machine_arn(name),
               "name": name, "status": machine.status, "type": machine.type,

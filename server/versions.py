@@ -5,7 +5,7 @@ from __future__ import annotations
 from statemill.engine import machines as m
 from statemill.engine import versions as v
 
-from .arns import qualified
+from .arns import machine_or_version, qualified
 from .pages import page
 from .protocol import ApiError, Call, action
 
@@ -164,11 +164,7 @@ def delete_state_machine_alias(call: Call) -> dict:
 @action("ListStateMachineAliases")
 def list_state_machine_aliases(call: Call) -> dict:
     """The aliases of a machine, or (given a version ARN) those that route to that version."""
-    name, qualifier = qualified(call, call.require("stateMachineArn"))
-    if qualifier is not None and not v.is_version(qualifier):
-        raise ApiError("InvalidArn", f"Invalid Arn: '{call.body['stateMachineArn']}' (stateMachineArn: a state "
-                       "machine or version ARN, not an alias ARN)")
-    number = int(qualifier) if qualifier is not None else None
+    name, number = machine_or_version(call, ", not an alias ARN")
 
     def fetch(after, n):
         with call.client.reader.connect() as conn:
