@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 from statemill.engine import Client
 from statemill.engine.store.schema import executions
 
+from enginetools import wait_for
 from servertools import ServerProcess, free_port, serving
 
 HOSTILE = "<script>alert(1)</script>"
@@ -89,16 +89,6 @@ def seed(client: Client, machine: str, count: int, statuses=("RUNNING",)) -> Non
                 for i in range(count)]
         for start in range(0, count, 5000):
             conn.execute(executions.insert(), rows[start:start + 5000])
-
-
-def wait_for(predicate, seconds: float = 15.0, what: str = "the condition"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
 class Session:

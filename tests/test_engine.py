@@ -14,26 +14,18 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
+import enginetools
+from enginetools import QUICK
+
 from statemill.engine import Client, Engine, ExecutionAlreadyExists, InvalidExecutionInput, TaskFailure
-from statemill.engine.runtime import TERMINAL
 from statemill.engine.store.schema import executions, frames, history_events
 
-QUICK = {"poll_seconds": 0.01}
 DATA = {"zero": 0, "no": False, "empty": "", "none": None}
 
 
-def run(engine: Engine, definition: dict, value=None, name: str | None = None, deadline: float = 20) -> dict:
-    """Register ``definition`` as machine "m", start it and work until it ends (or ``deadline`` real seconds
-    pass, so an engine that loses an execution fails the test instead of hanging it); its DescribeExecution."""
-    engine.register(definition, "m")
-    arn = engine.start("m", value, name=name)["executionArn"]
-    give_up = time.monotonic() + deadline
-    worker = engine.worker(execution=arn, **QUICK)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    return engine.describe(arn)
+def run(engine: Engine, definition: dict, value=None, name: str | None = None) -> dict:
+    """``enginetools.run`` with a worker serving only this execution."""
+    return enginetools.run(engine, definition, value, name, only=True)
 
 
 def task(resource: str, **fields) -> dict:
