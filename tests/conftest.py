@@ -9,6 +9,7 @@ there a missing server is a broken setup, not a reason to go green.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -110,16 +111,32 @@ def postgres_url():
     if problem is not None:
         _unavailable(f"no PostgreSQL server answers at {server} ({type(problem).__name__}); set "
                      "STATEMILL_TEST_POSTGRES_URL to a server URL to run the PostgreSQL tests")
+    with _database(server) as url:
+        yield url
+    if stop is not None:
+        stop()
+
+
+@contextlib.contextmanager
+def _database(server: str):
+    """A new, empty database on the PostgreSQL ``server`` (a URL of any of its databases), dropped afterwards."""
     admin = sa.create_engine(_psycopg_url(server), isolation_level="AUTOCOMMIT")
     name = f"statemill_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-    if stop is not None:
-        stop()
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url):
+    """A database with no tables at all on the session's PostgreSQL server, for this test alone."""
+    with _database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -261,19 +261,11 @@ NEW_COLUMNS = [("frames", "handler_key"), ("frames", "task_deadline"), ("workers
 
 
 @pytest.fixture
-def empty_url(db_url, tmp_path) -> str:
+def empty_url(db_url, tmp_path, request) -> str:
     """A database with no tables at all: a new SQLite file, or a new PostgreSQL database (dropped afterwards)."""
     if db_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"statemill_migrate_{os.getpid()}_{time.monotonic_ns()}"
-    admin = sa.create_engine(normalise_url(db_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield db_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return request.getfixturevalue("empty_postgres_url")
 
 
 def test_migration_2_upgrades_a_version_1_database_with_work_in_flight(empty_url):
