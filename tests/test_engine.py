@@ -393,12 +393,13 @@ def test_map_results_follow_item_order_whatever_order_iterations_finish_in(engin
                               "max_concurrency_0_runs_all_at_once"])
 def test_map_max_concurrency_bounds_iterations_in_flight(engine, limit, expected_overlap):
     log, lock = [], threading.Lock()
+    together = threading.Barrier(expected_overlap, timeout=15)  # each waits for the others it must overlap with
 
     @engine.handler("py:step")
     def step(value):
         with lock:
             log.append(("start", value))
-        time.sleep(0.1)
+        together.wait()
         with lock:
             log.append(("end", value))
         return value * 10
