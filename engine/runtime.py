@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from . import children
+from . import activities, children
 from . import errors as E
 from . import history as h
 from . import wake
@@ -258,7 +258,8 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     """
     lock_last = conn.dialect.name == "postgresql"
     base = _lock_running(conn, claimed, lock=not lock_last)
-    step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events)
+    step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events,
+                    lambda arn: activities.exists(conn, arn))
     nows = step.run(claimed, trigger, base, now, clock, batch)
     if lock_last:
         taken = _take_event_ids(conn, claimed, len(step.history.events))
@@ -280,9 +281,10 @@ class _Stepper:
     """Advances a frame through one batch in memory (see ``commit``), recording its events' rows."""
 
     def __init__(self, machine, info: ExecutionInfo, is_root: bool, payload_limit: int, new_token: str | None,
-                 max_events: int | None):
+                 max_events: int | None, activity_exists: Callable[[str], bool] | None = None):
         self.machine, self.info, self.is_root = machine, info, is_root
         self.payload_limit, self.new_token, self.max_events = payload_limit, new_token, max_events
+        self.activity_exists = activity_exists
 
     def run(self, claimed: Claimed, trigger: Trigger, base: int, now: float, clock: Callable[[], float] | None,
             batch: Batch) -> list[float]:
@@ -314,7 +316,7 @@ class _Stepper:
     def step(self, frame: Frame, trigger: Trigger, base: int, now: float) -> None:
         first = base + 1 + len(self.history.events)
         env = Env(now=now, next_event_id=first, execution=self.info, is_root=self.is_root,
-                  payload_limit=self.payload_limit, task_token=self.new_token)
+                  payload_limit=self.payload_limit, task_token=self.new_token, activity_exists=self.activity_exists)
         t = advance(self.machine, frame, trigger, env)
         if self.max_events is not None and first - 1 + len(t.events) > self.max_events and t.status == "RUNNING":
             t = _failed(frame.data, self.is_root, E.RUNTIME,
