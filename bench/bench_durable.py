@@ -351,21 +351,16 @@ def run_durable(ctx: Context) -> None:
                    note=f"{count * length} states per run, one process; best of {runs}"))
 
     # A mixed Pass/Choice chain and a Task chain (no-op handler) in one execution.
-    length = ctx.pick(400, 100)
-    engine.register(mixed_chain(length), f"mixed{length}")
-    arn = engine.start(f"mixed{length}", ORDER_INPUT)["executionArn"]
-    elapsed, tally = work(engine, 1, 1)
-    check_succeeded(engine, [arn])
-    ctx.add(Result("durable.mixed", "durable", f"1 execution x {length} Pass/Choice states", tally.entered / elapsed,
-                   "states/s", against=("durable.single", "interp.mixed")))
-    length = ctx.pick(300, 60)
-    engine.register(task_chain(length), f"task{length}")
-    arn = engine.start(f"task{length}", ORDER_INPUT)["executionArn"]
-    elapsed, tally = work(engine, 1, 1)
-    check_succeeded(engine, [arn])
-    ctx.add(Result("durable.task", "durable", f"1 execution x {length} Tasks (no-op handler)", tally.entered / elapsed,
-                   "states/s", against=("durable.single", "interp.task"),
-                   note="a Task is 2 transactions: schedule, then the handler's result"))
+    for kind, build, length, what, note in (
+            ("mixed", mixed_chain, ctx.pick(400, 100), "Pass/Choice states", ""),
+            ("task", task_chain, ctx.pick(300, 60), "Tasks (no-op handler)",
+             "a Task is 2 transactions: schedule, then the handler's result")):
+        engine.register(build(length), f"{kind}{length}")
+        arn = engine.start(f"{kind}{length}", ORDER_INPUT)["executionArn"]
+        elapsed, tally = work(engine, 1, 1)
+        check_succeeded(engine, [arn])
+        ctx.add(Result(f"durable.{kind}", "durable", f"1 execution x {length} {what}", tally.entered / elapsed,
+                       "states/s", against=("durable.single", f"interp.{kind}"), note=note))
 
     if ctx.profile:
         ctx.report("profile: durable engine, 1 execution of a Pass chain, in the main thread",

@@ -19,23 +19,17 @@ Parked work at scale (memory, resuming many) is ``bench/parked_bench.py``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
-import sqlalchemy as sa
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from worker_process import arguments, each_database, serve, spawn, stop, wait_until  # noqa: E402
 
-SERVER = os.environ.get("STATEMILL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DEFINITION = {
     "StartAt": "Ask",
     "States": {
@@ -44,33 +38,6 @@ DEFINITION = {
         "Done": {"Type": "Pass", "End": True},
     },
 }
-
-
-# ----------------------------------------------------------------------------------------------- the worker
-def serve(url: str, poll: float, concurrency: int) -> None:
-    """The worker process: a handler that hands the token out (returns at once), and the worker loop."""
-    from statemill.engine import Engine
-
-    engine = Engine(url)
-    engine.handler("bench.notify")(lambda value: {"handed_out": True})
-    worker = engine.worker(poll_seconds=poll, concurrency=concurrency)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    print("ready", flush=True)
-    try:
-        worker.run()
-    finally:
-        worker.close()
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-def wait_until(check, timeout: float, every: float = 0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise TimeoutError("the worker did not get there in time")
 
 
 def latency(client, machine: str, samples: int, poll: float) -> list[float]:
@@ -96,63 +63,6 @@ def latency(client, machine: str, samples: int, poll: float) -> list[float]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-# ----------------------------------------------------------------------------------------------- databases
-class Databases:
-    """The databases to measure: each ``--db`` as given (``sqlite``: a temp file), by default a temp SQLite file
-    and, when a PostgreSQL server answers, a throwaway database on it (dropped by ``close``)."""
-
-    def __init__(self, given: list[str] | None, tmp: Path):
-        self.urls: list[str] = []
-        self._drop: list[tuple[sa.Engine, str]] = []
-        for url in given or ["sqlite", "postgresql"]:
-            if url == "sqlite":
-                url = f"sqlite:///{tmp / f'bench-{len(self.urls)}.db'}"
-            elif url == "postgresql":
-                url = self._throwaway(SERVER)
-                if url is None:
-                    print(f"(no PostgreSQL server answers at {SERVER}: measuring SQLite only)", flush=True)
-                    continue
-            self.urls.append(url)
-
-    def _throwaway(self, server: str) -> str | None:
-        admin = sa.create_engine("postgresql+psycopg://" + server.split("://", 1)[1], isolation_level="AUTOCOMMIT",
-                                 connect_args={"connect_timeout": 3})
-        name = f"statemill_bench_{uuid.uuid4().hex[:10]}"
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        except Exception:  # noqa: BLE001 - no server, or no right to create a database: skip PostgreSQL
-            admin.dispose()
-            return None
-        self._drop.append((admin, name))
-        return server.rsplit("/", 1)[0] + "/" + name
-
-    def close(self) -> None:
-        for admin, name in self._drop:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-
-def spawn(script: str, url: str, poll: float, concurrency: int) -> subprocess.Popen:
-    """A worker process on ``url`` (``script`` with --worker), once it is ready."""
-    root = Path(__file__).resolve().parent.parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMILL_")}
-    worker = subprocess.Popen([sys.executable, script, "--worker", url, "--poll", str(poll),
-                               "--concurrency", str(concurrency)], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
-    assert worker.stdout.readline().strip() == "ready"
-    return worker
-
-
-def stop(worker: subprocess.Popen) -> None:
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -196,16 +106,9 @@ def measure(url: str, args) -> dict:
 
 # ----------------------------------------------------------------------------------------------- the run
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="30 latency samples, 5 s idle")
-    parser.add_argument("--db", action="append", help="a database URL, or `sqlite` (a temp file) or `postgresql` "
-                        "(a throwaway database); repeat for several (default: both)")
+    parser = arguments(__doc__, "30 latency samples, 5 s idle")
     parser.add_argument("--samples", type=int, help="latency samples (default 100; --quick 30)")
     parser.add_argument("--idle", type=float, help="seconds of idle CPU measurement (default 20; --quick 5)")
-    parser.add_argument("--poll", type=float, default=0.25, help="the worker's poll interval (its default: 0.25 s)")
-    parser.add_argument("--concurrency", type=int, default=16, help="the worker's concurrency (its default: 16)")
-    parser.add_argument("--json", dest="json_out", help="also write the figures to this file")
-    parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         serve(args.worker, args.poll, args.concurrency)
@@ -213,24 +116,16 @@ def main() -> None:
     args.samples = args.samples or (30 if args.quick else 100)
     args.idle = args.idle if args.idle is not None else (5.0 if args.quick else 20.0)
 
-    with tempfile.TemporaryDirectory(prefix="statemill-callbacks-") as tmp:
-        databases = Databases(args.db, Path(tmp))
-        print(f"statemill callbacks bench: poll {args.poll}s, {args.samples} latency samples, {args.idle:g} s idle; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-        results = []
-        try:
-            for url in databases.urls:
-                found = measure(url, args)
-                results.append(found)
-                ms = found["latency_ms"]
-                print(f"{found['db']:>10}: send_task_success -> next state entered: median {ms['median']:.1f} ms, "
-                      f"p99 {ms['p99']:.1f} ms (min {ms['min']:.1f}, max {ms['max']:.1f}; {found['samples']} "
-                      f"samples); idle worker {found['idle_cpu_percent']:.2f}% of a core", flush=True)
-        finally:
-            databases.close()
-        print(json.dumps({"poll_s": args.poll, "results": results}))
-        if args.json_out:
-            Path(args.json_out).write_text(json.dumps({"poll_s": args.poll, "results": results}, indent=2))
+    def shown(url: str, args) -> dict:
+        found = measure(url, args)
+        ms = found["latency_ms"]
+        print(f"{found['db']:>10}: send_task_success -> next state entered: median {ms['median']:.1f} ms, "
+              f"p99 {ms['p99']:.1f} ms (min {ms['min']:.1f}, max {ms['max']:.1f}; {found['samples']} "
+              f"samples); idle worker {found['idle_cpu_percent']:.2f}% of a core", flush=True)
+        return found
+
+    each_database(args, "callbacks", f"poll {args.poll}s, {args.samples} latency samples, {args.idle:g} s idle",
+                  shown, poll_s=args.poll)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ For each database, one worker process serves everything, and this process:
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gc
 import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from callbacks_bench import Databases, spawn, stop, wait_until  # noqa: E402
+from worker_process import arguments, each_database, serve as serve_notify, spawn, stop, wait_until  # noqa: E402
 
 DEFINITION = {
     "StartAt": "Kind",
@@ -50,19 +48,9 @@ DEFINITION = {
 
 # ----------------------------------------------------------------------------------------------- the worker
 def serve(url: str, poll: float, concurrency: int) -> None:
-    """The worker process: a handler that hands the token out (returns at once), and the worker loop."""
-    from statemill.engine import Engine
-
-    engine = Engine(url)
-    engine.handler("bench.notify")(lambda value: {"handed_out": True})
-    worker = engine.worker(poll_seconds=poll, concurrency=concurrency)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
-    signal.signal(signal.SIGUSR1, lambda *_: print(json.dumps(memory(engine)), flush=True))
-    print("ready", flush=True)
-    try:
-        worker.run()
-    finally:
-        worker.close()
+    """The worker process, which also answers SIGUSR1 with its ``memory()``."""
+    serve_notify(url, poll, concurrency, lambda engine: signal.signal(
+        signal.SIGUSR1, lambda *_: print(json.dumps(memory(engine)), flush=True)))
 
 
 def memory(engine) -> dict:
@@ -218,36 +206,17 @@ def measure(url: str, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="400 executions, Wait 20 s")
+    parser = arguments(__doc__, "400 executions, Wait 20 s")
     parser.add_argument("--executions", type=int, help="executions to park (default 2,000; --quick 400)")
     parser.add_argument("--wait", type=float, help="seconds the timers wait (default 60; --quick 20)")
-    parser.add_argument("--db", action="append", help="a database URL, or `sqlite` (a temp file) or `postgresql` "
-                        "(a throwaway database); repeat for several (default: both)")
-    parser.add_argument("--poll", type=float, default=0.25, help="the worker's poll interval (its default: 0.25 s)")
-    parser.add_argument("--concurrency", type=int, default=16, help="the worker's concurrency (its default: 16)")
-    parser.add_argument("--json", dest="json_out", help="also write the figures to this file")
-    parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         serve(args.worker, args.poll, args.concurrency)
         return
     args.executions = args.executions or (400 if args.quick else 2_000)
     args.wait = args.wait if args.wait is not None else (20.0 if args.quick else 60.0)
-    with tempfile.TemporaryDirectory(prefix="statemill-parked-") as tmp:
-        databases = Databases(args.db, Path(tmp))
-        print(f"statemill parked-work bench: {args.executions:,} executions (half timers of {args.wait:g} s, half "
-              f"tokens), poll {args.poll}s, concurrency {args.concurrency}; load average {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} CPUs", flush=True)
-        results = []
-        try:
-            for url in databases.urls:
-                results.append(measure(url, args))
-        finally:
-            databases.close()
-        print(json.dumps({"results": results}))
-        if args.json_out:
-            Path(args.json_out).write_text(json.dumps({"results": results}, indent=2))
+    each_database(args, "parked-work", f"{args.executions:,} executions (half timers of {args.wait:g} s, half "
+                  f"tokens), poll {args.poll}s, concurrency {args.concurrency}", measure)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 fan-outs. Inputs carry 0, false, "" and null like real data does."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 ORDER_INPUT: dict[str, Any] = {
     "order": {"id": "o-1001", "total": 120, "country": "DE", "status": "OPEN",
@@ -20,69 +20,57 @@ def pass_chain(length: int) -> dict:
     return {"StartAt": "S00000", "States": states}
 
 
-def mixed_chain(length: int) -> dict:
-    """Alternating Pass (Parameters with ``.$`` paths and an intrinsic, ResultPath) and Choice (compound rule)."""
+def _alternating(length: int, passing: Callable[[int], dict], choosing: Callable[[str], dict]) -> dict:
+    """``length`` states alternating ``passing(i)`` (a Pass) and ``choosing(target)`` (a Choice whose every branch
+    goes to ``target``), then a Succeed when a Choice comes last."""
     states: dict[str, dict] = {}
     for i in range(length):
         name, nxt = f"S{i:05d}", f"S{i + 1:05d}"
         last = i == length - 1
         if i % 2 == 0:
-            state: dict[str, Any] = {
-                "Type": "Pass",
-                "Parameters": {"id.$": "$.order.id", "total.$": "$.order.total",
-                               "label.$": "States.Format('{} for {}', $.order.id, $.order.customer.name)",
-                               "step": i},
-                "ResultPath": "$.last",
-            }
+            state = passing(i)
             if last:
                 state["End"] = True
             else:
                 state["Next"] = nxt
         else:
-            target = nxt if not last else "Done"
-            state = {"Type": "Choice",
-                     "Choices": [{"And": [{"Variable": "$.order.total", "NumericGreaterThan": 100},
-                                          {"Variable": "$.order.customer.vip", "BooleanEquals": False}],
-                                  "Next": target},
-                                 {"Variable": "$.order.country", "StringEquals": "FR", "Next": target}],
-                     "Default": target}
+            state = choosing(nxt if not last else "Done")
         states[name] = state
     if length % 2 == 0:
         states["Done"] = {"Type": "Succeed"}
     return {"StartAt": "S00000", "States": states}
 
 
+def mixed_chain(length: int) -> dict:
+    """Alternating Pass (Parameters with ``.$`` paths and an intrinsic, ResultPath) and Choice (compound rule)."""
+    return _alternating(length, lambda i: {
+        "Type": "Pass",
+        "Parameters": {"id.$": "$.order.id", "total.$": "$.order.total",
+                       "label.$": "States.Format('{} for {}', $.order.id, $.order.customer.name)", "step": i},
+        "ResultPath": "$.last",
+    }, lambda target: {
+        "Type": "Choice",
+        "Choices": [{"And": [{"Variable": "$.order.total", "NumericGreaterThan": 100},
+                             {"Variable": "$.order.customer.vip", "BooleanEquals": False}], "Next": target},
+                    {"Variable": "$.order.country", "StringEquals": "FR", "Next": target}],
+        "Default": target})
+
+
 def mixed_chain_jsonata(length: int) -> dict:
     """The JSONata twin of ``mixed_chain``: the same outputs and branches, written with Output and Condition."""
-    states: dict[str, dict] = {}
-    for i in range(length):
-        name, nxt = f"S{i:05d}", f"S{i + 1:05d}"
-        last = i == length - 1
-        if i % 2 == 0:
-            state: dict[str, Any] = {
-                "Type": "Pass",
-                "Output": {"order": "{% $states.input.order %}", "limits": "{% $states.input.limits %}",
-                           "flags": "{% $states.input.flags %}",
-                           "last": {"id": "{% $states.input.order.id %}", "total": "{% $states.input.order.total %}",
-                                    "label": "{% $states.input.order.id & ' for ' & "
-                                             "$states.input.order.customer.name %}",
-                                    "step": i}},
-            }
-            if last:
-                state["End"] = True
-            else:
-                state["Next"] = nxt
-        else:
-            target = nxt if not last else "Done"
-            state = {"Type": "Choice",
-                     "Choices": [{"Condition": "{% $states.input.order.total > 100 and "
-                                               "$states.input.order.customer.vip = false %}", "Next": target},
-                                 {"Condition": "{% $states.input.order.country = 'FR' %}", "Next": target}],
-                     "Default": target}
-        states[name] = state
-    if length % 2 == 0:
-        states["Done"] = {"Type": "Succeed"}
-    return {"QueryLanguage": "JSONata", "StartAt": "S00000", "States": states}
+    return {"QueryLanguage": "JSONata", **_alternating(length, lambda i: {
+        "Type": "Pass",
+        "Output": {"order": "{% $states.input.order %}", "limits": "{% $states.input.limits %}",
+                   "flags": "{% $states.input.flags %}",
+                   "last": {"id": "{% $states.input.order.id %}", "total": "{% $states.input.order.total %}",
+                            "label": "{% $states.input.order.id & ' for ' & $states.input.order.customer.name %}",
+                            "step": i}},
+    }, lambda target: {
+        "Type": "Choice",
+        "Choices": [{"Condition": "{% $states.input.order.total > 100 and "
+                                  "$states.input.order.customer.vip = false %}", "Next": target},
+                    {"Condition": "{% $states.input.order.country = 'FR' %}", "Next": target}],
+        "Default": target})}
 
 
 TASK_RESULT = {"Payload": {"status": "ok", "code": 0, "detail": None}, "StatusCode": 200}

@@ -1,4 +1,4 @@
-"""Settings shared by the commands: the database URL, handler modules, region and account.
+"""Settings shared by the commands: the database URL, the storage folder, handler modules, region and account.
 
 Precedence: command-line options, then environment variables, then ``[tool.statemill]`` in the nearest
 ``pyproject.toml`` (current directory or a parent), then defaults.
@@ -15,33 +15,12 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from statemill.engine.project import project_settings
+
 from .errors import InvalidHandlers
 
 if TYPE_CHECKING:
     from statemill.engine import Client, Engine
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    tomllib = None  # type: ignore[assignment]
-
-
-def project_settings(start: Path | None = None) -> dict[str, Any]:
-    """``[tool.statemill]`` of the nearest pyproject.toml, or an empty dict."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file() and tomllib is not None:
-            try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-                return {}
-            settings = data.get("tool", {}).get("statemill", {})
-            if settings:
-                settings = dict(settings, _root=str(folder))
-            return settings
-    return {}
-
 
 # store.db's ENV_VAR and DEFAULT_URL, repeated: that module imports SQLAlchemy, which the token commands avoid.
 ENV_VAR = "STATEMILL_DATABASE_URL"
@@ -57,6 +36,12 @@ def database_url(option: str | None) -> str:
     if isinstance(settings.get("database"), str):
         return settings["database"]
     return DEFAULT_URL
+
+
+def storage_dir(option: str | None) -> str:
+    """Distributed Map's storage folder: --storage, $STATEMILL_STORAGE, [tool.statemill] storage, ./statemill-storage."""
+    from statemill.engine.storage import storage_root
+    return str(storage_root(option))
 
 
 def _arn_options() -> dict[str, Any]:

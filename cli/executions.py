@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from . import testing
-from .config import open_client, open_engine_with_handlers
+from .config import open_client, open_engine_with_handlers, storage_dir
 from .errors import FAILED, USAGE, fail
 from .text import markup, safe
 
@@ -42,6 +42,11 @@ err = _Stderr()
 def db_option(fn):
     return click.option("--db", metavar="URL", help="Database URL (default: $STATEMILL_DATABASE_URL, "
                         "[tool.statemill] database, or sqlite:///statemill.db).")(fn)
+
+
+def storage_option(fn):
+    return click.option("--storage", metavar="DIR", help="Distributed Map's storage: one folder per S3 bucket "
+                        "(default: $STATEMILL_STORAGE, [tool.statemill] storage, or ./statemill-storage).")(fn)
 
 
 def handlers_option(fn):
@@ -144,11 +149,12 @@ def database_failed(exc) -> None:
 @click.command()
 @start_options
 @handlers_option
+@storage_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
 @testing.run_options
-def run(file, input_, name, machine_name, version_, alias_, db, as_json, handlers, quiet, concurrency, mock_config,
-        test_case, virtual_time, coverage_file):
+def run(file, input_, name, machine_name, version_, alias_, db, as_json, handlers, storage, quiet, concurrency,
+        mock_config, test_case, virtual_time, coverage_file):
     """Register FILE, start an execution and drive it to its end in this process; print the result.
 
     Exit code 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED, 2 for usage errors or
@@ -158,7 +164,8 @@ def run(file, input_, name, machine_name, version_, alias_, db, as_json, handler
 
     from statemill.engine import TERMINAL
     arn, engine = _start(file, input_, name, machine_name, db,
-                         lambda: open_engine_with_handlers(db, handlers, **testing.engine_options(virtual_time)),
+                         lambda: open_engine_with_handlers(db, handlers, storage=storage_dir(storage),
+                                                           **testing.engine_options(virtual_time)),
                          mocks=lambda client, machine: testing.load_test_case(
                              mock_config, test_case, machine["name"], client.machine(machine["id"])),
                          version=version_, alias=alias_)
@@ -217,14 +224,15 @@ def _start(file, input_, name, machine_name, db, connect, mocks=None, version=No
 @click.command()
 @handlers_option
 @db_option
+@storage_option
 @click.option("--concurrency", default=16, show_default=True, help="Handlers run at once.")
 @click.option("--lease", default=30.0, show_default=True, help="Seconds a claimed frame stays ours unrenewed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def worker(handlers, db, concurrency, lease, quiet):
+def worker(handlers, db, storage, concurrency, lease, quiet):
     """Work on every execution in the database until SIGTERM or Ctrl-C (finishing what is in flight): every state
     that needs no handler, and the tasks whose handlers --handlers registers (others wait for a worker that has them)."""
     import sqlalchemy as sa
-    engine = open_engine_with_handlers(db, handlers)
+    engine = open_engine_with_handlers(db, handlers, storage=storage_dir(storage))
     loop = engine.worker(concurrency=concurrency, lease_seconds=lease, on_event=progress_printer(quiet))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())

@@ -5,6 +5,9 @@ parks the frame with a task token (the ``task_tokens`` row carries the activity 
 oldest untaken token of an activity to one poller (GetActivityTask), writes ActivityStarted with its worker name and
 starts the heartbeat clock; the poller answers with SendTaskSuccess/Failure/Heartbeat (engine/tokens.py).
 
+A Task whose activity does not exist when it is scheduled (each attempt) writes ActivityScheduleFailed instead and
+fails the execution with States.Runtime (``schedule_failed``), as on AWS.
+
 As AWS does, a task is handed out once: a poller that dies holding it loses nothing, the task times out by its
 HeartbeatSeconds (from ActivityStarted and each heartbeat) or TimeoutSeconds (from ActivityScheduled), and the
 state's Retry schedules a new attempt with a new token.
@@ -14,8 +17,9 @@ from __future__ import annotations
 import re
 import sqlalchemy as sa
 
+from . import errors as E
 from . import history as h
-from .errors import StatemillError
+from .errors import StatemillError, StatesError
 from .store.schema import activities, executions, frames, history_events, tags, task_tokens
 
 NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")  # AWS's rule for resource names
@@ -23,6 +27,13 @@ NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$") 
 
 class ActivityDoesNotExist(StatemillError):
     """No activity has that ARN (DescribeActivity, GetActivityTask)."""
+
+
+def schedule_failed(arn: str) -> tuple[h.Event, StatesError]:
+    """What AWS does with a Task on an activity that does not exist (never created, or deleted): it writes
+    ActivityScheduleFailed and fails with States.Runtime, which no Retry or Catch handles, so the execution fails."""
+    cause = f"Activity Does Not Exist: '{arn}'"
+    return h.Event("ActivityScheduleFailed", {"error": E.RUNTIME, "cause": cause}), StatesError(E.RUNTIME, cause)
 
 
 def activity_arn(client, name: str) -> str:

@@ -151,6 +151,21 @@ def stop_children(conn: sa.Connection, execution_id: int, now: float) -> None:
         end_execution(conn, child, "ABORTED", "ExecutionAborted", None, None, now)
 
 
+def stop_waiting(conn: sa.Connection, cancelled, now: float) -> None:
+    """Task attempts were cancelled (a sibling branch or iteration failed, the task timed out): stop the child
+    executions their ``.sync`` tokens still waited for, as AWS does. ``cancelled``: (token, execution_id) rows."""
+    from .runtime import end_execution
+    by_parent: dict[int, list[str]] = {}
+    for token, execution_id in cancelled:
+        by_parent.setdefault(execution_id, []).append(token)
+    for execution_id, tokens in by_parent.items():
+        running = conn.execute(sa.select(executions.c.id)
+                               .where(executions.c.parent_id == execution_id, executions.c.status == "RUNNING",
+                                      executions.c.parent_token.in_(tokens))).scalars().all()
+        for child in running:
+            end_execution(conn, child, "ABORTED", "ExecutionAborted", None, None, now)
+
+
 def links(conn: sa.Connection, arn: str) -> dict:
     """statemill's extras for describe: the parent execution's ARN (or None) and the child executions' ARNs."""
     row = conn.execute(sa.select(executions.c.id, executions.c.parent_id).where(executions.c.arn == arn)).first()

@@ -14,7 +14,7 @@ import json
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import errors as E
 from . import history as h
@@ -68,6 +68,7 @@ class Env:
     payload_limit: int = DEFAULT_PAYLOAD_LIMIT
     rng: random.Random | None = None
     task_token: str | None = None  # the token a callback task will hand out, issued by the runtime
+    activity_exists: Callable[[str], bool] | None = None  # whether an activity ARN exists now (None: not checked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +485,11 @@ class _Step:
             timeout = _typed(state.jsonata.get("TimeoutSeconds"), scope, "integer", int, minimum=1) or timeout
             heartbeat = _typed(state.jsonata.get("HeartbeatSeconds"), scope, "integer", int, minimum=1) or heartbeat
         timeout_at = self.env.now + timeout if timeout else None
+        if activity and self.env.activity_exists is not None and not self.env.activity_exists(state.resource):
+            from .activities import schedule_failed
+            event, error = schedule_failed(state.resource)
+            self.emit(event)
+            raise error
         self.emit(h.task_event("Scheduled", state.resource, parameters=h.dumps(value),
                                timeoutInSeconds=timeout, heartbeatInSeconds=heartbeat))
         self.data.update(task_input=value, timeout_at=timeout_at, heartbeat=heartbeat, token=token)
@@ -642,6 +648,8 @@ class _Step:
             return
         else:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
+        if concurrency:
+            self.data["concurrency"] = concurrency  # a redrive restarts the unfinished children within it
         self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
         self.t.run_at = None
         if not children:

@@ -1,9 +1,12 @@
 """RedriveExecution: restart a FAILED, TIMED_OUT or ABORTED Standard execution from the state that did not succeed,
 with the input it had there, on the revision it started with; the history goes on with ``ExecutionRedriven``.
 
-The top-level state that did not succeed runs again from its start, with fresh retry counters; a Parallel or Map
-there runs all its branches or iterations again (statemill does not yet keep the ones that succeeded). Everything
-happens in one transaction: a refused redrive writes nothing.
+The state that did not succeed runs again from its start, with fresh retry counters. A Parallel or Map there is not
+entered again: the branches and iterations that succeeded keep their output (the runtime keeps a failed
+Parallel/Map's children, see runtime.keep_children), and each of the others restarts, recursively, at the state
+where it failed, was aborted or had not started, within the Map's MaxConcurrency. Everything happens in one
+transaction: a refused redrive writes nothing. Once the redrive window has passed, workers drop what was kept
+(``forget_expired``).
 """
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ from . import history as h
 from .clock import iso
 from .errors import StatemillError
 from .runtime import append_events, delete_children, notify
-from .store.schema import executions, frames
+from .store.schema import executions, frames, task_tokens
 
 REDRIVE_WINDOW = 14 * 24 * 3600  # AWS: an execution can be redriven up to 14 days after it closed
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
-_KEPT = ("variables", "iteration", "iteration_started", "map_run")  # frame data that outlives one state's run
+_KEPT = ("variables", "iteration", "map_run")  # frame data that outlives one state's run (a re-run iteration starts again)
+_FORGET = ("error", "cause", "retries", "attempt", "token", "timeout_at")  # a joining frame's data not kept
+FORGET_EVERY = 3600.0  # how often a worker drops what executions past the redrive window kept (forget_expired)
 
 
 class ExecutionNotRedrivable(StatemillError):
@@ -61,16 +66,11 @@ def redrive(client, arn: str) -> dict:
             raise ExecutionNotRedrivable(f"{reason}: {arn}")
         root = conn.execute(sa.select(frames).where(frames.c.execution_id == row.id, frames.c.parent_id.is_(None))
                             ).one()
-        delete_children(conn, root.id)  # a Parallel or Map that did not succeed starts over
         count = (row.redrive_count or 0) + 1
         event_id = row.event_count + 1
         append_events(conn, row.id, None, row.event_count, [h.Event("ExecutionRedriven", {"redriveCount": count})],
                       [row.event_count], now)
-        data = {k: v for k, v in (root.data or {}).items() if k in _KEPT}
-        conn.execute(frames.update().where(frames.c.id == root.id).values(
-            status="ACTIVE", phase="enter", data=data, run_at=now, version=root.version + 1, lease_owner=None,
-            lease_until=None, handler_key=None, task_deadline=None, failure=sa.null(), pending=0, output=sa.null(),
-            commit_failures=0, last_event_id=event_id))
+        revive(conn, root, now, event_id)
         timeout = client.machine(row.machine_id).timeout_seconds
         conn.execute(executions.update().where(executions.c.id == row.id).values(
             status="RUNNING", output=sa.null(), error=None, cause=None, stopped_at=None, redrive_count=count,
@@ -78,3 +78,44 @@ def redrive(client, arn: str) -> dict:
         notify(conn)
     client.forget(row.id)
     return {"redriveDate": iso(now)}
+
+
+def revive(conn: sa.Connection, frame, now: float, head: int | None, active: bool = True) -> None:
+    """Make ``frame`` (a row) runnable again where it stopped; its events follow ``head`` (the root: the
+    ExecutionRedriven event) or, for a branch or iteration, its own last event. A Parallel/Map that
+    was joining its children goes on joining: the succeeded children stay, the others are revived (the first
+    MaxConcurrency of them active, the rest waiting for a slot). Any other frame restarts its state from the
+    start; a waiting child restarts its state whole (its own children are dropped) when it gets a slot."""
+    kids = conn.execute(sa.select(frames).where(frames.c.parent_id == frame.id).order_by(frames.c.idx)).all()
+    data = frame.data or {}
+    values = dict(status="ACTIVE" if active else "PENDING", version=frame.version + 1, lease_owner=None,
+                  lease_until=None, handler_key=None, task_deadline=None, failure=sa.null(), output=sa.null(),
+                  commit_failures=0)
+    if head is not None:
+        values["last_event_id"] = head
+    if active and frame.phase == "join" and kids:
+        again = [kid for kid in kids if kid.status != "SUCCEEDED"]
+        limit = data.get("concurrency") or len(again)
+        for n, kid in enumerate(again):
+            revive(conn, kid, now, None, active=n < limit)
+        kept = {k: v for k, v in data.items() if k not in _FORGET}
+        values.update(phase="join", data={**kept, "retries": [], "attempt": 0}, pending=len(again),
+                      run_at=None if again else now)
+    else:
+        if kids:
+            delete_children(conn, frame.id)
+        values.update(phase="enter", data={k: v for k, v in data.items() if k in _KEPT}, pending=0,
+                      run_at=now if active else None)
+    conn.execute(frames.update().where(frames.c.id == frame.id).values(**values))
+
+
+def forget_expired(conn: sa.Connection, now: float, since: float | None = None) -> int:
+    """Drop the branch and iteration frames (and their tokens) of executions that closed more than the redrive window
+    ago, closed after ``since`` when given: kept only for a redrive, which can no longer happen. The number dropped."""
+    closed = sa.select(executions.c.id).where(executions.c.status.in_(REDRIVABLE),
+                                              executions.c.stopped_at < now - REDRIVE_WINDOW)
+    if since is not None:
+        closed = closed.where(executions.c.stopped_at >= since - REDRIVE_WINDOW)
+    doomed = (frames.c.execution_id.in_(closed), frames.c.parent_id.is_not(None))
+    conn.execute(task_tokens.delete().where(task_tokens.c.frame_id.in_(sa.select(frames.c.id).where(*doomed))))
+    return conn.execute(frames.delete().where(*doomed)).rowcount

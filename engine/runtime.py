@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from . import children, map_runs
+from . import activities, children, map_runs
 from . import errors as E
 from . import history as h
 from . import wake
@@ -258,7 +258,8 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     """
     lock_last = conn.dialect.name == "postgresql"
     base = _lock_running(conn, claimed, lock=not lock_last)
-    step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events)
+    step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events,
+                    lambda arn: activities.exists(conn, arn))
     nows = step.run(claimed, trigger, base, now, clock, batch)
     if lock_last:
         taken = _take_event_ids(conn, claimed, len(step.history.events))
@@ -280,9 +281,10 @@ class _Stepper:
     """Advances a frame through one batch in memory (see ``commit``), recording its events' rows."""
 
     def __init__(self, machine, info: ExecutionInfo, is_root: bool, payload_limit: int, new_token: str | None,
-                 max_events: int | None):
+                 max_events: int | None, activity_exists: Callable[[str], bool] | None = None):
         self.machine, self.info, self.is_root = machine, info, is_root
         self.payload_limit, self.new_token, self.max_events = payload_limit, new_token, max_events
+        self.activity_exists = activity_exists
 
     def run(self, claimed: Claimed, trigger: Trigger, base: int, now: float, clock: Callable[[], float] | None,
             batch: Batch) -> list[float]:
@@ -314,7 +316,7 @@ class _Stepper:
     def step(self, frame: Frame, trigger: Trigger, base: int, now: float) -> None:
         first = base + 1 + len(self.history.events)
         env = Env(now=now, next_event_id=first, execution=self.info, is_root=self.is_root,
-                  payload_limit=self.payload_limit, task_token=self.new_token)
+                  payload_limit=self.payload_limit, task_token=self.new_token, activity_exists=self.activity_exists)
         t = advance(self.machine, frame, trigger, env)
         if self.max_events is not None and first - 1 + len(t.events) > self.max_events and t.status == "RUNNING":
             t = _failed(frame.data, self.is_root, E.RUNTIME,
@@ -404,7 +406,9 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
                       data={**last.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
                       else last.data)
         statement, columns = sql.finish_frame, hot.FINISH_COLUMNS
-    if left_join:
+    if left_join and t.frame is None and t.status == "FAILED" and last.phase == "join":
+        keep_children(conn, claimed.id)  # the Parallel/Map failed for good: a redrive re-runs only what failed
+    elif left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
     if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
@@ -513,7 +517,7 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
                        .values(failure={"error": t.error, "cause": t.cause}, run_at=now,
                                last_event_id=head)).rowcount
     if won:
-        cancel_descendants(conn, parent, exclude=claimed.id)
+        cancel_descendants(conn, parent, now, exclude=claimed.id)
 
 
 # The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
@@ -530,9 +534,9 @@ def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
                                                                       last_event_id=head))
 
 
-def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
-    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit) and their
-    outstanding task tokens."""
+def cancel_descendants(conn, parent: int, now: float, exclude: int | None = None) -> None:
+    """Cancel every unfinished frame below ``parent`` (bumping versions fences any in-flight commit), their
+    outstanding task tokens and the child executions ``.sync`` tasks among them wait for."""
     level = [parent]
     while level:
         rows = conn.execute(sa.select(frames.c.id).where(frames.c.parent_id.in_(level))).scalars().all()
@@ -541,10 +545,20 @@ def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
             conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.status.in_(("ACTIVE", "PENDING")))
                          .values(status="CANCELLED", version=frames.c.version + 1, run_at=None,
                                  lease_owner=None, lease_until=None))
-            conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
-                                                    task_tokens.c.status == "PENDING")
-                         .values(status="CANCELLED"))
+            cancelled = conn.execute(task_tokens.update().where(task_tokens.c.frame_id.in_(ids),
+                                                                task_tokens.c.status == "PENDING")
+                                     .values(status="CANCELLED")
+                                     .returning(task_tokens.c.token, task_tokens.c.execution_id)).all()
+            if cancelled:
+                children.stop_waiting(conn, cancelled, now)
         level = ids
+
+
+def keep_children(conn, parent: int) -> None:
+    """A Parallel/Map failed for good: its children stay for a redrive (engine/redrive.py), the succeeded ones
+    reduced to their output, the others where they stopped (cancelled ones fenced already)."""
+    conn.execute(frames.update().where(frames.c.parent_id == parent, frames.c.status == "SUCCEEDED")
+                 .values(input=sa.null(), data=sa.null()))
 
 
 def delete_children(conn, parent: int) -> None:

@@ -98,7 +98,10 @@ def parse_output(output: Any, limit: int) -> Any:
             text = json.dumps(output, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidOutput(f"the output is not a JSON value: {exc}") from None
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 (nor JSON text) can carry it
+        raise InvalidOutput("the output is not UTF-8 text: it holds a lone surrogate") from None
     if size > limit:
         raise InvalidOutput(f"the output is {size} bytes, over the payload limit of {limit} bytes")
     try:

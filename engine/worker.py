@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from . import errors as E
 from . import map_runs
-from .children import with_children
+from .children import stop_waiting, with_children
 from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
@@ -33,6 +33,7 @@ from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
+from .redrive import FORGET_EVERY, forget_expired
 from .storage import Storage, storage_root
 from .store.db import lasting
 from .store.schema import executions, frames, task_tokens, workers
@@ -72,6 +73,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
+        self._forgot_at: float | None = None  # when this worker last ran redrive.forget_expired
         self._fatal: sa.exc.DBAPIError | None = None  # the database error that stopped this worker
         self._waker: WakeSocket | None = None  # SQLite: where other processes poke this worker (engine/wake.py)
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
@@ -188,6 +190,10 @@ class Worker:
             conn.execute(frames.update().where(frames.c.lease_until < now)
                          .values(lease_owner=None, lease_until=None))
             conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
+        if self.serving.execution_id is None and (self._forgot_at is None or now - self._forgot_at >= FORGET_EVERY):
+            with self.client.db.begin() as conn:  # hourly: what failed executions kept for a redrive, once too late
+                forget_expired(conn, now, since=None if self._forgot_at is None else self._forgot_at - FORGET_EVERY)
+            self._forgot_at = now
 
     def _listen(self) -> None:
         """PostgreSQL: wake the loop when another process commits new work (NOTIFY statemill)."""
@@ -332,8 +338,12 @@ class Worker:
         if old and (t.frame is None or t.frame.data.get("token") != old or t.frame.phase not in ("task", "callback")):
             # The attempt that owned the old token is over (answered, timed out or failed, perhaps waiting to be
             # retried with a fresh token): refuse it from now on.
-            conn.execute(task_tokens.update().where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
-                         .values(status="TIMED_OUT", completed_at=now))
+            over = conn.execute(task_tokens.update()
+                                .where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
+                                .values(status="TIMED_OUT", completed_at=now)
+                                .returning(task_tokens.c.token, task_tokens.c.execution_id)).all()
+            if over:  # a .sync task that timed out stops the child it waited for
+                stop_waiting(conn, over, now)
         activity = t.frame.data.get("activity") if t.frame is not None else None  # a poller takes its token
         if (t.task is not None or activity) and t.frame.data.get("token") == token:
             heartbeat = t.task.heartbeat_seconds if t.task is not None else t.frame.data.get("heartbeat")

@@ -17,13 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from statemill.engine import activities as a
 
 from .arns import local, parse
-from .pages import decode_token, encode_token, page_size
+from .pages import page
 from .protocol import ApiError, Call, action
 from .state_machines import tag_pairs
 
 POLL_SECONDS = 60.0  # AWS holds a GetActivityTask request at most this long
 FIRST_PAUSE, LAST_PAUSE = 0.005, 0.025
-LISTING = {"action": "ListActivities"}
 
 
 def poll_seconds() -> float:
@@ -74,15 +73,9 @@ def delete_activity(call: Call) -> dict:
 
 @action("ListActivities")
 def list_activities(call: Call) -> dict:
-    size = page_size(call)
-    after = decode_token(call, LISTING, 1024)
-    if after is not None and not isinstance(after, str):
-        raise ApiError("InvalidToken", "Invalid Token: this nextToken does not continue ListActivities")
-    rows = a.page(call.client, a.activity_arn(call.client, ""), after, size + 1)
-    result = {"activities": [_item(r) for r in rows[:size]]}
-    if len(rows) > size:
-        result["nextToken"] = encode_token(LISTING, rows[size - 1]["activityArn"])
-    return result
+    prefix = a.activity_arn(call.client, "")
+    return page(call, {"a": "ListActivities"}, "activities", lambda after, n: a.page(call.client, prefix, after, n),
+                _item, lambda row: row["activityArn"])
 
 
 @action("GetActivityTask")

@@ -45,6 +45,16 @@ def qualified(call: Call, arn: str, field: str = "stateMachineArn") -> tuple[str
     return parts[6], (parts[7] if len(parts) == 8 else None)
 
 
+def machine_or_version(call: Call, hint: str) -> tuple[str, int | None]:
+    """(machine name, version number or None) of the request's stateMachineArn; InvalidArn, ending in ``hint``,
+    for an alias ARN."""
+    name, qualifier = qualified(call, call.require("stateMachineArn"))
+    if qualifier is not None and not qualifier.isdigit():
+        raise ApiError("InvalidArn", f"Invalid Arn: '{call.body['stateMachineArn']}' (stateMachineArn: a state "
+                       f"machine or version ARN{hint})")
+    return name, int(qualifier) if qualifier is not None else None
+
+
 def execution_arn(call: Call, arn: str, field: str = "executionArn") -> str:
     """``arn`` when it is a (STANDARD) execution ARN; InvalidArn for anything else, an EXPRESS execution's ARN
     included: AWS does not let DescribeExecution, StopExecution or GetExecutionHistory see those."""

@@ -11,7 +11,7 @@ from statemill.engine.client import EXPRESS_TIMEOUT
 from statemill.engine.runtime import TERMINAL
 
 from .arns import execution_arn, qualified
-from .pages import decode_token, encode_token, page_size
+from .pages import decode_token, encode_token, page, page_size
 from .protocol import ApiError, Call, action, epoch
 
 STATUSES = ("SUCCEEDED", "TIMED_OUT", "PENDING_REDRIVE", "ABORTED", "FAILED", "RUNNING")
@@ -207,20 +207,15 @@ def get_execution_history(call: Call) -> dict:
     arn = execution_arn(call, call.require("executionArn"))
     reverse = bool(call.get("reverseOrder", bool, False))
     include = call.get("includeExecutionData", bool, True)
-    limit = page_size(call)
-    query = {"a": "GetExecutionHistory", "e": arn, "r": reverse}
-    after = decode_token(call, query, 1024)
-    events = call.client.history_page(arn, reverse, limit + 1, after)
-    more = len(events) > limit
-    events = events[:limit]
-    for event in events:
+
+    def shown(event: dict) -> dict:
         event["timestamp"] = epoch(event["timestamp"])
         if not include:
             for key, details in event.items():
                 if key.endswith("EventDetails") and isinstance(details, dict):
                     event[key] = {k: v for k, v in details.items() if k not in _DATA_FIELDS}
-    answer = {"events": events}
-    if more:
-        answer["nextToken"] = encode_token(query, events[-1]["id"])
-    return answer
+        return event
+
+    return page(call, {"a": "GetExecutionHistory", "e": arn, "r": reverse}, "events",
+                lambda after, n: call.client.history_page(arn, reverse, n, after), shown, lambda e: e["id"], kind=int)
 

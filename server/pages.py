@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .protocol import ApiError, Call
 
@@ -64,3 +64,21 @@ def decode_token(call: Call, query: dict, max_length: int) -> Any:
         raise ApiError("InvalidToken", "Invalid Token: the nextToken has expired (after 24 hours); list again "
                        "from the first page")
     return after
+
+
+def page(call: Call, query: dict, field: str, fetch: Callable[[Any, int], list], item: Callable[[Any], dict],
+         key: Callable[[Any], Any], kind: type = str) -> dict:
+    """One page of the listing ``query["a"]``: ``{field: [item(row)...], "nextToken": ...}``. ``fetch(after, n)`` returns at most n
+    rows after position ``after`` (None: from the start); the token continues after ``key`` of the page's last row.
+    A token whose position is not a ``kind`` is refused with InvalidToken."""
+    size = page_size(call)
+    after = decode_token(call, query, 1024)
+    if after is not None and (not isinstance(after, kind) or isinstance(after, bool)):
+        raise ApiError("InvalidToken", f"Invalid Token: this nextToken does not continue {query['a']}; pass "
+                       "the nextToken of the previous page unchanged")
+    rows = fetch(after, size + 1)
+    answer = {field: [item(row) for row in rows[:size]]}
+    if len(rows) > size:
+        answer["nextToken"] = encode_token(query, key(rows[size - 1]))
+    return answer
+

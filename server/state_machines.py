@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+
 from statemill.engine import loader
 from statemill.engine import machines as m
 from statemill.engine import versions
 from statemill.engine.client import ExecutionDoesNotExist, check_name
 from statemill.engine.diagnostics import Diagnostic
 from statemill.engine.errors import DefinitionError
+from statemill.engine.store.schema import executions, machine_versions
 
-from .arns import machine_name, parse, qualified
-from .pages import decode_token, encode_token, page_size
+from .arns import machine_name, machine_or_version, parse
+from .pages import page
 from .protocol import ApiError, Call, action
 
 SOURCE = "definition.json"  # the loader parses text named *.json as JSON only, as AWS does
 LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 DEFAULT_LOGGING = {"level": "OFF", "includeExecutionData": False}
 DEFAULT_TRACING = {"enabled": False}
-LISTING = {"action": "ListStateMachines"}  # what a ListStateMachines nextToken is bound to
 
 
 def _stamp(seconds: float) -> float:
@@ -201,13 +203,10 @@ def create_state_machine(call: Call) -> dict:
 @action("DescribeStateMachine")
 def describe_state_machine(call: Call) -> dict:
     """A machine's current revision, or (on a version ARN) the version's, with its description."""
-    name, qualifier = qualified(call, call.require("stateMachineArn"))
-    if qualifier is not None and not versions.is_version(qualifier):
-        raise ApiError("InvalidArn", f"Invalid Arn: '{call.body['stateMachineArn']}' (stateMachineArn: a state "
-                       "machine or version ARN; describe an alias with DescribeStateMachineAlias)")
+    name, number = machine_or_version(call, "; describe an alias with DescribeStateMachineAlias")
     with call.client.reader.connect() as conn:
         machine = _live(conn, call, name, for_change=False)
-        found = versions.version(conn, name, int(qualifier)) if qualifier else None
+        found = versions.version(conn, name, number) if number is not None else None
         row = m.revision(conn, found.revision_id if found else machine.revision_id)
     answer = {"stateMachineArn": call.body["stateMachineArn"] if found else call.client.machine_arn(name),
               "name": name, "status": machine.status, "type": machine.type,
@@ -259,18 +258,13 @@ def delete_state_machine(call: Call) -> dict:
 
 @action("ListStateMachines")
 def list_state_machines(call: Call) -> dict:
-    size = page_size(call)
-    after = decode_token(call, LISTING, 1024)
-    if after is not None and not isinstance(after, str):
-        raise ApiError("InvalidToken", "Invalid Token: this nextToken does not continue ListStateMachines")
-    with call.client.reader.connect() as conn:
-        rows = m.listed(conn, after, size + 1)
-    page = rows[:size]
-    result = {"stateMachines": [{"stateMachineArn": call.client.machine_arn(r.name), "name": r.name,
-                                 "type": r.type, "creationDate": _stamp(r.created_at)} for r in page]}
-    if len(rows) > size:
-        result["nextToken"] = encode_token(LISTING, page[-1].name)
-    return result
+    def fetch(after, n):
+        with call.client.reader.connect() as conn:
+            return m.listed(conn, after, n)
+
+    return page(call, {"a": "ListStateMachines"}, "stateMachines", fetch,
+                lambda r: {"stateMachineArn": call.client.machine_arn(r.name), "name": r.name, "type": r.type,
+                           "creationDate": _stamp(r.created_at)}, lambda r: r.name)
 
 
 @action("ValidateStateMachineDefinition")
@@ -303,8 +297,15 @@ def describe_state_machine_for_execution(call: Call) -> dict:
     parse(arn, "executionArn", ("execution", "express"))
     with call.client.reader.connect() as conn:
         row = m.execution_revision(conn, arn)
-    if row is None:
-        raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
-    return {"stateMachineArn": call.client.machine_arn(row.name), "name": row.name, "updateDate": _stamp(row.created_at),
+        if row is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        number = conn.execute(sa.select(executions.c.version).where(executions.c.arn == arn)).scalar()
+        published = conn.execute(sa.select(machine_versions.c.created_at).where(
+            machine_versions.c.machine_name == row.name, machine_versions.c.version == number)).scalar() \
+            if number is not None else None
+    # Run on a version (or on an alias, which picked one): the state machine is that version, as AWS shows it.
+    machine_arn = call.client.machine_arn(row.name) + ("" if number is None else f":{number}")
+    return {"stateMachineArn": machine_arn, "name": row.name,
+            "updateDate": _stamp(published if published is not None else row.created_at),
             **_revision_shape(call, row)}
 

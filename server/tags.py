@@ -25,28 +25,37 @@ def _exists(conn, arn: str, name: str) -> None:
         raise m.ResourceNotFound(f"Resource not found: '{arn}'")
 
 
-@action("TagResource")
-def tag_resource(call: Call) -> dict:
+def _change(call: Call, change, argument) -> dict:
+    """Apply ``change(conn, arn, argument(call))`` to the request's resource, in one transaction once found."""
     arn, name = _resource(call)
-    call.require("tags", list)
-    pairs = tag_pairs(call)
+    value = argument(call)
     with call.client.db.begin() as conn:
         _exists(conn, arn, name)
-        m.tag(conn, arn, pairs)
+        change(conn, arn, value)
     return {}
 
 
-@action("UntagResource")
-def untag_resource(call: Call) -> dict:
-    arn, name = _resource(call)
+def _keys(call: Call) -> list[str]:
     keys = call.require("tagKeys", list)
     if not all(isinstance(k, str) for k in keys):
         raise ApiError("ValidationException", "1 validation error detected: Value at 'tagKeys' failed to satisfy "
                        "constraint: Member must be a list of strings")
-    with call.client.db.begin() as conn:
-        _exists(conn, arn, name)
-        m.untag(conn, arn, keys)
-    return {}
+    return keys
+
+
+def _pairs(call: Call) -> list:
+    call.require("tags", list)
+    return tag_pairs(call)
+
+
+@action("TagResource")
+def tag_resource(call: Call) -> dict:
+    return _change(call, m.tag, _pairs)
+
+
+@action("UntagResource")
+def untag_resource(call: Call) -> dict:
+    return _change(call, m.untag, _keys)
 
 
 @action("ListTagsForResource")

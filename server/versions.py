@@ -5,8 +5,8 @@ from __future__ import annotations
 from statemill.engine import machines as m
 from statemill.engine import versions as v
 
-from .arns import qualified
-from .pages import decode_token, encode_token, page_size
+from .arns import machine_or_version, qualified
+from .pages import page
 from .protocol import ApiError, Call, action
 
 MAX_DESCRIPTION = 256
@@ -94,17 +94,13 @@ def publish_state_machine_version(call: Call) -> dict:
 @action("ListStateMachineVersions")
 def list_state_machine_versions(call: Call) -> dict:
     name = _unqualified(call)
-    size = page_size(call)
-    query = {"a": "ListStateMachineVersions", "m": name}
-    before = decode_token(call, query, 1024)
-    with call.client.reader.connect() as conn:
-        rows = v.versions(conn, name, before, size + 1)
-    page = rows[:size]
-    answer = {"stateMachineVersions": [{"stateMachineVersionArn": version_arn(call, name, r.version),
-                                        "creationDate": _stamp(r.created_at)} for r in page]}
-    if len(rows) > size:
-        answer["nextToken"] = encode_token(query, page[-1].version)
-    return answer
+    def fetch(before, n):
+        with call.client.reader.connect() as conn:
+            return v.versions(conn, name, before, n)
+
+    return page(call, {"a": "ListStateMachineVersions", "m": name}, "stateMachineVersions", fetch,
+                lambda r: {"stateMachineVersionArn": version_arn(call, name, r.version),
+                           "creationDate": _stamp(r.created_at)}, lambda r: r.version, kind=int)
 
 
 @action("DeleteStateMachineVersion")
@@ -168,24 +164,17 @@ def delete_state_machine_alias(call: Call) -> dict:
 @action("ListStateMachineAliases")
 def list_state_machine_aliases(call: Call) -> dict:
     """The aliases of a machine, or (given a version ARN) those that route to that version."""
-    name, qualifier = qualified(call, call.require("stateMachineArn"))
-    if qualifier is not None and not v.is_version(qualifier):
-        raise ApiError("InvalidArn", f"Invalid Arn: '{call.body['stateMachineArn']}' (stateMachineArn: a state "
-                       "machine or version ARN, not an alias ARN)")
-    size = page_size(call)
-    query = {"a": "ListStateMachineAliases", "m": call.body["stateMachineArn"]}
-    after = decode_token(call, query, 1024)
-    number = int(qualifier) if qualifier is not None else None
-    with call.client.reader.connect() as conn:
-        try:
-            rows = v.aliases(conn, name, number, after, size + 1)
-        except m.StateMachineDoesNotExist:
-            if number is None:
-                raise
-            raise m.ResourceNotFound(f"Resource Not Found: '{call.body['stateMachineArn']}'") from None
-    page = rows[:size]
-    answer = {"stateMachineAliases": [{"stateMachineAliasArn": f"{call.client.machine_arn(name)}:{r.name}",
-                                       "creationDate": _stamp(r.created_at)} for r in page]}
-    if len(rows) > size:
-        answer["nextToken"] = encode_token(query, page[-1].name)
-    return answer
+    name, number = machine_or_version(call, ", not an alias ARN")
+
+    def fetch(after, n):
+        with call.client.reader.connect() as conn:
+            try:
+                return v.aliases(conn, name, number, after, n)
+            except m.StateMachineDoesNotExist:
+                if number is None:
+                    raise
+                raise m.ResourceNotFound(f"Resource Not Found: '{call.body['stateMachineArn']}'") from None
+
+    return page(call, {"a": "ListStateMachineAliases", "m": call.body["stateMachineArn"]}, "stateMachineAliases",
+                fetch, lambda r: {"stateMachineAliasArn": f"{call.client.machine_arn(name)}:{r.name}",
+                                  "creationDate": _stamp(r.created_at)}, lambda r: r.name)

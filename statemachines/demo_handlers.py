@@ -4,6 +4,7 @@ Use them with ``--handlers statemill.statemachines.demo_handlers``.
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -43,6 +44,9 @@ def forecast(request, context):
 
 
 def resize(request):
+    """A broken image fails until ``DEMO_FIXED=1`` is set: fix it, then redrive (README, "Redrive")."""
+    if request["image"].startswith("broken") and os.environ.get("DEMO_FIXED") != "1":
+        raise TaskFailure("Image.Unreadable", f"{request['image']} cannot be read (set DEMO_FIXED=1 and redrive)")
     time.sleep(0.2)  # pretend to work
     return {"index": request["index"], "image": request["image"].replace(".png", f"-{request['width']}.png")}
 

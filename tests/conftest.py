@@ -9,6 +9,7 @@ there a missing server is a broken setup, not a reason to go green.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -110,31 +111,67 @@ def postgres_url():
     if problem is not None:
         _unavailable(f"no PostgreSQL server answers at {server} ({type(problem).__name__}); set "
                      "STATEMILL_TEST_POSTGRES_URL to a server URL to run the PostgreSQL tests")
-    admin = sa.create_engine(_psycopg_url(server), isolation_level="AUTOCOMMIT")
-    name = f"statemill_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _database(server) as url:
+        yield url
     if stop is not None:
         stop()
 
 
+@contextlib.contextmanager
+def _database(server: str):
+    """A new, empty database on the PostgreSQL ``server`` (a URL of any of its databases), dropped afterwards."""
+    admin = sa.create_engine(_psycopg_url(server), isolation_level="AUTOCOMMIT")
+    name = f"statemill_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url):
+    """A database with no tables at all on the session's PostgreSQL server, for this test alone."""
+    with _database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A SQLite file with the current schema, made once: each test's database starts as a copy of it, which is
+    many times faster than creating the schema again (as the PostgreSQL variant keeps its schema and is emptied)."""
+    path = tmp_path_factory.mktemp("template") / "statemill.db"
+    Engine(f"sqlite:///{path}").db.dispose()  # the last connection closed: everything is in the main file
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
-    """A database URL with no executions in it: a new SQLite file, or the session's PostgreSQL database emptied."""
+    """A database URL with the schema and no executions in it: a new SQLite file, or the session's PostgreSQL
+    database emptied."""
     if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "statemill.db")
         return f"sqlite:///{tmp_path / 'statemill.db'}"
     url = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(_psycopg_url(url))
-    with engine.begin() as conn:
+    with request.getfixturevalue("postgres_admin").begin() as conn:
         metadata.create_all(conn)
-        names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "statemill_schema")
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+        # DELETE, not TRUNCATE: on tables this small it is several times faster (no new files per table).
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "statemill_schema":
+                conn.execute(table.delete())
+        conn.execute(sa.text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))  # ids from 1 again
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_url):
+    """One connection pool on the session's PostgreSQL database, for emptying it between tests."""
+    engine = sa.create_engine(_psycopg_url(postgres_url), pool_size=1)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

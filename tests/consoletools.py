@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from statemill.engine import Client
 from statemill.engine.store.schema import executions
 
-from servertools import ServerProcess, free_port
+from enginetools import wait_for
+from servertools import ServerProcess, free_port, serving
 
 HOSTILE = "<script>alert(1)</script>"
 # Pass -> a task (named like a script tag) waiting for a token -> Succeed; a rejection is caught into a Fail.
@@ -40,6 +41,41 @@ def write_handlers(folder: Path) -> str:
     return "console_handlers"
 
 
+def console_fixtures(name: str):
+    """A console test module's ``server`` (``statemill serve --console-actions`` with the approval handlers, one
+    for the module) and ``client`` (a Client on its database, with ``approval`` registered) fixtures:
+    ``server, client = console_fixtures("console")``."""
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory):
+        folder = tmp_path_factory.mktemp(name)
+        yield from serving(folder, "--handlers", write_handlers(folder), "-q", "--console-actions")
+
+    @pytest.fixture(scope="module")
+    def client(server):
+        found = Client(server.db)
+        found.register(APPROVAL, "approval")
+        return found
+
+    return server, client
+
+
+_names = iter(range(10**6))
+
+
+def waiting(client: Client, name: str | None = None) -> tuple[str, int, str]:
+    """A new execution of ``approval`` waiting in its task for a token: (arn, id, token)."""
+    arn = client.start("approval", {"n": 0, "html": "<img src=x onerror=alert(2)>"},
+                       name=name or f"run-{next(_names)}")["executionArn"]
+    token = wait_for(lambda: client.pending_tokens(arn), what="the task token")[0]["taskToken"]
+    return arn, client.execution_id(arn), token
+
+
+def ended(client: Client, arn: str) -> dict:
+    """The execution's description once it is no longer RUNNING."""
+    wait_for(lambda: client.status(arn) != "RUNNING", what="the end of the execution")
+    return client.describe(arn)
+
+
 def seed(client: Client, machine: str, count: int, statuses=("RUNNING",)) -> None:
     """``count`` executions of a registered ``machine`` named e0000, e0001... in start order, written in one
     transaction: the pages read only the executions table, and one Client.start each would take ~10 ms apiece."""
@@ -53,16 +89,6 @@ def seed(client: Client, machine: str, count: int, statuses=("RUNNING",)) -> Non
                 for i in range(count)]
         for start in range(0, count, 5000):
             conn.execute(executions.insert(), rows[start:start + 5000])
-
-
-def wait_for(predicate, seconds: float = 15.0, what: str = "the condition"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
 class Session:

@@ -55,6 +55,15 @@ def install_handlers(engine: Engine, calls_path: str) -> None:
         fault("in_handler")
         return value["value"] + value["by"]
 
+    @engine.handler("py:flaky")
+    def flaky(value, context):
+        """Returns the item's ``n``; an item with ``fail`` raises until the file ``fixed`` exists."""
+        record(calls_path, value, context)
+        if value.get("fail") and not os.path.exists(value["fixed"]):
+            raise RuntimeError(f"item {value['n']} is broken")
+        fault("in_handler")
+        return value["n"]
+
     @engine.handler("py:echo")
     def echo(value, context):
         record(calls_path, value, context)

@@ -243,6 +243,26 @@ def test_a_task_nobody_takes_times_out_by_timeout_seconds(sfn, activity):
     assert found["status"] == "FAILED" and found["error"] == "States.Timeout"
     assert [t for t, _ in activity_events(sfn, execution)] == ["ActivityScheduled", "ActivityTimedOut"]
 
+@pytest.mark.parametrize("gone", ["never created", "deleted"])
+def test_a_task_on_an_activity_that_does_not_exist_fails_with_activity_schedule_failed(sfn, gone):
+    """AWS writes ActivityScheduleFailed and fails with States.Runtime, which neither Retry nor a Catch of
+    States.ALL handles: the execution fails and no poller is ever offered the task."""
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:activity:missing-{next(_names)}"
+    if gone == "deleted":
+        arn = sfn.create_activity(name=arn.rsplit(":", 1)[1])["activityArn"]
+        sfn.delete_activity(activityArn=arn)
+    execution = start(sfn, {"Resource": arn, "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 3}],
+                            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]},
+                      Caught={"Type": "Pass", "End": True})
+    found = until_closed(sfn, execution)
+    assert found["status"] == "FAILED" and found["error"] == "States.Runtime"
+    assert f"Activity Does Not Exist: '{arn}'" in found["cause"]
+    assert activity_events(sfn, execution) == [
+        ("ActivityScheduleFailed", {"error": "States.Runtime", "cause": f"Activity Does Not Exist: '{arn}'"})]
+    assert [e["type"] for e in events(sfn, execution)] == ["ExecutionStarted", "TaskStateEntered",
+                                                           "ActivityScheduleFailed", "ExecutionFailed"]
+
+
 
 def test_a_poller_killed_holding_a_task_loses_nothing(server, sfn, activity):
     """AWS hands a task out once: the dead poller's attempt times out by HeartbeatSeconds, Retry schedules a

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from enginetools import finish, wait_for
 from statemill.cli.main import main as cli
 from statemill.engine import (Engine, InvalidOutput, InvalidToken, StatemillError, TaskDoesNotExist, TaskTimedOut)
 from statemill.engine.clock import iso
@@ -105,17 +106,6 @@ def drain(engine: Engine) -> None:
         worker.close()
 
 
-def finish(engine: Engine, arn: str, seconds: float = 15) -> dict:
-    """Run a worker until ``arn`` has ended (a fake clock jumps to the next deadline); its description."""
-    deadline = time.monotonic() + seconds
-    worker = engine.worker(poll_seconds=0.01)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > deadline)
-    finally:
-        worker.close()
-    return engine.describe(arn)
-
-
 @contextlib.contextmanager
 def running_worker(engine: Engine):
     """A worker serving the database in a background thread for the duration of the block."""
@@ -128,16 +118,6 @@ def running_worker(engine: Engine):
         worker.stop()
         thread.join(10)
         worker.close()
-
-
-def wait_for(check, seconds: float = 10.0, every: float = 0.02):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def pending(engine: Engine, arn: str | None = None) -> list[str]:

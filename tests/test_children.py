@@ -170,6 +170,42 @@ def test_stopping_the_parent_stops_its_sync_children(engine):
     assert engine.history(child)[-1]["type"] == "ExecutionAborted"
 
 
+NAPPING_CHILD = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+FAIL_LATER = {"StartAt": "Pause", "States": {"Pause": {"Type": "Wait", "Seconds": 10, "Next": "Boom"},
+                                             "Boom": {"Type": "Fail", "Error": "Sibling.Broke", "Cause": ""}}}
+
+
+def _call(**fields) -> dict:
+    return {"Type": "Task", "Resource": f"{START}.sync", "End": True, **fields,
+            "Parameters": {"StateMachineArn": CHILD_ARN, "Input": FALSY}}
+
+
+CANCELLED_TASKS = {
+    "a_sibling_branch_fails": ({"StartAt": "Fork", "States": {"Fork": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "Call", "States": {"Call": _call()}}, FAIL_LATER]}}}, "Sibling.Broke"),
+    "the_task_times_out": ({"StartAt": "Call", "States": {"Call": _call(TimeoutSeconds=10)}}, "States.Timeout"),
+    "the_heartbeat_times_out": ({"StartAt": "Call", "States": {"Call": _call(HeartbeatSeconds=10)}},
+                                "States.HeartbeatTimeout"),
+    "the_enclosing_map_fails": ({"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "End": True, "ItemProcessor": {"StartAt": "Which", "States": {
+            "Which": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 0, "Next": "Call"}],
+                      "Default": "Pause"},
+            "Call": _call(), **FAIL_LATER["States"]}}}}}, "Sibling.Broke"),
+}
+
+
+@pytest.mark.parametrize("case", list(CANCELLED_TASKS))
+def test_a_cancelled_sync_task_stops_its_child(engine, case):
+    """Only the parent's task is cancelled, not the parent execution: its .sync child is stopped all the same."""
+    definition, error = CANCELLED_TASKS[case]
+    engine.register(NAPPING_CHILD, "child")
+    done = engine.run(definition, {"items": [0, 1]}, machine_name="parent")
+    assert done["status"] == "FAILED" and done["error"] == error
+    (child,) = children_of(engine, done["executionArn"])
+    assert child["status"] == "ABORTED"
+    assert engine.history(child["executionArn"])[-1]["type"] == "ExecutionAborted"
+
+
 def test_stopping_the_child_fails_the_parent_task(engine):
     arn, child = _parked(engine)
     engine.stop(child)

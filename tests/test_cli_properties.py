@@ -94,6 +94,7 @@ def test_execution_argument(invoke, command, execution):
 
 @given(token=TEXT, output=JSONISH)
 @example(token="", output="{}")
+@example(token="", output="\ud800")
 def test_task_token_and_output(invoke, token, output):
     invoke("send-task-success", "--task-token", token, "--task-output", output)
 

@@ -8,8 +8,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from consoletools import APPROVAL, HOSTILE, Session, flashes, wait_for, write_handlers
-from servertools import ServerProcess, serving
+from consoletools import APPROVAL, HOSTILE, Session, console_fixtures, ended, flashes, waiting, wait_for, write_handlers
+from servertools import ServerProcess
 from statemill.engine import Client
 from statemill.engine.store.schema import executions
 from statemill.server.console import queries as q
@@ -21,17 +21,8 @@ def serve(folder, *args: str) -> ServerProcess:
     return ServerProcess(folder, f"sqlite:///{folder}/sm.db", "--handlers", write_handlers(folder), "-q", *args)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("console")
-    yield from serving(folder, "--handlers", write_handlers(folder), "-q", "--console-actions")
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    found = Client(server.db)
-    found.register(APPROVAL, "approval")
-    return found
+server, client = console_fixtures("console")
+_count = iter(range(10**6))
 
 
 @pytest.fixture
@@ -39,22 +30,6 @@ def browser(server):
     session = Session(server.url)
     yield session
     session.close()
-
-
-_count = iter(range(10**6))
-
-
-def waiting(client: Client) -> tuple[str, int, str]:
-    """A new execution waiting in its task for a token: (arn, id, token)."""
-    arn = client.start("approval", {"n": 0, "html": "<img src=x onerror=alert(2)>"},
-                       name=f"run-{next(_count)}")["executionArn"]
-    token = wait_for(lambda: client.pending_tokens(arn), what="the task token")[0]["taskToken"]
-    return arn, client.execution_id(arn), token
-
-
-def ended(client: Client, arn: str) -> dict:
-    wait_for(lambda: client.status(arn) != "RUNNING", what="the end of the execution")
-    return client.describe(arn)
 
 
 def test_get_slash_opens_the_console_while_post_slash_stays_the_api(server, browser):

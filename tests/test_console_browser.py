@@ -8,8 +8,7 @@ import shutil
 
 import pytest
 
-from consoletools import APPROVAL, HOSTILE, ConsoleProcess, seed, wait_for, write_handlers
-from servertools import serving
+from consoletools import HOSTILE, ConsoleProcess, console_fixtures, ended, seed, waiting, wait_for
 from statemill.engine import Client
 
 CHROMIUM = os.environ.get("STATEMILL_CHROMIUM", "/usr/bin/chromium")
@@ -31,17 +30,7 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("console-browser")
-    yield from serving(folder, "--handlers", write_handlers(folder), "-q", "--console-actions")
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    found = Client(server.db)
-    found.register(APPROVAL, "approval")
-    return found
+server, client = console_fixtures("console-browser")
 
 
 @pytest.fixture
@@ -57,17 +46,6 @@ def page(chromium):
     yield opened
     context.close()
     assert problems == []
-
-
-def waiting(client: Client, name: str) -> tuple[str, int]:
-    arn = client.start("approval", {"n": 0, "html": "<img src=x onerror=alert(2)>"}, name=name)["executionArn"]
-    wait_for(lambda: client.pending_tokens(arn), what="the task token")
-    return arn, client.execution_id(arn)
-
-
-def ended(client: Client, arn: str) -> dict:
-    wait_for(lambda: client.status(arn) != "RUNNING", what="the end of the execution")
-    return client.describe(arn)
 
 
 @needs_dot
@@ -93,7 +71,7 @@ def test_start_a_run_from_its_machine_and_watch_the_overlay_change_state(server,
 
 
 def test_approve_a_waiting_task_with_an_edited_output(server, client, page):
-    arn, execution_id = waiting(client, "to-approve")
+    arn, execution_id, _ = waiting(client, "to-approve")
     page.goto(f"{server.url}/console/executions/{execution_id}")
     page.click("text=1 waiting task")
     task = page.locator(WAITING_TASK)
@@ -106,7 +84,7 @@ def test_approve_a_waiting_task_with_an_edited_output(server, client, page):
 
 
 def test_reject_another_with_an_error_and_a_cause(server, client, page):
-    arn, execution_id = waiting(client, "to-reject")
+    arn, execution_id, _ = waiting(client, "to-reject")
     page.goto(f"{server.url}/console/tasks?execution={execution_id}")
     task = page.locator(WAITING_TASK)
     task.locator("input[name=error]").fill("Rejected")
@@ -121,7 +99,7 @@ def test_reject_another_with_an_error_and_a_cause(server, client, page):
 
 
 def test_stop_one_after_confirming(server, client, page):
-    arn, execution_id = waiting(client, "to-stop")
+    arn, execution_id, _ = waiting(client, "to-stop")
     page.goto(f"{server.url}/console/executions/{execution_id}")
     page.click("text=Stop execution…")
     assert client.status(arn) == "RUNNING"  # the first click only asks
@@ -133,7 +111,7 @@ def test_stop_one_after_confirming(server, client, page):
 
 @pytest.mark.parametrize("where", ["execution", "tasks", "machine"])
 def test_a_state_named_like_a_script_tag_renders_as_text(server, client, page, where):
-    _, execution_id = waiting(client, f"escaping-{where}")
+    _, execution_id, _ = waiting(client, f"escaping-{where}")
     page.goto(server.url + {"execution": f"/console/executions/{execution_id}",
                             "tasks": f"/console/tasks?execution={execution_id}",
                             "machine": "/console/machines/approval"}[where])

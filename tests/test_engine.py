@@ -14,26 +14,18 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
+import enginetools
+from enginetools import QUICK
+
 from statemill.engine import Client, Engine, ExecutionAlreadyExists, InvalidExecutionInput, TaskFailure
-from statemill.engine.runtime import TERMINAL
 from statemill.engine.store.schema import executions, frames, history_events
 
-QUICK = {"poll_seconds": 0.01}
 DATA = {"zero": 0, "no": False, "empty": "", "none": None}
 
 
-def run(engine: Engine, definition: dict, value=None, name: str | None = None, deadline: float = 20) -> dict:
-    """Register ``definition`` as machine "m", start it and work until it ends (or ``deadline`` real seconds
-    pass, so an engine that loses an execution fails the test instead of hanging it); its DescribeExecution."""
-    engine.register(definition, "m")
-    arn = engine.start("m", value, name=name)["executionArn"]
-    give_up = time.monotonic() + deadline
-    worker = engine.worker(execution=arn, **QUICK)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    return engine.describe(arn)
+def run(engine: Engine, definition: dict, value=None, name: str | None = None) -> dict:
+    """``enginetools.run`` with a worker serving only this execution."""
+    return enginetools.run(engine, definition, value, name, only=True)
 
 
 def task(resource: str, **fields) -> dict:
@@ -401,12 +393,13 @@ def test_map_results_follow_item_order_whatever_order_iterations_finish_in(engin
                               "max_concurrency_0_runs_all_at_once"])
 def test_map_max_concurrency_bounds_iterations_in_flight(engine, limit, expected_overlap):
     log, lock = [], threading.Lock()
+    together = threading.Barrier(expected_overlap, timeout=15)  # each waits for the others it must overlap with
 
     @engine.handler("py:step")
     def step(value):
         with lock:
             log.append(("start", value))
-        time.sleep(0.1)
+        together.wait()
         with lock:
             log.append(("end", value))
         return value * 10
@@ -425,16 +418,16 @@ def test_map_max_concurrency_bounds_iterations_in_flight(engine, limit, expected
 
 
 def test_parallel_branches_do_their_io_concurrently(engine):
+    together = threading.Barrier(10, timeout=15)  # every branch's handler waits until all ten are running at once
+
     @engine.handler("py:io")
     def io(value):
-        time.sleep(1)
+        together.wait()
         return value
 
     branches = [{"StartAt": f"IO{i}", "States": {f"IO{i}": task("py:io", Parameters={"branch": i}, End=True)}}
                 for i in range(10)]
-    started = time.monotonic()
     result = run(engine, single({"Type": "Parallel", "Branches": branches}), DATA)
-    assert time.monotonic() - started < 5
     assert result["output"] == [{"branch": i} for i in range(10)]
 
 

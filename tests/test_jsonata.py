@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import pytest
 from hypothesis import given, settings
+
+from enginetools import QUICK, finish, run
 from hypothesis import strategies as st
 
 from statemill.engine import Engine
 from statemill.engine import jsonata as jn
 from statemill.engine.errors import StatesError
-from statemill.engine.runtime import TERMINAL
 from statemill.engine.scope import Scope
 
 DATA = {"zero": 0, "no": False, "empty": "", "none": None, "items": [0], "nested": {"zero": 0, "none": None}}
-QUICK = {"poll_seconds": 0.01}
 
 
 def evaluate(text: str, input=DATA, variables=None, **extra):
@@ -135,18 +134,6 @@ def test_any_expression_gives_a_json_value_or_a_states_error(text, data, variabl
 
 
 # ----------------------------------------------------------------------------------------------- executions
-def run(engine: Engine, definition: dict, value=None, deadline: float = 20) -> dict:
-    engine.register(definition, "m")
-    arn = engine.start("m", value)["executionArn"]
-    give_up = time.monotonic() + deadline
-    worker = engine.worker(**QUICK)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    return engine.describe(arn)
-
-
 def output(result: dict):
     assert result["status"] == "SUCCEEDED", result
     return result["output"]
@@ -309,13 +296,7 @@ def test_variables_come_back_from_the_database_after_a_restart(db_url, fake_cloc
 
     second = Engine(db_url, clock=fake_clock)
     second.send_task_success(tokens[0], json.dumps(False))
-    worker = second.worker(**QUICK)
-    give_up = time.monotonic() + 20
-    try:
-        worker.run(until=lambda: second.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    assert second.describe(arn)["output"] == {"kept": DATA, "sent": False}
+    assert finish(second, arn)["output"] == {"kept": DATA, "sent": False}
     second.db.dispose()
 
 
@@ -335,14 +316,7 @@ def test_the_jsonata_saga_behaves_like_its_jsonpath_twin(engine, change):
     results = []
     for name in ("order_saga", "order_saga_jsonata"):
         engine.register(EXAMPLES / f"{name}.yaml", name)
-        arn = engine.start(name, order)["executionArn"]
-        worker = engine.worker(**QUICK)
-        give_up = time.monotonic() + 20
-        try:
-            worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-        finally:
-            worker.close()
-        described = engine.describe(arn)
+        described = finish(engine, engine.start(name, order)["executionArn"])
         results.append({k: described.get(k) for k in ("status", "output", "error", "cause")})
     assert results[0] == results[1]
 
@@ -366,9 +340,9 @@ def test_the_fast_path_agrees_with_the_engine(text, data, variable):
     expression = jn.compile_expression("{% " + text + " %}", "Output")
     scope = Scope(copy.deepcopy(data), {}, {"v": copy.deepcopy(variable)})  # Hypothesis's own values stay untouched
     outcomes = []
-    for run in (expression.evaluate, lambda s: expression._run(s)):
+    for evaluate in (expression.evaluate, lambda s: expression._run(s)):
         try:
-            outcomes.append(("value", run(scope)))
+            outcomes.append(("value", evaluate(scope)))
         except StatesError as exc:
             outcomes.append(("error", exc.cause))
     fast, engine = outcomes

@@ -22,8 +22,8 @@ from statemill.engine.jsonvalue import MAX_DEPTH
 from statemill.engine.store.schema import executions
 from statemill.engine.tokens import parse_output
 
+from clitools import command
 from test_loader import _alias_bomb
-from test_validate_cli import _command
 
 LATIN_1 = "StartAt: A\nStates:\n  A:\n    Type: Pass\n    Comment: caf\xe9\n    End: true\n".encode("latin-1")
 NOT_UTF8 = "5:17: error[SM001] the file is not UTF-8 text (byte 0xe9 here)"
@@ -71,7 +71,7 @@ def test_every_api_that_reads_a_definition_raises_definition_error_for_non_utf8(
 ])
 def test_every_command_that_reads_a_definition_prints_one_located_line_for_non_utf8(tmp_path, args, exit_code):
     (tmp_path / "cafe.yaml").write_bytes(LATIN_1)
-    done = subprocess.run([*_command(), args[0], "cafe.yaml", *args[1:]], cwd=tmp_path, capture_output=True,
+    done = subprocess.run([*command(), args[0], "cafe.yaml", *args[1:]], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == exit_code, done.stderr
     lines = [line for line in (done.stdout + done.stderr).splitlines() if "error" in line]
@@ -89,7 +89,7 @@ def test_a_nine_level_alias_bomb_is_refused_at_once_in_little_memory(tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
     started = time.monotonic()
-    done = subprocess.run([*_command(), "validate", "bomb.yaml"], cwd=tmp_path, capture_output=True, text=True,
+    done = subprocess.run([*command(), "validate", "bomb.yaml"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60, preexec_fn=cap_memory)
     assert done.stdout.startswith("bomb.yaml:6:5: error[SM003] this value is 3,321,505 bytes as JSON once its YAML "
                                   "aliases are expanded"), done.stdout + done.stderr

@@ -132,29 +132,3 @@ def test_statemill_redrive_command(db_url):
     result = CliRunner().invoke(cli, ["redrive", arn, "--db", db])
     assert result.exit_code != 0 and "RUNNING" in result.output
     engine.db.dispose()
-
-
-def test_a_failed_map_runs_again_whole(engine):
-    """statemill re-runs every iteration of a Map that failed (AWS keeps the successful ones: not done yet)."""
-    seen = []
-
-    @engine.handler("item")
-    def item(value):
-        seen.append(value)
-        if value == 2 and len(seen) <= 3:
-            raise Broken("item 2")
-        return value * 10
-
-    definition = {"StartAt": "Each", "States": {"Each": {
-        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
-        "ItemProcessor": {"StartAt": "Item", "States": {"Item": {"Type": "Task", "Resource": "item", "End": True}}},
-        "End": True}}}
-    done = engine.run(definition, {"items": [0, 1, 2]}, machine_name="each")
-    assert done["status"] == "FAILED" and seen == [0, 1, 2]
-    engine.redrive(done["executionArn"])
-    done = engine.wait(done["executionArn"])
-    assert done["status"] == "SUCCEEDED" and done["output"] == [0, 10, 20]
-    assert seen == [0, 1, 2, 0, 1, 2]
-    events = engine.history(done["executionArn"])
-    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
-    assert [e["type"] for e in events].count("MapStateEntered") == 2

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+import enginetools
 from hypothesis import given
 from hypothesis import strategies as st
 
 from statemill.engine import DefinitionError, Engine, FakeClock, InvalidExecutionInput
 from statemill.engine.jsonvalue import MARSHAL_ERROR, MAX_DEPTH
-from statemill.engine.runtime import MAX_COMMIT_FAILURES, TERMINAL
+from statemill.engine.runtime import MAX_COMMIT_FAILURES
 from statemill.engine.store.schema import executions, frames, history_events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +41,8 @@ def nested(depth: int, leaf=0):
 
 
 def run(engine: Engine, definition: dict, value=DATA, deadline: float = 20) -> dict:
-    """Register ``definition`` as machine "m", start it and work until it ends (or ``deadline`` real seconds)."""
-    engine.register(definition, "m")
-    arn = engine.start("m", value)["executionArn"]
-    give_up = time.monotonic() + deadline
-    worker = engine.worker(poll_seconds=0.01)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    return engine.describe(arn)
+    """``enginetools.run`` with DATA as the default input."""
+    return enginetools.run(engine, definition, value, deadline=deadline)
 
 
 def types(engine: Engine, result: dict) -> list[str]:

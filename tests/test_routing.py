@@ -18,17 +18,17 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import given
+
+from enginetools import QUICK, finish, wait_for
 from hypothesis import strategies as st
 
 from statemill.cli.main import main as cli
 from statemill.engine import Engine, HandlerRegistry, StatesError
 from statemill.engine.handlers import LAMBDA_INVOKE, handler_key
-from statemill.engine.runtime import TERMINAL
 from statemill.engine.store import migrations
 from statemill.engine.store.db import normalise_url
 from statemill.engine.store.schema import frames, history_events, workers
 
-QUICK = {"poll_seconds": 0.01}
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 ANY_FUNCTION = "arn:aws:lambda:*:*:function:"
 CHILD_STARTS = ["arn:aws:states:::states:startExecution", "arn:aws:states:::states:startExecution.sync",
@@ -52,17 +52,6 @@ def drain(engine: Engine, rounds: int = 40, **options) -> None:
         worker.run(until=lambda: next(seen, None) is None)
     finally:
         worker.close()
-
-
-def finish(engine: Engine, arn: str, deadline: float = 20) -> dict:
-    """Run a worker of ``engine`` (every execution) until ``arn`` has ended; its description."""
-    give_up = time.monotonic() + deadline
-    worker = engine.worker(**QUICK)
-    try:
-        worker.run(until=lambda: engine.status(arn) in TERMINAL or time.monotonic() > give_up)
-    finally:
-        worker.close()
-    return engine.describe(arn)
 
 
 def rows(engine: Engine, arn: str) -> tuple[list, list]:
@@ -246,7 +235,7 @@ def test_describe_and_workers_say_who_serves_what(db_url):
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        wait_until(lambda: engine.workers() and engine.waiting_for_workers(arn))
+        wait_for(lambda: engine.workers() and engine.waiting_for_workers(arn), 60)
         described = json.loads(invoke("describe", arn, "--db", db_url, "--json"))
         [waiting] = described["waitingForWorkers"]
         assert waiting == {"stateName": "Only", "resource": "book", "handlerKey": "book",
@@ -272,19 +261,11 @@ NEW_COLUMNS = [("frames", "handler_key"), ("frames", "task_deadline"), ("workers
 
 
 @pytest.fixture
-def empty_url(db_url) -> str:
+def empty_url(db_url, tmp_path, request) -> str:
     """A database with no tables at all: a new SQLite file, or a new PostgreSQL database (dropped afterwards)."""
     if db_url.startswith("sqlite"):
-        yield db_url
-        return
-    name = f"statemill_migrate_{os.getpid()}_{time.monotonic_ns()}"
-    admin = sa.create_engine(normalise_url(db_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield db_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return request.getfixturevalue("empty_postgres_url")
 
 
 def test_migration_2_upgrades_a_version_1_database_with_work_in_flight(empty_url):
@@ -350,13 +331,6 @@ def stop_worker(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, stderr
 
 
-def wait_until(check, seconds: float = 60) -> None:
-    give_up = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < give_up, "timed out"
-        time.sleep(0.1)
-
-
 def test_the_probe_through_the_cli_other_processes_leave_the_trip_alone(tmp_path, db_url):
     for name, text in {**HANDLER_MODULES, "trip_saga.yaml": TRIP_YAML,
                        "simple.yaml": "StartAt: Echo\nStates: {Echo: {Type: Task, Resource: echo, End: true}}\n"
@@ -375,7 +349,7 @@ def test_the_probe_through_the_cli_other_processes_leave_the_trip_alone(tmp_path
 
         worker = spawn_worker(tmp_path, db_url, "h_ok")
         try:
-            wait_until(lambda: len(client.history(arn)) == 3)  # it may enter Book and schedule its task
+            wait_for(lambda: len(client.history(arn)) == 3, 60)  # it may enter Book and schedule its task
             time.sleep(1.0)  # and then must leave it alone
             described = json.loads(statemill(tmp_path, "describe", arn, "--db", db_url, "--json").stdout)
             listed = json.loads(statemill(tmp_path, "workers", "--db", db_url, "--json").stdout)["workers"]
@@ -391,7 +365,7 @@ def test_the_probe_through_the_cli_other_processes_leave_the_trip_alone(tmp_path
 
         worker = spawn_worker(tmp_path, db_url, "h_trip")
         try:
-            wait_until(lambda: client.status(arn) != "RUNNING")
+            wait_for(lambda: client.status(arn) != "RUNNING", 60)
         finally:
             stop_worker(worker)
         result = client.describe(arn)

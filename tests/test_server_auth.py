@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from servertools import REGION, ServerProcess, serving
 from statemill.cli.main import main as cli
-from statemill.cli.serve import _loopback
+from statemill.cli.listen import _loopback
 
 KEY, SECRET = "AKIDSTATEMILL0", "s3cret/with+chars"
 LIST = "AWSStepFunctions.ListStateMachines"

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from enginetools import wait_for
 from servertools import REGION, ServerProcess
 
 ROLE = "arn:aws:iam::000000000000:role/statemill-test"
@@ -88,19 +88,9 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
     return process.wait(30)
 
 
-def until(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def closed(sfn, arn: str, timeout: float = 60.0) -> dict:
-    return until(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
-                 f"{arn} to close", timeout)
+    return wait_for(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+                    timeout, f"{arn} to close")
 
 
 def events(sfn, arn: str) -> list[dict]:
@@ -129,7 +119,7 @@ def test_a_token_completed_by_another_process_resumes_the_execution(folder, db_u
     try:
         sfn = server.client()
         arn = sfn.start_execution(stateMachineArn=create(sfn, "ask", TOKEN), input='{"n": 0}')["executionArn"]
-        scheduled = until(lambda: [e for e in events(sfn, arn) if e["type"] == "TaskSubmitted"], "the hand-out")
+        scheduled = wait_for(lambda: [e for e in events(sfn, arn) if e["type"] == "TaskSubmitted"], 60, "the hand-out")
         token = json.loads(next(e for e in events(sfn, arn) if e["type"] == "TaskScheduled")
                            ["taskScheduledEventDetails"]["parameters"])["token"]
         assert scheduled
@@ -151,7 +141,7 @@ def test_a_killed_worker_is_replaced_and_the_execution_ends_once(folder, db_url)
         arn = sfn.start_execution(stateMachineArn=create(sfn, "step", STEP), name="step",
                                   input='{"n": 0}')["executionArn"]
         calls = folder / "calls.jsonl"
-        until(lambda: calls.exists() and calls.read_text().count("\n") == 1, "the handler to start")
+        wait_for(lambda: calls.exists() and calls.read_text().count("\n") == 1, 60, "the handler to start")
         assert stop(first, signal.SIGKILL) == -signal.SIGKILL
         assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
         (folder / "release").touch()
@@ -190,8 +180,8 @@ def test_executions_continue_after_the_server_is_killed_and_restarted(folder, db
     waiting = sfn.start_execution(stateMachineArn=create(sfn, "pause", WAIT), name="pause",
                                   input='{"zero": 0}')["executionArn"]
     asking = sfn.start_execution(stateMachineArn=create(sfn, "ask", TOKEN), name="ask")["executionArn"]
-    until(lambda: [e for e in events(sfn, waiting) if e["type"] == "WaitStateEntered"], "the Wait")
-    until(lambda: [e for e in events(sfn, asking) if e["type"] == "TaskSubmitted"], "the hand-out")
+    wait_for(lambda: [e for e in events(sfn, waiting) if e["type"] == "WaitStateEntered"], 60, "the Wait")
+    wait_for(lambda: [e for e in events(sfn, asking) if e["type"] == "TaskSubmitted"], 60, "the hand-out")
     token = json.loads(next(e for e in events(sfn, asking) if e["type"] == "TaskScheduled")
                        ["taskScheduledEventDetails"]["parameters"])["token"]
     assert server.stop(signal.SIGKILL) == -signal.SIGKILL

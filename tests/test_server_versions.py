@@ -193,6 +193,26 @@ def test_a_running_execution_keeps_its_version_when_the_alias_moves(sfn):
     sfn.stop_execution(executionArn=waiting)
 
 
+@pytest.mark.parametrize("target, ran", [(None, None), (1, 1), ("live", 2)],
+                         ids=["latest_names_the_machine", "a_version_names_it", "an_alias_names_the_version_it_picked"])
+def test_describe_state_machine_for_execution_names_the_version_that_ran(sfn, target, ran):
+    name = f"for-execution-{target}"
+    machine(sfn, name, 0, 1)
+    sfn.create_state_machine_alias(name="live", routingConfiguration=[
+        {"stateMachineVersionArn": arn(name, 2), "weight": 100}])
+    sfn.update_state_machine(stateMachineArn=arn(name), definition=definition(""))  # $LATEST moves on
+    done = run(sfn, arn(name, target))
+    found = sfn.describe_state_machine_for_execution(executionArn=done["executionArn"])
+    assert found["stateMachineArn"] == arn(name, ran) and found["name"] == name
+    expected = sfn.describe_state_machine(stateMachineArn=arn(name, ran))
+    assert json.loads(found["definition"]) == json.loads(expected["definition"])
+    assert found["revisionId"] == expected["revisionId"]
+    if ran is not None:  # a version never changes: its creation is its last update
+        assert found["updateDate"] == expected["creationDate"]
+    assert done.get("stateMachineVersionArn") == (None if ran is None else arn(name, ran))
+    assert done.get("stateMachineAliasArn") == (arn(name, "live") if target == "live" else None)
+
+
 def test_an_alias_splits_200_starts_50_50_within_a_wide_tolerance(sfn):
     machine(sfn, "split", 0, 1)
     sfn.create_state_machine_alias(name="half", routingConfiguration=[

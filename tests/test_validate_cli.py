@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from clitools import statemill
 
 VALID = "StartAt: A\nStates:\n  A:\n    Type: Pass\n    Result: {zero: 0, no: false, empty: '', nothing: null}\n" \
         "    End: true\n"
@@ -21,19 +20,6 @@ WARNS = "StartAt: C\nStates:\n  C:\n    Type: Choice\n    Choices:\n      - {Var
         "  D: {Type: Succeed}\n"
 JSON_BAD = '{\n  "StartAt": "A",\n  "States": {\n    "A": {"Type": "Pass", "End": true, "Next": "A"}\n  }\n}\n'
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning)\[(?P<code>SM\d{3})\] .+$")
-
-
-def _command() -> list[str]:
-    """The installed console script next to this Python (the venv's), else on PATH, else the module."""
-    beside = Path(sys.executable).with_name("statemill")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("statemill")
-    return [found] if found else [sys.executable, "-m", "statemill.cli.main"]
-
-
-def statemill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

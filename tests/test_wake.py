@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from enginetools import wait_for
 from statemill.engine import Engine
 from statemill.engine.runtime import TERMINAL
 from statemill.engine.store.schema import workers
@@ -53,16 +54,6 @@ def idle_worker(engine: Engine, **options):
         worker.stop()
         thread.join(10)
         worker.close()
-
-
-def wait_for(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise AssertionError(f"not within {seconds} s (the worker polls every {POLL} s: no wake-up arrived)")
 
 
 def statemill(*args: str) -> subprocess.CompletedProcess:

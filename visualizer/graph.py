@@ -147,6 +147,8 @@ def _node_attrs(node: Node, overlay: o.Overlay | None) -> dict[str, str]:
             attrs["penwidth"] = "2.8"
         elif status == o.NOT_REACHED:
             attrs["style"] += ",dashed"
+        if run is not None and run.redriven:  # failed before a redrive: a second outline in the redriven colour
+            attrs.update(peripheries="2", color=s.REDRIVEN.line, penwidth="1.8")
     attrs["label"] = _label(node, notes)
     return attrs
 
@@ -205,7 +207,8 @@ def _heading(overlay: o.Overlay | None, title: str | None) -> str | None:
     title = title or (overlay.title if overlay is not None else None)
     if overlay is None:
         return f"<<b>{html_text(title)}</b>>" if title else None
-    rows = [f"<b>{html_text(title or 'execution')}</b>  {html_text(overlay.status)}"]
+    redrives = f", redriven {overlay.redrives}×" if overlay.redrives else ""
+    rows = [f"<b>{html_text(title or 'execution')}</b>  {html_text(overlay.status + redrives)}"]
     if overlay.error or overlay.cause:
         problem = " ".join(f"{overlay.error or ''}: {overlay.cause or ''}".split())  # a traceback in a line
         rows.append(html_text(s._clip(problem, 100)))
@@ -213,6 +216,9 @@ def _heading(overlay: o.Overlay | None, title: str | None) -> str | None:
     cells = "".join(f'<td bgcolor="{s.STATUS[k].fill}" color="{s.STATUS[k].line}" border="1" cellpadding="3">'
                     f'<font point-size="9">{html_text(o.LABELS[k])}</font></td>' for k in (*o.PRIORITY, o.NOT_REACHED)
                     if k in present)
+    if any(run.redriven for run in overlay.states.values()):
+        cells += (f'<td bgcolor="{s.REDRIVEN.fill}" color="{s.REDRIVEN.line}" border="2" cellpadding="3">'
+                  f'<font point-size="9">{html_text(o.LABELS[o.REDRIVEN])}</font></td>')
     legend = f'<table border="0" cellspacing="3" cellpadding="0"><tr>{cells}</tr></table>'
     text = "".join(f'<tr><td align="left">{row}</td></tr>' for row in rows)
     return f'<<table border="0" cellspacing="2">{text}<tr><td align="left">{legend}</td></tr></table>>'

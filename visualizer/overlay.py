@@ -7,6 +7,11 @@ the iteration that freed it), and a Parallel/Map's own events after it forked, w
 (engine/history.py describes AWS's rules): those climb back to the thread running the Parallel/Map. Replaying the events thread by thread gives every visit of every
 state; the latest visit per thread wins, and across threads (Map iterations) the most telling status wins. Nothing
 here reads the database: ``load_execution`` fetches the history, ``from_history`` is pure.
+
+After an ``ExecutionRedriven`` the states that run again are drawn as the current run: the visits that had failed
+or were aborted before it no longer decide a state's status; the failed ones are counted as ``redriven``. A
+Parallel/Map that failed goes on (the redrive does not enter it again), a re-run iteration replaces the one with its
+index, and a re-run branch continues its own thread.
 """
 from __future__ import annotations
 
@@ -28,12 +33,13 @@ WAITING_TIMER = "waiting-timer"
 WAITING_TOKEN = "waiting-token"
 CANCELLED = "cancelled"
 NOT_REACHED = "not-reached"
+REDRIVEN = "redriven"  # not a status: the mark of a state that failed before a redrive ran it again
 
 # The most telling status first: where an execution is now, then what went wrong, then what went fine.
 PRIORITY = (RUNNING, WAITING_TOKEN, WAITING_TIMER, FAILED, CAUGHT, CANCELLED, SUCCEEDED)
 LABELS = {SUCCEEDED: "succeeded", FAILED: "failed", CAUGHT: "caught", RUNNING: "running",
           WAITING_TIMER: "waiting: timer", WAITING_TOKEN: "waiting: task token", CANCELLED: "cancelled",
-          NOT_REACHED: "not reached"}
+          NOT_REACHED: "not reached", REDRIVEN: "failed, redriven"}
 
 _END_EVENTS = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED",
                "ExecutionTimedOut": "TIMED_OUT"}
@@ -62,6 +68,7 @@ class StateRun:
     error: str | None = None
     cause: str | None = None
     iterations: Mapping[str, int] | None = None
+    redriven: int = 0  # visits that failed before an ExecutionRedriven (a redrive ran the state again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,7 @@ class Overlay:
     title: str = ""
     error: str | None = None
     cause: str | None = None
+    redrives: int = 0  # ExecutionRedriven events seen
 
     def status_of(self, state: str) -> str:
         run = self.states.get(state)
@@ -106,6 +114,8 @@ class _Visit:
     cause: str | None = None
     children: list["_Thread"] = field(default_factory=list)
     items: int = 0
+    superseded: bool = False  # failed or aborted before a redrive, which runs it again: not the current status
+    redriven: bool = False  # failed before a redrive
 
 
 @dataclass(eq=False)
@@ -114,6 +124,7 @@ class _Thread:
     outer: "_Thread | None" = None  # the thread running ``parent``
     visits: list[_Visit] = field(default_factory=list)
     ended: str | None = None  # SUCCEEDED, FAILED or CANCELLED once over
+    index: int | None = None  # a Map iteration's
 
     @property
     def open(self) -> _Visit | None:
@@ -139,6 +150,7 @@ class _Replay:
         self.status = "RUNNING"
         self.error: str | None = None
         self.cause: str | None = None
+        self.redrives = 0
 
     def event(self, event: Mapping[str, Any]) -> None:
         kind, eid, previous = event["type"], event["id"], event.get("previousEventId", 0)
@@ -147,15 +159,22 @@ class _Replay:
         if kind in _END_EVENTS:
             self.end_execution(kind, details)
             return
+        if kind == "ExecutionRedriven":
+            self.redriven()
+            return
         thread = self.thread_of.get(previous, self.root)
+        if self.redrives and thread.ended in (FAILED, CANCELLED) and kind not in _FORK_OWNED:
+            thread.ended = None  # a branch the redrive runs again goes on in its own thread
         if kind in _FORK_OWNED:
             while thread.outer is not None and not (thread.open and isinstance(thread.open.state, _FORK_STATES)):
                 thread = thread.outer
         if kind == "MapIterationStarted" or (kind.endswith("StateEntered") and self.types.get(previous) in _FORKS):
             parent = thread.open
-            thread = _Thread(parent, thread)
+            thread = _Thread(parent, thread, index=details.get("index") if kind == "MapIterationStarted" else None)
             self.threads.append(thread)
             if parent is not None:
+                if thread.index is not None:  # a redriven iteration takes the place of its earlier run
+                    parent.children = [c for c in parent.children if c.index != thread.index]
                 parent.children.append(thread)
         self.thread_of[eid] = thread
         visit = thread.open
@@ -233,6 +252,22 @@ class _Replay:
         parameters did not evaluate): entering one and moving on happen in a single step. A Wait may simply wait."""
         return not visit.progressed and not isinstance(visit.state, m.WaitState)
 
+    def redriven(self) -> None:
+        """ExecutionRedriven: what failed or was aborted runs again; a failed Parallel/Map goes on where it was."""
+        self.redrives += 1
+        self.status, self.error, self.cause = "RUNNING", None, None
+        for thread in self.threads:
+            for visit in thread.visits:
+                if visit.status in (FAILED, CANCELLED):
+                    visit.superseded = True
+                    visit.redriven = visit.redriven or visit.status == FAILED
+        self.root.ended = None
+        last = self.root.visits[-1] if self.root.visits else None
+        if last is not None and last.superseded and last.children and isinstance(last.state, _FORK_STATES):
+            last.status, last.superseded, last.phase = None, False, RUNNING
+            last.failed = last.retry_pending = False
+            last.counts = [0] * len(last.counts)  # a redrive starts the retry counters over
+
     def end_execution(self, kind: str, details: Mapping[str, Any]) -> None:
         self.status = _END_EVENTS[kind]
         self.error, self.cause = details.get("error"), details.get("cause")
@@ -282,12 +317,14 @@ class _Replay:
                 latest.setdefault(name, []).append(visit)
         states = {}
         for name, visits in every.items():
-            chosen = min(latest[name], key=lambda v: PRIORITY.index(v.status))
+            current = [v for v in latest[name] if not v.superseded] or latest[name]
+            chosen = min(current, key=lambda v: PRIORITY.index(v.status))
             states[name] = StateRun(chosen.status, len(visits), dict(Counter(v.status for v in visits)),
                                     sum(v.retries for v in visits), chosen.error, chosen.cause,
-                                    _iterations(visits) if isinstance(chosen.state, m.MapState) else None)
+                                    _iterations(visits) if isinstance(chosen.state, m.MapState) else None,
+                                    sum(v.redriven for v in visits))
         return Overlay(self.status, states, frozenset(transitions), frozenset(entered_first), frozenset(finished),
-                       title, self.error, self.cause)
+                       title, self.error, self.cause, self.redrives)
 
 
 def _caught_by(state: m.State, target: str) -> bool:

@@ -61,6 +61,8 @@ STATUS = {
     o.CANCELLED: Look("#e8eaed", "#80868b"),
     o.NOT_REACHED: Look("#ffffff", FAINT, "#80868b"),
 }
+# A state that failed before a redrive ran it again: a second outline in this colour, whatever its status now.
+REDRIVEN = Look("#f6aea9", "#a50e0e")
 
 # Edge colours; in an overlay the path taken is drawn dark and thick, the rest faint.
 EDGE = {"catch": "#d93025", "default": "#5f6368"}
@@ -87,6 +89,8 @@ def status_lines(run: o.StateRun | None) -> list[str]:
     if run.status in (o.FAILED, o.CAUGHT) and run.error:
         head += f": {_clip(run.error, 36)}"
     lines = [head]
+    if run.redriven:
+        lines.append(o.LABELS[o.REDRIVEN] + (f" {run.redriven}×" if run.redriven > 1 else ""))
     if run.retries:
         lines.append(f"retried {run.retries}×")
     if run.iterations is not None:

@@ -207,10 +207,14 @@ def _live_context(call: Call, execution_id: int) -> dict | None:
                 output=json.dumps(row.output, indent=2, ensure_ascii=False) if row.status == "SUCCEEDED" else None)
 
 
+def _no_execution(call: Call) -> Response:
+    return call.render("message.html", 404, title="Not found", message="No execution has that id.")
+
+
 def execution_page(call: Call) -> Response:
     context = _live_context(call, int(call.request.path_params["id"]))
     if context is None:
-        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
+        return _no_execution(call)
     return call.render("execution.html", **context)
 
 
@@ -228,49 +232,42 @@ def execution_live(call: Call) -> Response:
     return call.render("_live.html", **context) if context else Response(status_code=286)
 
 
-def stop_confirm(call: Call) -> Response:
+def _on_execution(call: Call, answer: Callable[[Any], Response]) -> Response:
+    """``answer(row)`` for the execution the path's id names, or the 404 page."""
     with call.client.reader.connect() as conn:
         row = q.execution(conn, int(call.request.path_params["id"]))
-    if row is None:
-        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
-    return call.render("stop.html", execution=row)
+    return _no_execution(call) if row is None else answer(row)
+
+
+def _act(call: Call, act: Callable[[str], Any], done: str) -> Response:
+    """``act(arn)`` on the path's execution, flashing ``done`` or the refusal, then back to its page."""
+    def acted(row) -> Response:
+        try:
+            act(row.arn)
+            call.flash(f"{done} {row.name}.")
+        except StatemillError as exc:
+            call.flash(f"{type(exc).__name__}: {exc}", "error")
+        return RedirectResponse(f"{PREFIX}/executions/{row.id}", 303)
+    return _on_execution(call, acted)
+
+
+def stop_confirm(call: Call) -> Response:
+    return _on_execution(call, lambda row: call.render("stop.html", execution=row))
 
 
 def stop(call: Call) -> Response:
-    execution_id = int(call.request.path_params["id"])
-    with call.client.reader.connect() as conn:
-        row = q.execution(conn, execution_id)
-    if row is None:
-        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
-    try:
-        call.client.stop(row.arn, call.arg("error") or None, call.arg("cause") or None)
-        call.flash(f"Stopped {row.name}.")
-    except StatemillError as exc:
-        call.flash(f"{type(exc).__name__}: {exc}", "error")
-    return RedirectResponse(f"{PREFIX}/executions/{execution_id}", 303)
+    return _act(call, lambda arn: call.client.stop(arn, call.arg("error") or None, call.arg("cause") or None),
+                "Stopped")
 
 
 def redrive_confirm(call: Call) -> Response:
-    with call.client.reader.connect() as conn:
-        row = q.execution(conn, int(call.request.path_params["id"]))
-    if row is None:
-        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
-    return call.render("redrive.html", execution=row, redrivable=row.status in REDRIVABLE)
+    return _on_execution(call, lambda row: call.render("redrive.html", execution=row,
+                                                       redrivable=row.status in REDRIVABLE))
 
 
 def redrive(call: Call) -> Response:
     """RedriveExecution; a refusal (ExecutionNotRedrivable, with AWS's reason) comes back as a message on the page."""
-    execution_id = int(call.request.path_params["id"])
-    with call.client.reader.connect() as conn:
-        row = q.execution(conn, execution_id)
-    if row is None:
-        return call.render("message.html", 404, title="Not found", message="No execution has that id.")
-    try:
-        call.client.redrive(row.arn)
-        call.flash(f"Redrove {row.name}.")
-    except StatemillError as exc:
-        call.flash(f"{type(exc).__name__}: {exc}", "error")
-    return RedirectResponse(f"{PREFIX}/executions/{execution_id}", 303)
+    return _act(call, call.client.redrive, "Redrove")
 
 
 # ------------------------------------------------------------------------------------------------ state machines
