@@ -289,7 +289,8 @@ class Worker:
             if t is None:
                 return None
         fault("after_commit")
-        parked = t.frame is None or t.run_at is None or t.run_at > now
+        # (A frame this worker goes on with is not parked, though a batch's last step ran a little after ``now``.)
+        parked = t.frame is None or (not t.leased and (t.run_at is None or t.run_at > now))
         if (parked and item.parent_id is None) or (t.frame is not None and t.frame.phase == "callback"):
             # Finished, or parked (a timer, a token, its children) perhaps for weeks: keep nothing of it in this
             # worker's memory. 100,000 parked executions must not grow it.
