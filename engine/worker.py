@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -32,9 +33,9 @@ from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
-from .store.db import lasting
+from .store.db import keeps_connections, lasting
 from .store.schema import executions, frames, task_tokens, workers
-from .wake import WakeSocket
+from .wake import WakeSocket, committed
 
 log = logging.getLogger("statemill.worker")
 
@@ -73,6 +74,9 @@ class Worker:
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
+        self._keep = keeps_connections(client.db)  # frame threads keep a connection between their transactions
+        self._local = threading.local()
+        self._kept: list[sa.Connection] = []
 
     @property
     def clock(self):
@@ -136,6 +140,7 @@ class Worker:
             wait_futures(list(self._inflight.values()))
             self._reap()
             self._inflight.clear()
+            self._close_kept()
             try:
                 self._deregister()
             except sa.exc.DBAPIError:
@@ -210,6 +215,29 @@ class Worker:
 
     def close(self) -> None:
         self._frames_pool.shutdown(wait=True)
+        self._close_kept()
+
+    @contextmanager
+    def _transaction(self):
+        """A frame thread's write transaction. On a SQLite file it runs on the thread's own connection, kept between
+        transactions: a pool checkout and its reset cost more than the commit of a small transition."""
+        if not self._keep:
+            with self.client.db.begin() as conn:
+                yield conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self.client.db.connect()
+            self._kept.append(conn)
+        with conn.begin():
+            yield conn
+        committed(conn)  # wake-ups owed by the commit (a pooled connection sends them on its checkin)
+
+    def _close_kept(self) -> None:
+        """Give the frame threads' connections back (no frame is in flight)."""
+        kept, self._kept = self._kept, []
+        for conn in kept:
+            conn.close()
 
     def _reap(self) -> None:
         for frame_id, future in list(self._inflight.items()):
@@ -275,7 +303,7 @@ class Worker:
         now = self.clock.now()
         token = new_token()
         try:
-            with self.client.db.begin() as conn:
+            with self._transaction() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
                            item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving,
                            self.clock.now)
@@ -310,7 +338,7 @@ class Worker:
         log.error("frame %s: the transition of state %r could not be stored", item.id, item.state, exc_info=exc)
         cause = problem(exc)
         try:
-            with self.client.db.begin() as conn:
+            with self._transaction() as conn:
                 t = commit_failed(conn, item, self.id, now, item.parent_id is None, cause)
                 if t is not None:
                     self._track_tokens(conn, item, t, None, now)
