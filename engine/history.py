@@ -72,8 +72,10 @@ def payload(value: Any) -> dict:
     return {"truncated": False}
 
 
-def entered(state_type: str, name: str, value: Any) -> Event:
-    return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value), "inputDetails": payload(value)})
+def entered(state_type: str, name: str, value: Any, text: str | None = None) -> Event:
+    """``…StateEntered``; ``text``: the input's JSON text when the caller has it already."""
+    return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value) if text is None else text,
+                                             "inputDetails": payload(value)})
 
 
 def exited(state_type: str, name: str, value: Any, assigned: dict | None = None, text: str | None = None) -> Event:

@@ -43,6 +43,9 @@ class Frame:
     phase: str = "enter"
     input: Any = None
     data: dict = field(default_factory=dict)
+    # ``input``'s JSON text when the step that made the frame had it (the previous state's output): the next step's
+    # ``…StateEntered`` and the frame's row reuse it instead of encoding the same value again.
+    text: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,17 +257,18 @@ class _Step:
         self.data.pop("entered_time", None)
         self.entered_at = self.env.now
         self.data.update(attempt=0, retries=[])
-        self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw))
+        self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw, self.frame.text))
         getattr(self, f"enter_{state.type.lower()}")(state, raw)
 
     def effective_input(self, state: m.State, raw: Any) -> Any:
-        if state.query_language == "JSONata":
-            return raw
-        return {} if state.input_path is None else state.input_path.resolve(self.scope(raw))
+        path = state.input_path
+        if path is None:
+            return raw if state.query_language == "JSONata" else {}
+        return raw if path.whole or state.query_language == "JSONata" else path.resolve(self.scope(raw))
 
     def output(self, value: Any) -> Any:
-        state = self.state
-        out = {} if state.output_path is None else state.output_path.resolve(self.scope(value))
+        path = self.state.output_path
+        out = {} if path is None else value if path.whole else path.resolve(self.scope(value))
         self.check_size(out)
         return out
 
@@ -279,17 +283,17 @@ class _Step:
         if assigned is not None:
             self.data["variables"] = {**(self.data.get("variables") or {}), **assigned}
         sized = self.sized
-        self.emit(h.exited(state.type, state.name, output, assigned,
-                           sized[1] if sized is not None and sized[0] is output else None))
+        text = sized[1] if sized is not None and sized[0] is output else h.dumps(output)
+        self.emit(h.exited(state.type, state.name, output, assigned, text))
         target = next_state or state.next
         if target is None or (state.end and next_state is None):
             self.finish(output)
         else:
-            self.goto(target, output)
+            self.goto(target, output, text)
 
-    def goto(self, target: str, value: Any) -> None:
+    def goto(self, target: str, value: Any, text: str | None = None) -> None:
         keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables", "map_run") if k in self.data}
-        self.t.frame = Frame(target, "enter", value, keep)
+        self.t.frame = Frame(target, "enter", value, keep, text)
         self.t.run_at = self.env.now
 
     def finish(self, output: Any) -> None:
@@ -346,7 +350,7 @@ class _Step:
         if state.parameters is not None:
             effective = state.parameters.evaluate(self.scope(effective))
         result = effective if state.result is m.MISSING else state.result
-        assigned = self.assigned(state.assign, self.scope(result))
+        assigned = None if state.assign is None else self.assigned(state.assign, self.scope(result))
         self.exit(self.apply_result(result), assigned=assigned)
 
     def leave(self, scope: Scope, default: Any, next_state: str | None = None, assign: Any = MISSING,
@@ -436,7 +440,7 @@ class _Step:
         if until - self.env.now > MAX_WAIT_SECONDS:
             raise StatesError(E.RUNTIME, "Wait state delay is too long.")
         self.data["effective"] = effective
-        self.t.frame = Frame(state.name, "wait", raw, self.data)
+        self.t.frame = Frame(state.name, "wait", raw, self.data, self.frame.text)
         self.t.run_at = max(until, self.env.now)
 
     # -- Task
@@ -477,7 +481,7 @@ class _Step:
             self.data.pop("heartbeat_at", None)
             self.await_callback()
             return
-        self.t.frame = Frame(state.name, "task", self.frame.input, self.data)
+        self.t.frame = Frame(state.name, "task", self.frame.input, self.data, self.frame.text)
         self.t.run_at = self.env.now
         self.t.task = TaskRequest(state.resource, value, timeout_at, heartbeat, self.data.get("attempt", 0))
 
@@ -500,7 +504,7 @@ class _Step:
 
     def await_callback(self) -> None:
         deadlines = [d for d in (self.data.get("timeout_at"), self.data.get("heartbeat_at")) if d is not None]
-        self.t.frame = Frame(self.state.name, "callback", self.frame.input, self.data)
+        self.t.frame = Frame(self.state.name, "callback", self.frame.input, self.data, self.frame.text)
         self.t.run_at = min(deadlines) if deadlines else None
 
     def task_result(self, result: Any) -> None:
@@ -523,7 +527,7 @@ class _Step:
         if self.jsonata:
             self.leave(self.scope(self.frame.input, result=result), result)
             return
-        assigned = self.assigned(state.assign, self.scope(result))
+        assigned = None if state.assign is None else self.assigned(state.assign, self.scope(result))
         selected = result
         if getattr(state, "result_selector", None) is not None:
             selected = state.result_selector.evaluate(self.scope(result))
@@ -570,7 +574,7 @@ class _Step:
                     delay = (self.env.rng or random).uniform(0, delay)
                 counts[i] += 1
                 self.data.update(retries=counts, attempt=self.data.get("attempt", 0) + 1)
-                self.t.frame = Frame(state.name, "retry", self.frame.input, self.data)
+                self.t.frame = Frame(state.name, "retry", self.frame.input, self.data, self.frame.text)
                 self.t.run_at = self.env.now + delay
                 return
             break
@@ -624,7 +628,7 @@ class _Step:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
             if self.distributed():
                 self.emit(h.Event("MapRunStarted", {"mapRunArn": self.map_run_arn()}))
-        self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
+        self.t.frame = Frame(state.name, "join", self.frame.input, self.data, self.frame.text)
         self.t.run_at = None
         if not children:
             self.joined([])

@@ -407,8 +407,8 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
     if left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
-    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
-                                                  worker_id)).rowcount != 1:
+    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version, worker_id,
+                                                  t.frame.text if t.frame is not None else None)).rowcount != 1:
         raise StaleTransition
 
     append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
