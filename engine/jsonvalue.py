@@ -124,6 +124,8 @@ def stored_form(value: Any) -> Any:
         raise ValueError(f"a string holds a lone surrogate ({bad!a}), which UTF-8 cannot encode") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # too few brackets to nest that deep: no walk needed
+        return stored
     return check_depth(stored)
 
 

@@ -394,15 +394,17 @@ class Worker:
         fault("before_handler")
         remaining = None if timeout_at is None else max(0.0, timeout_at - self.clock.now())
         started = time.monotonic()
-        # Without a deadline the frame waits for the handler however long it runs: call it here, not in a thread.
-        future = in_daemon_thread(call.handler, call.value, context, remaining) if remaining is not None else \
-            called(call.handler, call.value, context, remaining)
+        future = None
         try:
-            result = future.result(timeout=remaining)
+            if remaining is None:  # no deadline: the frame waits for the handler however long it runs, here
+                result = call.handler(call.value, context, remaining)
+            else:
+                future = in_daemon_thread(call.handler, call.value, context, remaining)
+                result = future.result(timeout=remaining)
         except BaseException as exc:  # noqa: BLE001 - any handler failure becomes an ASL error
             # Only a deadline that has passed is States.Timeout, not a handler's own TimeoutError raised early (an
             # async handler's wait_for raises one at the deadline; on 3.11+ all three classes are TimeoutError).
-            if isinstance(exc, (FutureTimeout, TimeoutError, asyncio.TimeoutError)) and remaining is not None and \
+            if isinstance(exc, (FutureTimeout, TimeoutError, asyncio.TimeoutError)) and future is not None and \
                     (not future.done() or time.monotonic() - started >= remaining):
                 future.cancel()
                 return Trigger("timeout", error=E.TIMEOUT)
@@ -422,17 +424,6 @@ def problem(exc: BaseException) -> str:
     inner = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig is not None else exc
     text = f"{type(inner).__name__}: {inner}".splitlines()[0] if str(inner) else type(inner).__name__
     return text[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def called(fn: Callable, *args) -> Future:
-    """``fn(*args)`` called in this thread, its outcome as a done Future (as ``in_daemon_thread`` gives it)."""
-    future: Future = Future()
-    future.set_running_or_notify_cancel()
-    try:
-        future.set_result(fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-        future.set_exception(exc)
-    return future
 
 
 def in_daemon_thread(fn: Callable, *args) -> Future:
