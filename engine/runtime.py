@@ -34,7 +34,10 @@ class StaleTransition(Exception):
 
 
 def fault(point: str) -> None:
-    """Crash on purpose at a named point when ``STATEMILL_FAULT`` names it (crash tests kill workers here)."""
+    """Crash on purpose at a named point when ``STATEMILL_FAULT`` names it (crash tests kill workers here; it is
+    read when the process starts)."""
+    if not _FAULTS_ARMED:
+        return
     wanted = os.environ.get("STATEMILL_FAULT")
     if wanted and wanted == point:
         marker = os.environ.get("STATEMILL_FAULT_ONCE")

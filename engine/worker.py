@@ -28,9 +28,11 @@ from .children import with_children
 from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
+from .history import is_activity
 from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
+from .model import TaskState
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
 from .store.db import keeps_connections, lasting
@@ -74,6 +76,7 @@ class Worker:
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
+        self._tokens: dict[int, bool] = {}  # machine revision id -> whether it hands out task tokens
         self._keep = keeps_connections(client.db)  # frame threads keep a connection between their transactions
         self._local = threading.local()
         self._kept: list[sa.Connection] = []
@@ -301,7 +304,7 @@ class Worker:
         if trigger is not None:
             trigger = replace(trigger, started_at=started_at)
         now = self.clock.now()
-        token = new_token()
+        token = new_token() if self._hands_out_tokens(info.machine_id, machine) else None
         try:
             with self._transaction() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
@@ -332,6 +335,16 @@ class Worker:
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
 
+    def _hands_out_tokens(self, machine_id: int, machine) -> bool:
+        """Whether any Task of ``machine`` (in any branch) waits for a task token or is an activity: only then does
+        a transition need a fresh token to hand out."""
+        found = self._tokens.get(machine_id)
+        if found is None:
+            found = self._tokens[machine_id] = any(
+                isinstance(state, TaskState) and (state.awaits_token or is_activity(state.resource))
+                for state in machine.index.values())
+        return found
+
     def _commit_failed(self, item: Claimed, exc: Exception, now: float):
         """Record that ``item``'s transition could not be stored; the frame's failing transition once that has
         happened MAX_COMMIT_FAILURES times (None while it is only handed back to the queue, or moved on)."""
@@ -356,7 +369,7 @@ class Worker:
             conn.execute(task_tokens.update().where(task_tokens.c.token == old, task_tokens.c.status == "PENDING")
                          .values(status="TIMED_OUT", completed_at=now))
         activity = t.frame.data.get("activity") if t.frame is not None else None  # a poller takes its token
-        if (t.task is not None or activity) and t.frame.data.get("token") == token:
+        if token is not None and (t.task is not None or activity) and t.frame.data.get("token") == token:
             heartbeat = t.task.heartbeat_seconds if t.task is not None else t.frame.data.get("heartbeat")
             conn.execute(task_tokens.insert().values(
                 token=token, execution_id=item.execution_id, frame_id=item.id, frame_version=item.version + 1,
