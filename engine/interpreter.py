@@ -207,6 +207,11 @@ class _Step:
             return {}
         return {"variables": dict(variables)}
 
+    def text_of(self, value: Any) -> str:
+        """``value``'s JSON text, reusing the one check_size made when it measured this very value."""
+        sized = self.sized
+        return sized[1] if sized is not None and sized[0] is value else h.dumps(value)
+
     def check_size(self, value: Any, who: str | None = None) -> None:
         """States.DataLimitExceeded when ``value`` is over the payload limit; AWS names the state, or for a task
         result the resource (the service for an integration, the function ARN for a legacy Lambda)."""
@@ -282,8 +287,7 @@ class _Step:
         state = self.state
         if assigned is not None:
             self.data["variables"] = {**(self.data.get("variables") or {}), **assigned}
-        sized = self.sized
-        text = sized[1] if sized is not None and sized[0] is output else h.dumps(output)
+        text = self.text_of(output)
         self.emit(h.exited(state.type, state.name, output, assigned, text))
         target = next_state or state.next
         if target is None or (state.end and next_state is None):
@@ -301,7 +305,8 @@ class _Step:
         if iteration is not None:
             self.emit(h.Event("MapIterationSucceeded", dict(iteration)))
         if self.env.is_root:
-            self.emit(h.Event("ExecutionSucceeded", {"output": h.dumps(output), "outputDetails": h.payload(output)}))
+            self.emit(h.Event("ExecutionSucceeded", {"output": self.text_of(output),
+                                                     "outputDetails": h.payload(output)}))
         self.t.frame, self.t.status, self.t.output = None, "SUCCEEDED", output
 
     def fail_frame(self, error: str | None, cause: str | None) -> None:
@@ -471,7 +476,7 @@ class _Step:
             timeout = _typed(state.jsonata.get("TimeoutSeconds"), scope, "integer", int, minimum=1) or timeout
             heartbeat = _typed(state.jsonata.get("HeartbeatSeconds"), scope, "integer", int, minimum=1) or heartbeat
         timeout_at = self.env.now + timeout if timeout else None
-        self.emit(h.task_event("Scheduled", state.resource, parameters=h.dumps(value),
+        self.emit(h.task_event("Scheduled", state.resource, parameters=self.text_of(value),
                                timeoutInSeconds=timeout, heartbeatInSeconds=heartbeat))
         self.data.update(task_input=value, timeout_at=timeout_at, heartbeat=heartbeat, token=token)
         if activity:
@@ -517,7 +522,7 @@ class _Step:
             self.emit(h.task_event("Failed", state.resource, error=exc.error, cause=exc.cause))
             self.handle_error(exc.error, exc.cause)
             return
-        self.emit(h.task_event("Succeeded", state.resource, output=h.dumps(result)))
+        self.emit(h.task_event("Succeeded", state.resource, output=self.text_of(result)))
         self.finish_result(result)
 
     def finish_result(self, result: Any) -> None:
