@@ -1,6 +1,7 @@
 """AWS history event types and their detail objects, shaped as GetExecutionHistory returns them."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,7 @@ def exited(state_type: str, name: str, value: Any, assigned: dict | None = None,
     return Event(STATE_EXITED[state_type], details)
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of resources, asked about on every task event
 def resource_family(resource: str) -> tuple[str, str, str]:
     """(event family, resourceType, resource) as AWS logs a Task: legacy Lambda ARNs use LambdaFunction* events,
     service integrations Task* events with ``arn:aws:states:::sqs:sendMessage`` split into ``sqs``/``sendMessage``."""
@@ -101,6 +103,7 @@ def resource_family(resource: str) -> tuple[str, str, str]:
     return "Task", "statemill", resource
 
 
+@functools.lru_cache(maxsize=1024)
 def is_activity(resource: str) -> bool:
     """Whether a Task's resource is an activity ARN, ``arn:PARTITION:states:REGION:ACCOUNT:activity:NAME``: its
     task waits for a poller (GetActivityTask) instead of running a handler."""
