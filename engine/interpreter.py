@@ -140,6 +140,7 @@ class _Step:
         self.env = env
         self.state = machine.state(frame.state)
         self.data = dict(frame.data)
+        self.map_run = bool(self.data.get("map_run"))
         self.t = Transition()
         self.catching = False  # set while a catcher is applied, so that its own failure is not caught again
         self.sized: tuple[Any, str] | None = None  # the value check_size last measured, and its JSON text
@@ -147,7 +148,7 @@ class _Step:
 
     # -- bookkeeping
     def emit(self, event: h.Event) -> int:
-        if self.data.get("map_run"):  # a Distributed Map's child execution: its events are not the parent's
+        if self.map_run:  # a Distributed Map's child execution: its events are not the parent's
             return 0
         self.t.events.append(event)
         return self.env.next_event_id + len(self.t.events) - 1
@@ -263,7 +264,7 @@ class _Step:
         self.entered_at = self.env.now
         self.data.update(attempt=0, retries=[])
         self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw, self.frame.text))
-        getattr(self, f"enter_{state.type.lower()}")(state, raw)
+        _ENTER[state.type](self, state, raw)
 
     def effective_input(self, state: m.State, raw: Any) -> Any:
         path = state.input_path
@@ -688,6 +689,10 @@ class _Step:
             self.emit(h.Event("MapRunSucceeded"))
         self.emit(h.Event(f"{self.state.type}StateSucceeded"))
         self.finish_result(outputs)
+
+
+_ENTER = {kind: getattr(_Step, f"enter_{kind.lower()}")
+          for kind in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")}
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -772,13 +772,14 @@ def _located(exc: CompileError, pointer: str) -> CompileError:
 
 
 class _Literal:
-    __slots__ = ("value",)
+    __slots__ = ("value", "mutable")
 
     def __init__(self, value):
         self.value = value
+        self.mutable = isinstance(value, (dict, list))  # a copy each time only when it could be changed later
 
     def evaluate(self, scope):
-        return _clone(self.value)
+        return _clone(self.value) if self.mutable else self.value
 
 
 class _PathField:
