@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from .jsonvalue import compact_encoder
 
 STATE_ENTERED = {t: f"{t}StateEntered" for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")}
 STATE_EXITED = {t: f"{t}StateExited" for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Parallel", "Map")}
@@ -65,7 +66,7 @@ def dumps(value: Any) -> str:
     return _ENCODE(value)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once, not per call
+_ENCODE = compact_encoder(allow_nan=True)
 
 
 def payload(value: Any) -> dict:
