@@ -6,7 +6,6 @@ which is then simply false. ``And``/``Or`` short-circuit, so a later rule's miss
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import operator
@@ -437,6 +436,7 @@ def _check_fields(rule: Mapping, pointer: str, nested: bool) -> None:
         if key == "Condition":
             hint = ': Condition belongs to QueryLanguage JSONata; JSONPath rules use Variable and an operator'
         else:
+            import difflib
             close = difflib.get_close_matches(str(key), _KNOWN_FIELDS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
         raise _error(f"unknown field {_shown(key)} in a Choice rule{hint}", _pointer(pointer, key))

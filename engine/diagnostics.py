@@ -1,7 +1,6 @@
 """Located diagnostics (``order.yaml:14:7: error[SM203] ...``) and the table of their stable codes."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass
 
 # Every code the validator can emit, with a one-line meaning. The README's table is generated from this.
@@ -70,5 +69,6 @@ class Diagnostic:
 
 def did_you_mean(word: str, choices) -> str:
     """`` (did you mean "Ship"?)`` when a close match exists, else an empty string."""
+    import difflib
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""

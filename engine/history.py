@@ -1,9 +1,11 @@
 """AWS history event types and their detail objects, shaped as GetExecutionHistory returns them."""
 from __future__ import annotations
 
-import json
+import functools
 from dataclasses import dataclass
 from typing import Any
+
+from .jsonvalue import compact_encoder
 
 STATE_ENTERED = {t: f"{t}StateEntered" for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")}
 STATE_EXITED = {t: f"{t}StateExited" for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Parallel", "Map")}
@@ -64,7 +66,7 @@ def dumps(value: Any) -> str:
     return _ENCODE(value)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once, not per call
+_ENCODE = compact_encoder(allow_nan=True)
 
 
 def payload(value: Any) -> dict:
@@ -72,8 +74,10 @@ def payload(value: Any) -> dict:
     return {"truncated": False}
 
 
-def entered(state_type: str, name: str, value: Any) -> Event:
-    return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value), "inputDetails": payload(value)})
+def entered(state_type: str, name: str, value: Any, text: str | None = None) -> Event:
+    """``…StateEntered``; ``text``: the input's JSON text when the caller has it already."""
+    return Event(STATE_ENTERED[state_type], {"name": name, "input": dumps(value) if text is None else text,
+                                             "inputDetails": payload(value)})
 
 
 def exited(state_type: str, name: str, value: Any, assigned: dict | None = None, text: str | None = None) -> Event:
@@ -86,6 +90,7 @@ def exited(state_type: str, name: str, value: Any, assigned: dict | None = None,
     return Event(STATE_EXITED[state_type], details)
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of resources, asked about on every task event
 def resource_family(resource: str) -> tuple[str, str, str]:
     """(event family, resourceType, resource) as AWS logs a Task: legacy Lambda ARNs use LambdaFunction* events,
     service integrations Task* events with ``arn:aws:states:::sqs:sendMessage`` split into ``sqs``/``sendMessage``."""
@@ -99,6 +104,7 @@ def resource_family(resource: str) -> tuple[str, str, str]:
     return "Task", "statemill", resource
 
 
+@functools.lru_cache(maxsize=1024)
 def is_activity(resource: str) -> bool:
     """Whether a Task's resource is an activity ARN, ``arn:PARTITION:states:REGION:ACCOUNT:activity:NAME``: its
     task waits for a poller (GetActivityTask) instead of running a handler."""

@@ -43,6 +43,9 @@ class Frame:
     phase: str = "enter"
     input: Any = None
     data: dict = field(default_factory=dict)
+    # ``input``'s JSON text when the step that made the frame had it (the previous state's output): the next step's
+    # ``…StateEntered`` and the frame's row reuse it instead of encoding the same value again.
+    text: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,11 @@ class _Step:
             return {}
         return {"variables": dict(variables)}
 
+    def text_of(self, value: Any) -> str:
+        """``value``'s JSON text, reusing the one check_size made when it measured this very value."""
+        sized = self.sized
+        return sized[1] if sized is not None and sized[0] is value else h.dumps(value)
+
     def check_size(self, value: Any, who: str | None = None) -> None:
         """States.DataLimitExceeded when ``value`` is over the payload limit; AWS names the state, or for a task
         result the resource (the service for an integration, the function ARN for a legacy Lambda)."""
@@ -272,17 +280,18 @@ class _Step:
         self.data.pop("entered_time", None)
         self.entered_at = self.env.now
         self.data.update(attempt=0, retries=[])
-        self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw))
-        getattr(self, f"enter_{state.type.lower()}")(state, raw)
+        self.data["entered_id"] = self.emit(h.entered(state.type, state.name, raw, self.frame.text))
+        _ENTER[state.type](self, state, raw)
 
     def effective_input(self, state: m.State, raw: Any) -> Any:
-        if state.query_language == "JSONata":
-            return raw
-        return {} if state.input_path is None else state.input_path.resolve(self.scope(raw))
+        path = state.input_path
+        if path is None:
+            return raw if state.query_language == "JSONata" else {}
+        return raw if path.whole or state.query_language == "JSONata" else path.resolve(self.scope(raw))
 
     def output(self, value: Any) -> Any:
-        state = self.state
-        out = {} if state.output_path is None else state.output_path.resolve(self.scope(value))
+        path = self.state.output_path
+        out = {} if path is None else value if path.whole else path.resolve(self.scope(value))
         self.check_size(out)
         return out
 
@@ -296,18 +305,17 @@ class _Step:
         state = self.state
         if assigned is not None:
             self.data["variables"] = {**(self.data.get("variables") or {}), **assigned}
-        sized = self.sized
-        self.emit(h.exited(state.type, state.name, output, assigned,
-                           sized[1] if sized is not None and sized[0] is output else None))
+        text = self.text_of(output)
+        self.emit(h.exited(state.type, state.name, output, assigned, text))
         target = next_state or state.next
         if target is None or (state.end and next_state is None):
             self.finish(output)
         else:
-            self.goto(target, output)
+            self.goto(target, output, text)
 
-    def goto(self, target: str, value: Any) -> None:
+    def goto(self, target: str, value: Any, text: str | None = None) -> None:
         keep = {k: self.data[k] for k in ("iteration", "iteration_started", "variables") if k in self.data}
-        self.t.frame = Frame(target, "enter", value, keep)
+        self.t.frame = Frame(target, "enter", value, keep, text)
         self.t.run_at = self.env.now
 
     def finish(self, output: Any) -> None:
@@ -315,7 +323,8 @@ class _Step:
         if iteration is not None:
             self.emit(h.Event("MapIterationSucceeded", dict(iteration)))
         if self.env.is_root:
-            self.emit(h.Event("ExecutionSucceeded", {"output": h.dumps(output), "outputDetails": h.payload(output)}))
+            self.emit(h.Event("ExecutionSucceeded", {"output": self.text_of(output),
+                                                     "outputDetails": h.payload(output)}))
         self.t.frame, self.t.status, self.t.output = None, "SUCCEEDED", output
 
     def fail_frame(self, error: str | None, cause: str | None) -> None:
@@ -364,7 +373,7 @@ class _Step:
         if state.parameters is not None:
             effective = state.parameters.evaluate(self.scope(effective))
         result = effective if state.result is m.MISSING else state.result
-        assigned = self.assigned(state.assign, self.scope(result))
+        assigned = None if state.assign is None else self.assigned(state.assign, self.scope(result))
         self.exit(self.apply_result(result), assigned=assigned)
 
     def leave(self, scope: Scope, default: Any, next_state: str | None = None, assign: Any = MISSING,
@@ -454,7 +463,7 @@ class _Step:
         if until - self.env.now > MAX_WAIT_SECONDS:
             raise StatesError(E.RUNTIME, "Wait state delay is too long.")
         self.data["effective"] = effective
-        self.t.frame = Frame(state.name, "wait", raw, self.data)
+        self.t.frame = Frame(state.name, "wait", raw, self.data, self.frame.text)
         self.t.run_at = max(until, self.env.now)
 
     # -- Task
@@ -490,7 +499,7 @@ class _Step:
             event, error = schedule_failed(state.resource)
             self.emit(event)
             raise error
-        self.emit(h.task_event("Scheduled", state.resource, parameters=h.dumps(value),
+        self.emit(h.task_event("Scheduled", state.resource, parameters=self.text_of(value),
                                timeoutInSeconds=timeout, heartbeatInSeconds=heartbeat))
         self.data.update(task_input=value, timeout_at=timeout_at, heartbeat=heartbeat, token=token)
         if activity:
@@ -500,7 +509,7 @@ class _Step:
             self.data.pop("heartbeat_at", None)
             self.await_callback()
             return
-        self.t.frame = Frame(state.name, "task", self.frame.input, self.data)
+        self.t.frame = Frame(state.name, "task", self.frame.input, self.data, self.frame.text)
         self.t.run_at = self.env.now
         self.t.task = TaskRequest(state.resource, value, timeout_at, heartbeat, self.data.get("attempt", 0))
 
@@ -523,7 +532,7 @@ class _Step:
 
     def await_callback(self) -> None:
         deadlines = [d for d in (self.data.get("timeout_at"), self.data.get("heartbeat_at")) if d is not None]
-        self.t.frame = Frame(self.state.name, "callback", self.frame.input, self.data)
+        self.t.frame = Frame(self.state.name, "callback", self.frame.input, self.data, self.frame.text)
         self.t.run_at = min(deadlines) if deadlines else None
 
     def task_result(self, result: Any) -> None:
@@ -536,7 +545,7 @@ class _Step:
             self.emit(h.task_event("Failed", state.resource, error=exc.error, cause=exc.cause))
             self.handle_error(exc.error, exc.cause)
             return
-        self.emit(h.task_event("Succeeded", state.resource, output=h.dumps(result)))
+        self.emit(h.task_event("Succeeded", state.resource, output=self.text_of(result)))
         self.finish_result(result)
 
     def finish_result(self, result: Any) -> None:
@@ -546,7 +555,7 @@ class _Step:
         if self.jsonata:
             self.leave(self.scope(self.frame.input, result=result), result)
             return
-        assigned = self.assigned(state.assign, self.scope(result))
+        assigned = None if state.assign is None else self.assigned(state.assign, self.scope(result))
         selected = result
         if getattr(state, "result_selector", None) is not None:
             selected = state.result_selector.evaluate(self.scope(result))
@@ -593,7 +602,7 @@ class _Step:
                     delay = (self.env.rng or random).uniform(0, delay)
                 counts[i] += 1
                 self.data.update(retries=counts, attempt=self.data.get("attempt", 0) + 1)
-                self.t.frame = Frame(state.name, "retry", self.frame.input, self.data)
+                self.t.frame = Frame(state.name, "retry", self.frame.input, self.data, self.frame.text)
                 self.t.run_at = self.env.now + delay
                 return
             break
@@ -650,7 +659,7 @@ class _Step:
             children, concurrency = self.map_children(state, effective)  # type: ignore[arg-type]
         if concurrency:
             self.data["concurrency"] = concurrency  # a redrive restarts the unfinished children within it
-        self.t.frame = Frame(state.name, "join", self.frame.input, self.data)
+        self.t.frame = Frame(state.name, "join", self.frame.input, self.data, self.frame.text)
         self.t.run_at = None
         if not children:
             self.joined([])
@@ -787,6 +796,10 @@ def item_inputs(machine: m.StateMachine, frame: Frame, env: Env):
     """For engine/map_runs.py: ``(index, item) -> child input`` for the Distributed Map ``frame`` waits in (raises
     StatesError when ItemSelector fails)."""
     return _Step(machine, frame, env).item_input
+
+
+_ENTER = {kind: getattr(_Step, f"enter_{kind.lower()}")
+          for kind in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")}
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import functools
 
-import base64
-import binascii
-import difflib
-import hashlib
 import json
 import math
-import random
 import re
-import uuid
 from typing import Any, Callable, Mapping
 
 from . import paths
@@ -348,6 +342,7 @@ def _suggest(name: str) -> str:
     """' (did you mean States.X?)' for the known function closest to ``name``, else ''."""
     bare = name[len("States."):] if name.startswith("States.") else name
     by_bare = {n[len("States."):].lower(): n for n in FUNCTIONS}
+    import difflib
     close = difflib.get_close_matches(bare.lower(), list(by_bare), n=1, cutoff=0.7)
     return f" (did you mean {by_bare[close[0]]}?)" if close else ""
 
@@ -620,6 +615,7 @@ def _build_base64_encode(args: list[Run], _t) -> Run:
 
     def run(scope):
         text = _limited("States.Base64Encode", _string("States.Base64Encode", 0, arg(scope)))
+        import base64
         return base64.b64encode(text.encode("utf-8", "replace")).decode("ascii")
 
     return run
@@ -631,9 +627,10 @@ def _build_base64_decode(args: list[Run], _t) -> Run:
     def run(scope):
         text = _limited("States.Base64Decode", _string("States.Base64Decode", 0, arg(scope)))
         padded = text + "=" * (-len(text) % 4) if len(text) % 4 in (2, 3) else text   # Java accepts no padding
+        import base64
         try:
             raw = base64.b64decode(padded, validate=True)
-        except (binascii.Error, ValueError):
+        except ValueError:  # binascii.Error is one
             raise _Failure("Invalid arguments in States.Base64Decode: the string is not valid Base64") from None
         return raw.decode("utf-8", "replace")
 
@@ -649,6 +646,7 @@ def _build_hash(args: list[Run], _t) -> Run:
         if not isinstance(algorithm, str) or algorithm not in _HASHES:  # an array or object is no dict key
             raise _Failure(f"Invalid arguments in States.Hash: the hashing algorithm must be one of "
                            f"{', '.join(_HASHES)}, but was {json.dumps(algorithm, ensure_ascii=False)}")
+        import hashlib
         return hashlib.new(_HASHES[algorithm], data.encode("utf-8", "replace")).hexdigest()
 
     return run
@@ -685,6 +683,7 @@ def _build_math_random(args: list[Run], _t) -> Run:
             raise _Failure(f"Invalid arguments in States.MathRandom: the start ({start}) must be less than "
                            f"the end ({end})")
         if seed is None:
+            import random
             return random.randrange(start, end)
         return start + _java_random_int(seed, end - start)
 
@@ -694,6 +693,7 @@ def _build_math_random(args: list[Run], _t) -> Run:
 def _java_random_int(seed: int, bound: int) -> int:
     """``new java.util.Random(seed).nextInt(bound)``: the same seed always gives the same number."""
     if bound > 0x7FFFFFFF:
+        import random
         return random.Random(seed).randrange(bound)
     multiplier, mask = 0x5DEECE66D, (1 << 48) - 1
     state = (seed ^ multiplier) & mask
@@ -741,6 +741,7 @@ def _build_string_split(args: list[Run], _t) -> Run:
 
 
 def _build_uuid(args: list[Run], _t) -> Run:
+    import uuid
     return lambda scope: str(uuid.uuid4())
 
 

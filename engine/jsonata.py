@@ -12,13 +12,10 @@ same value as the engine, which is several times faster.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import random
 import re
 import threading
-import uuid
 from typing import Any, Callable
 
 from . import errors as E
@@ -141,16 +138,19 @@ _HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha38
 def _hash(text, algorithm="SHA-256"):
     if not isinstance(text, str) or algorithm not in _HASHES:
         raise JException("D3050", 0)
+    import hashlib  # here: OpenSSL's start-up is paid by the definitions that hash only
     return hashlib.new(_HASHES[algorithm], text.encode("utf-8")).hexdigest()
 
 
 def _random(seed=None):
+    import random
     if seed is None:
         return random.random()
     return random.Random(json.dumps(_from_engine(seed), sort_keys=True)).random()
 
 
 def _uuid():
+    import uuid
     return str(uuid.uuid4())
 
 

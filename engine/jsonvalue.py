@@ -13,7 +13,7 @@ import json
 import math
 import re
 import sys
-from typing import Any
+from typing import Any, Callable
 
 # AWS Lambda's Python runtime fails a function whose return value JSON cannot carry with this error name and an
 # "Unable to marshal response: ..." message; a statemill handler is the same kind of Python function.
@@ -97,8 +97,23 @@ def dumps(value: Any) -> str:
     return _STRICT(value)
 
 
-# One encoder, built once: json.dumps with options builds a new one on every call (every history event).
-_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+def compact_encoder(allow_nan: bool) -> Callable[[Any], str]:
+    """What ``json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan).encode`` does, minus
+    its per-call Python layer: json's C encoder called directly (with a fresh circular-reference guard each time,
+    as ``encode`` has). Hot: every history event and frame row goes through one of these."""
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    make = json.encoder.c_make_encoder
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return plain.encode
+    default, escape = plain.default, json.encoder.encode_basestring
+
+    def encode(value: Any) -> str:
+        return "".join(make({}, default, escape, None, ":", ",", False, False, allow_nan)(value, 0))
+
+    return encode
+
+
+_STRICT = compact_encoder(allow_nan=False)
 
 
 def finite_float(text: str) -> float:
@@ -124,6 +139,8 @@ def stored_form(value: Any) -> Any:
         raise ValueError(f"a string holds a lone surrogate ({bad!a}), which UTF-8 cannot encode") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # too few brackets to nest that deep: no walk needed
+        return stored
     return check_depth(stored)
 
 

@@ -520,13 +520,14 @@ class Path:
     ``definite`` paths select a single value; the others select a list of values.
     """
 
-    __slots__ = ("text", "root", "variable", "segments", "definite", "_steps", "_bad")
+    __slots__ = ("text", "root", "variable", "segments", "definite", "_steps", "_bad", "whole")
 
     def __init__(self, text: str, root: str, variable: str | None, segments: tuple[_Seg, ...]):
         self.text = text
         self.root = root
         self.variable = variable
         self.segments = segments
+        self.whole = root == "input" and not segments  # ``$``: selects the input itself (no evaluation needed)
         self.definite = all(s.definite for s in segments)
         bad = [s for s in segments if isinstance(s, _BadUnion)]
         self._bad = bad[0].message if bad else None
@@ -771,13 +772,14 @@ def _located(exc: CompileError, pointer: str) -> CompileError:
 
 
 class _Literal:
-    __slots__ = ("value",)
+    __slots__ = ("value", "mutable")
 
     def __init__(self, value):
         self.value = value
+        self.mutable = isinstance(value, (dict, list))  # a copy each time only when it could be changed later
 
     def evaluate(self, scope):
-        return _clone(self.value)
+        return _clone(self.value) if self.mutable else self.value
 
 
 class _PathField:

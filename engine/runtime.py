@@ -34,7 +34,10 @@ class StaleTransition(Exception):
 
 
 def fault(point: str) -> None:
-    """Crash on purpose at a named point when ``STATEMILL_FAULT`` names it (crash tests kill workers here)."""
+    """Crash on purpose at a named point when ``STATEMILL_FAULT`` names it (crash tests kill workers here; it is
+    read when the process starts)."""
+    if not _FAULTS_ARMED:
+        return
     wanted = os.environ.get("STATEMILL_FAULT")
     if wanted and wanted == point:
         marker = os.environ.get("STATEMILL_FAULT_ONCE")
@@ -411,8 +414,8 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
     elif left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
-    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
-                                                  worker_id)).rowcount != 1:
+    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version, worker_id,
+                                                  t.frame.text if t.frame is not None else None)).rowcount != 1:
         raise StaleTransition
 
     append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,

@@ -119,6 +119,14 @@ def _rollback(conn) -> None:
     conn.info.pop(_COMMITTED, None)
 
 
+def committed(conn) -> None:
+    """Poke what ``conn``'s last commit owes now, for a connection that stays checked out (a worker's frame thread
+    keeps its own) and so never reaches the pool's checkin."""
+    found = conn.info.pop(_COMMITTED, None)
+    if found:
+        poke(found)
+
+
 def _checkin(_dbapi_connection, record) -> None:
     found = record.info.pop(_COMMITTED, None) if record is not None else None
     if found:

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -28,16 +29,18 @@ from .children import stop_waiting, with_children
 from .client import Client
 from .clock import FakeClock
 from .handlers import HandlerRegistry, TaskContext
+from .history import is_activity
 from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
+from .model import TaskState
 from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
                       new_token, trigger_for)
 from .redrive import FORGET_EVERY, forget_expired
 from .storage import Storage, storage_root
-from .store.db import lasting
+from .store.db import keeps_connections, lasting
 from .store.schema import executions, frames, task_tokens, workers
-from .wake import WakeSocket
+from .wake import WakeSocket, committed
 
 log = logging.getLogger("statemill.worker")
 
@@ -79,6 +82,10 @@ class Worker:
         self._listening = False  # other processes' commits wake this worker (its socket, or LISTEN on PostgreSQL)
         self._frames_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="statemill-frame")
         self._mocked: dict[int, frozenset[str]] = {}  # execution id -> its mocked states (engine/mocks.py)
+        self._tokens: dict[int, bool] = {}  # machine revision id -> whether it hands out task tokens
+        self._keep = keeps_connections(client.db)  # frame threads keep a connection between their transactions
+        self._local = threading.local()
+        self._kept: list[sa.Connection] = []
 
     @property
     def clock(self):
@@ -142,6 +149,7 @@ class Worker:
             wait_futures(list(self._inflight.values()))
             self._reap()
             self._inflight.clear()
+            self._close_kept()
             try:
                 self._deregister()
             except sa.exc.DBAPIError:
@@ -220,6 +228,29 @@ class Worker:
 
     def close(self) -> None:
         self._frames_pool.shutdown(wait=True)
+        self._close_kept()
+
+    @contextmanager
+    def _transaction(self):
+        """A frame thread's write transaction. On a SQLite file it runs on the thread's own connection, kept between
+        transactions: a pool checkout and its reset cost more than the commit of a small transition."""
+        if not self._keep:
+            with self.client.db.begin() as conn:
+                yield conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self.client.db.connect()
+            self._kept.append(conn)
+        with conn.begin():
+            yield conn
+        committed(conn)  # wake-ups owed by the commit (a pooled connection sends them on its checkin)
+
+    def _close_kept(self) -> None:
+        """Give the frame threads' connections back (no frame is in flight)."""
+        kept, self._kept = self._kept, []
+        for conn in kept:
+            conn.close()
 
     def _reap(self) -> None:
         for frame_id, future in list(self._inflight.items()):
@@ -287,9 +318,9 @@ class Worker:
         if trigger is not None:
             trigger = replace(trigger, started_at=started_at)
         now = self.clock.now()
-        token = new_token()
+        token = new_token() if self._hands_out_tokens(info.machine_id, machine) else None
         try:
-            with self.client.db.begin() as conn:
+            with self._transaction() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
                            item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving,
                            self.clock.now)
@@ -303,7 +334,8 @@ class Worker:
             if t is None:
                 return None
         fault("after_commit")
-        parked = t.frame is None or t.run_at is None or t.run_at > now
+        # (A frame this worker goes on with is not parked, though a batch's last step ran a little after ``now``.)
+        parked = t.frame is None or (not t.leased and (t.run_at is None or t.run_at > now))
         if (parked and item.parent_id is None) or (t.frame is not None and t.frame.phase == "callback"):
             # Finished, or parked (a timer, a token, its children) perhaps for weeks: keep nothing of it in this
             # worker's memory. 100,000 parked executions must not grow it.
@@ -317,13 +349,23 @@ class Worker:
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
 
+    def _hands_out_tokens(self, machine_id: int, machine) -> bool:
+        """Whether any Task of ``machine`` (in any branch) waits for a task token or is an activity: only then does
+        a transition need a fresh token to hand out."""
+        found = self._tokens.get(machine_id)
+        if found is None:
+            found = self._tokens[machine_id] = any(
+                isinstance(state, TaskState) and (state.awaits_token or is_activity(state.resource))
+                for state in machine.index.values())
+        return found
+
     def _commit_failed(self, item: Claimed, exc: Exception, now: float):
         """Record that ``item``'s transition could not be stored; the frame's failing transition once that has
         happened MAX_COMMIT_FAILURES times (None while it is only handed back to the queue, or moved on)."""
         log.error("frame %s: the transition of state %r could not be stored", item.id, item.state, exc_info=exc)
         cause = problem(exc)
         try:
-            with self.client.db.begin() as conn:
+            with self._transaction() as conn:
                 t = commit_failed(conn, item, self.id, now, item.parent_id is None, cause)
                 if t is not None:
                     self._track_tokens(conn, item, t, None, now)
@@ -345,7 +387,7 @@ class Worker:
             if over:  # a .sync task that timed out stops the child it waited for
                 stop_waiting(conn, over, now)
         activity = t.frame.data.get("activity") if t.frame is not None else None  # a poller takes its token
-        if (t.task is not None or activity) and t.frame.data.get("token") == token:
+        if token is not None and (t.task is not None or activity) and t.frame.data.get("token") == token:
             heartbeat = t.task.heartbeat_seconds if t.task is not None else t.frame.data.get("heartbeat")
             conn.execute(task_tokens.insert().values(
                 token=token, execution_id=item.execution_id, frame_id=item.id, frame_version=item.version + 1,
@@ -383,15 +425,17 @@ class Worker:
         fault("before_handler")
         remaining = None if timeout_at is None else max(0.0, timeout_at - self.clock.now())
         started = time.monotonic()
-        # Without a deadline the frame waits for the handler however long it runs: call it here, not in a thread.
-        future = in_daemon_thread(call.handler, call.value, context, remaining) if remaining is not None else \
-            called(call.handler, call.value, context, remaining)
+        future = None
         try:
-            result = future.result(timeout=remaining)
+            if remaining is None:  # no deadline: the frame waits for the handler however long it runs, here
+                result = call.handler(call.value, context, remaining)
+            else:
+                future = in_daemon_thread(call.handler, call.value, context, remaining)
+                result = future.result(timeout=remaining)
         except BaseException as exc:  # noqa: BLE001 - any handler failure becomes an ASL error
             # Only a deadline that has passed is States.Timeout, not a handler's own TimeoutError raised early (an
             # async handler's wait_for raises one at the deadline; on 3.11+ all three classes are TimeoutError).
-            if isinstance(exc, (FutureTimeout, TimeoutError, asyncio.TimeoutError)) and remaining is not None and \
+            if isinstance(exc, (FutureTimeout, TimeoutError, asyncio.TimeoutError)) and future is not None and \
                     (not future.done() or time.monotonic() - started >= remaining):
                 future.cancel()
                 return Trigger("timeout", error=E.TIMEOUT)
@@ -411,17 +455,6 @@ def problem(exc: BaseException) -> str:
     inner = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig is not None else exc
     text = f"{type(inner).__name__}: {inner}".splitlines()[0] if str(inner) else type(inner).__name__
     return text[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def called(fn: Callable, *args) -> Future:
-    """``fn(*args)`` called in this thread, its outcome as a done Future (as ``in_daemon_thread`` gives it)."""
-    future: Future = Future()
-    future.set_running_or_notify_cancel()
-    try:
-        future.set_result(fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-        future.set_exception(exc)
-    return future
 
 
 def in_daemon_thread(fn: Callable, *args) -> Future:

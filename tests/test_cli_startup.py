@@ -67,6 +67,15 @@ def test_validate_of_a_valid_file_imports_no_database_nor_jsonschema(tmp_path):
     assert heavy == set()
 
 
+@pytest.mark.parametrize("name, text, yaml_loaded", [("ok.json", json.dumps(VALID), False),
+                                                     ("ok.yaml", json.dumps(VALID), True)], ids=["json", "yaml"])
+def test_validate_loads_pyyaml_and_openssl_only_when_the_file_needs_them(tmp_path, name, text, yaml_loaded):
+    (tmp_path / name).write_text(text)
+    code = CLI + "    print('LOADED', 'yaml' in sys.modules, '_hashlib' in sys.modules)"
+    _, printed = imported_by(code, "validate", str(tmp_path / name))
+    assert "EXIT 0" in printed and f"LOADED {yaml_loaded} False" in printed
+
+
 def test_validate_of_an_invalid_file_still_explains_every_problem(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(INVALID))
     heavy, printed = imported_by(CLI, "validate", str(tmp_path / "bad.json"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import weakref
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -118,10 +119,23 @@ def _sqlite_engine(url: str, create: bool, read_only: bool) -> Engine:
         engine = sa.create_engine("sqlite://", creator=lambda: _read_only_connection(path))
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
-    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    if in_memory:
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    else:  # no cap on connections: a worker keeps one per frame thread (see keeps_connections)
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, max_overflow=-1)
+        _UNCAPPED.add(engine)
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+_UNCAPPED: "weakref.WeakSet[Engine]" = weakref.WeakSet()  # SQLite file engines whose pool never runs out
+
+
+def keeps_connections(engine: Engine) -> bool:
+    """Whether a thread may keep a connection of ``engine`` between its transactions: a SQLite file opened here,
+    whose pool has no cap, so connections held that way never starve other callers (nor a server's limit)."""
+    return engine in _UNCAPPED
 
 
 def _read_only_connection(path: str) -> sqlite3.Connection:
@@ -191,8 +205,13 @@ def reader(engine: Engine) -> Engine:
 
 
 def _sqlite_begin(conn) -> None:
-    read_only = conn.get_execution_options().get("statemill_read_only")
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    """Start the transaction on the driver's connection directly: SQLAlchemy's execution machinery cost more than
+    the BEGIN itself, on every transaction. Its failure is wrapped as SQLAlchemy would wrap it."""
+    sql = "BEGIN" if conn.get_execution_options().get("statemill_read_only") else "BEGIN IMMEDIATE"
+    try:
+        conn.connection.dbapi_connection.execute(sql)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

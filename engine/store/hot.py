@@ -73,7 +73,14 @@ def cursor(conn: sa.Connection):
 
 
 def frame_params(columns: tuple[str, ...], values: dict[str, Any], frame_id: int, version: int,
-                 owner: str) -> tuple:
-    """The parameters of a prebuilt frame update: the new ``values`` in ``columns``' order, then the CAS."""
-    json_columns = ("input", "data", "output")
-    return (*(json_text(values[c]) if c in json_columns else values[c] for c in columns), frame_id, version, owner)
+                 owner: str, input_text: str | None = None) -> tuple:
+    """The parameters of a prebuilt frame update: the new ``values`` in ``columns``' order, then the CAS.
+    ``input_text``: the input's JSON text when the interpreter made it already (history details allow NaN and
+    Infinity, a column does not: such a text is encoded again, strictly)."""
+    if input_text is None or "NaN" in input_text or "Infinity" in input_text:
+        input_text = json_text(values["input"]) if "input" in values else None
+    return (*(input_text if c == "input" else json_text(values[c]) if c in _JSON else values[c] for c in columns),
+            frame_id, version, owner)
+
+
+_JSON = frozenset(("input", "data", "output"))
