@@ -406,19 +406,26 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         statement, columns = sql.finish_frame, hot.FINISH_COLUMNS
     if left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
-    # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
-    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version,
-                                                  worker_id)).rowcount != 1:
+    # The common writes in one round trip (PostgreSQL holds the execution row's lock from here to the commit).
+    child_done = t.frame is None and not is_root and t.status == "SUCCEEDED"
+    with hot.pipeline(conn):
+        moved = cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version, worker_id))
+        append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
+                      history.stamps, history.texts, counted)
+        woken = child_succeeded(conn, claimed.parent_id, now, head, base + len(t.events)) if child_done else None
+    # Compare-and-set: exactly one commit per frame version, and only by the lease holder (else all rolls back).
+    if moved.rowcount != 1:
         raise StaleTransition
-
-    append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
-                  history.stamps, history.texts, counted)
     if t.fan_out is not None:
         start_children(conn, claimed, t, now, head)
-    if t.frame is None:
-        finish_frame(conn, claimed, t, now, is_root, head, base + len(t.events))
-    if t.fan_out is not None or (t.frame is None and not is_root):
-        notify(conn)  # children to run, or a parent/sibling woken: tell idle workers elsewhere
+    if woken is not None:
+        woke = woken()
+    else:
+        woke = t.frame is None and finish_frame(conn, claimed, t, now, is_root, head, base + len(t.events))
+    if t.fan_out is not None or (woke and not is_root):
+        # Children to run, or a parent/sibling woken: tell idle workers elsewhere. Only then: on PostgreSQL a
+        # NOTIFY serialises the commits of every notifying transaction, so an iteration that wakes nobody is silent.
+        notify(conn)
     t.last_event_id = head
     return t
 
@@ -478,9 +485,10 @@ def start_children(conn, claimed: Claimed, t: Transition, now: float, head: int)
                  .values(pending=len(rows), failure=sa.null()))
 
 
-def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool, head: int, last: int) -> None:
+def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool, head: int, last: int) -> bool:
     """A frame ended: close the execution (root), or tell the parent (``head`` and ``last``, the frame's head and
-    last event, become the parent's or a waiting sibling's head as history.chain describes)."""
+    last event, become the parent's or a waiting sibling's head as history.chain describes). Whether another frame
+    became runnable (the parent, or a sibling waiting for a free slot)."""
     if is_root:
         waiting = conn.execute(executions.update()
                                .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
@@ -489,37 +497,29 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
                                .returning(executions.c.parent_token)).scalar()
         if waiting is not None:  # a child workflow a .sync task waits for
             children.child_closed(conn, claimed.execution_id, now)
-        return
+        return False
     parent = claimed.parent_id
     if t.status == "SUCCEEDED":
-        remaining = conn.execute(frames.update().where(frames.c.id == parent)
-                                 .values(pending=frames.c.pending - 1)
-                                 .returning(frames.c.pending, frames.c.failure)).one()
-        if remaining.failure is None:
-            activate_next_pending(conn, parent, now, head)
-            if remaining.pending == 0:
-                conn.execute(frames.update().where(frames.c.id == parent).values(run_at=now, last_event_id=last))
-        return
+        return child_succeeded(conn, parent, now, head, last)()
     # First failure wins (guarded), wakes the parent and cancels the siblings still running or waiting.
     won = conn.execute(frames.update().where(frames.c.id == parent, frames.c.failure.is_(None))
                        .values(failure={"error": t.error, "cause": t.cause}, run_at=now,
                                last_event_id=head)).rowcount
     if won:
         cancel_descendants(conn, parent, exclude=claimed.id)
+    return bool(won)
 
 
-# The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
-_NEXT_PENDING = (sa.select(frames.c.id).where(frames.c.parent_id == sa.bindparam("parent"),
-                                              sa.text("frames.status = 'PENDING'"))
-                 .order_by(frames.c.idx).limit(1))
-
-
-def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
-    """Start the first child still waiting for a free slot; its events follow ``head`` (the finished sibling's)."""
-    nxt = conn.execute(_NEXT_PENDING, {"parent": parent}).scalar()
-    if nxt is not None:
-        conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now,
-                                                                      last_event_id=head))
+def child_succeeded(conn, parent: int, now: float, head: int, last: int) -> Callable[[], bool]:
+    """A child of ``parent`` succeeded: one fewer to wait for; start the next child waiting for a slot (its events
+    follow ``head``), or wake the parent when none is left (its head becomes ``last``), unless a sibling failed.
+    Three guarded statements that need no reply to go on, so they can share a pipeline; returns the call that says,
+    once their replies are in, whether another frame became runnable."""
+    sql = hot.statements(conn)
+    hot.cursor(conn).execute(sql.child_done, (parent,))
+    activated = hot.cursor(conn).execute(sql.activate_next, (now, head, parent, parent))
+    woken = hot.cursor(conn).execute(sql.wake_parent, (now, last, parent))
+    return lambda: activated.rowcount + woken.rowcount > 0
 
 
 def cancel_descendants(conn, parent: int, exclude: int | None = None) -> None:
