@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from bench_scaling import SERVER, PostgresTarget, Sampler, map_of  # noqa: E402
+from bench_scaling import SERVER, PostgresTarget, Sampler  # noqa: E402
 
 
 def cell(target: PostgresTarget, items: int, workers: int, pythonpath: str | None) -> dict:
