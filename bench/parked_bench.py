@@ -187,6 +187,9 @@ def measure(url: str, args) -> dict:
         started = time.monotonic() - began
         last_due = time.monotonic() + args.wait
         bulk_s = started - single_s
+        print(f"{client.db.dialect.name:>10}: started {n:,} in {started:.1f} s: {single:,} with start() "
+              f"{single / single_s:,.0f}/s, {n - single:,} with start_many(batch={args.batch}) "
+              f"{(n - single) / bulk_s:,.0f}/s", flush=True)
         timers, tokens = (n + 1) // 2, n // 2
         wait_until(lambda: (lambda c: c["tokens"] >= tokens and c["timers"] + c["succeeded"] - base >= timers)
                    (counts(client)), 3600, every=0.2)
@@ -219,9 +222,8 @@ def measure(url: str, args) -> dict:
           f"{result['park_s']} s ({n / parked_s:,.0f}/s)"
           + (" -- timers fired before all were parked: raise --wait" if fired_early else ""), flush=True)
     if result["start_rate_single"] and result["start_rate_bulk"]:
-        print(f"{'':>10}  start rate (while the worker parks them): {single:,} with start() "
-              f"{result['start_rate_single']:,.0f}/s, {n - single:,} with start_many(batch={args.batch}) "
-              f"{result['start_rate_bulk']:,.0f}/s ({result['start_rate_bulk'] / result['start_rate_single']:.1f}x)",
+        print(f"{'':>10}  start rate (while the worker parks them): start() {result['start_rate_single']:,.0f}/s, "
+              f"start_many {result['start_rate_bulk']:,.0f}/s ({result['start_rate_bulk'] / result['start_rate_single']:.1f}x)",
               flush=True)
     print(f"{'':>10}  memory idle -> parked: {describe(idle, parked, n)}; peak RSS while parking "
           f"{peak_parking:.1f} MiB", flush=True)
