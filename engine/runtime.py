@@ -142,11 +142,15 @@ def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: fl
             .order_by(frames.c.run_at, frames.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    # One statement (a round trip fewer per claim). Guarded: only rows still unleased (or expired) are taken, so two
-    # claimers never share a frame.
+    # Two statements: PostgreSQL may run a LIMIT ... SKIP LOCKED subquery of an UPDATE more than once, taking more
+    # than ``limit`` rows.
+    ids = [row.id for row in conn.execute(pick)]
+    if not ids:
+        return []
+    # Guarded: only rows still unleased (or expired) are taken, so two claimers never share a frame.
     rows = conn.execute(
         frames.update()
-        .where(frames.c.id.in_(pick.scalar_subquery()), frames.c.status == "ACTIVE",
+        .where(frames.c.id.in_(ids), frames.c.status == "ACTIVE",
                sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now))
         .values(lease_owner=worker_id, lease_until=now + lease)
         .returning(*frames.c)).all()
