@@ -9,8 +9,10 @@ For each database, one worker process serves everything, and this process:
 1. warms the worker up (10 x concurrency executions, so every thread of its pool has run) and records its memory
    idle (resident size, Python objects, SQLite's own allocations, the execution-info cache; the worker answers
    SIGUSR1 with them);
-2. starts N executions, alternately a Wait of ``--wait`` seconds and a ``.waitForTaskToken`` task, and waits until
-   the worker has parked all of them (timers waiting, tokens handed out), sampling the worker's RSS meanwhile;
+2. starts N executions, alternately a Wait of ``--wait`` seconds and a ``.waitForTaskToken`` task (the first
+   ``--single`` one by one with ``Client.start``, the rest with ``Client.start_many``, a batch per transaction: both
+   rates are printed), and waits until the worker has parked all of them (timers waiting, tokens handed out),
+   sampling the worker's RSS meanwhile;
 3. records its memory with everything parked (the aim: within 10% of idle);
 4. answers every token (send_task_success) and lets the timers fire, and times until all N have succeeded.
 
@@ -159,18 +161,27 @@ def measure(url: str, args) -> dict:
 
         peak = PeakRss(worker.pid)
         began = time.monotonic()
-        first_due = last_due = None
-        for i in range(n):
-            timer = i % 2 == 0
-            client.start(machine, {"n": i, "timer": timer, "wait": args.wait, "flag": False, "text": "",
-                                   "nothing": None}, name=f"e{i}")
-            if timer:
-                last_due = time.monotonic() + args.wait
-                first_due = first_due or last_due
+        first_due = began + args.wait
+
+        def item(i: int) -> dict:
+            return {"n": i, "timer": i % 2 == 0, "wait": args.wait, "flag": False, "text": "", "nothing": None}
+
+        single = min(args.single, n)  # one start() each: the rate before Client.start_many, in the same run
+        for i in range(single):
+            client.start(machine, item(i), name=f"e{i}")
+        single_s = time.monotonic() - began
+        client.start_many(machine, (item(i) for i in range(single, n)), names=(f"e{i}" for i in range(single, n)),
+                          batch=args.batch)
         started = time.monotonic() - began
+        last_due = time.monotonic() + args.wait
+        bulk_s = started - single_s
+        print(f"{client.db.dialect.name:>10}: started {n:,} in {started:.1f} s: {single:,} with start() "
+              f"{single / single_s:,.0f}/s, {n - single:,} with start_many(batch={args.batch}) "
+              f"{(n - single) / bulk_s:,.0f}/s", flush=True)
         timers, tokens = (n + 1) // 2, n // 2
+        every = max(0.2, n / 50_000)  # counting reads every frame: not 5 times a second at 100,000
         wait_until(lambda: (lambda c: c["tokens"] >= tokens and c["timers"] + c["succeeded"] - base >= timers)
-                   (counts(client)), 3600, every=0.2)
+                   (counts(client)), 3600, every=every)
         parked_s = time.monotonic() - began
         fired_early = time.monotonic() > first_due
         parked = probe(worker)
@@ -181,11 +192,13 @@ def measure(url: str, args) -> dict:
         for token in answered:
             client.send_task_success(token, '{"approved": true, "count": 0}')
         answer_s = time.monotonic() - began
-        wait_until(lambda: counts(client)["succeeded"] - base >= n, 3600 + args.wait, every=0.2)
+        wait_until(lambda: counts(client)["succeeded"] - base >= n, 3600 + args.wait, every=every)
         resumed_at = time.monotonic()
         resumed = probe(worker)
         result = {"db": client.db.dialect.name, "executions": n, "wait_s": args.wait,
-                  "start_s": round(started, 1), "park_s": round(parked_s, 1), "timers_fired_before_parked": fired_early,
+                  "start_s": round(started, 1),
+                  "start_rate_single": round(single / single_s, 1) if single else None,
+                  "start_rate_bulk": round((n - single) / bulk_s, 1) if n > single else None, "park_s": round(parked_s, 1), "timers_fired_before_parked": fired_early,
                   "answer_s": round(answer_s, 1), "resume_s": round(resumed_at - began, 1),
                   "all_done_after_last_timer_due_s": round(resumed_at - last_due, 1),
                   "memory": {"idle": idle, "parked": parked, "resumed": resumed,
@@ -197,6 +210,10 @@ def measure(url: str, args) -> dict:
     print(f"{result['db']:>10}: {n:,} executions started in {result['start_s']} s and parked after "
           f"{result['park_s']} s ({n / parked_s:,.0f}/s)"
           + (" -- timers fired before all were parked: raise --wait" if fired_early else ""), flush=True)
+    if result["start_rate_single"] and result["start_rate_bulk"]:
+        print(f"{'':>10}  start rate (while the worker parks them): start() {result['start_rate_single']:,.0f}/s, "
+              f"start_many {result['start_rate_bulk']:,.0f}/s ({result['start_rate_bulk'] / result['start_rate_single']:.1f}x)",
+              flush=True)
     print(f"{'':>10}  memory idle -> parked: {describe(idle, parked, n)}; peak RSS while parking "
           f"{peak_parking:.1f} MiB", flush=True)
     print(f"{'':>10}  resumed all {n:,}: tokens answered in {answer_s:.1f} s, all succeeded {result['resume_s']} s "
@@ -209,6 +226,9 @@ def main() -> None:
     parser = arguments(__doc__, "400 executions, Wait 20 s")
     parser.add_argument("--executions", type=int, help="executions to park (default 2,000; --quick 400)")
     parser.add_argument("--wait", type=float, help="seconds the timers wait (default 60; --quick 20)")
+    parser.add_argument("--single", type=int, default=1000, help="executions started one by one with start() "
+                        "before the rest go through start_many, to compare the rates (default 1,000)")
+    parser.add_argument("--batch", type=int, default=500, help="start_many's executions per transaction")
     args = parser.parse_args()
     if args.worker:
         serve(args.worker, args.poll, args.concurrency)

@@ -112,19 +112,22 @@ class Serving:
         serves, or the earliest task deadline (a served task's ``run_at`` comes before its deadline anyway).
         Both are ordered index scans that stop at the first row."""
         first = conn.execute(sa.select(frames.c.run_at)
-                             .where(frames.c.status == "ACTIVE", frames.c.run_at.is_not(None), *self.within(),
+                             .where(ACTIVE, frames.c.run_at.is_not(None), *self.within(),
                                     self.served())
                              .order_by(frames.c.run_at).limit(1)).scalar()
         if self.keys is None:
             return first
         deadline = conn.execute(sa.select(frames.c.task_deadline)
-                                .where(frames.c.status == "ACTIVE", frames.c.task_deadline.is_not(None),
+                                .where(ACTIVE, frames.c.task_deadline.is_not(None),
                                        *self.within())
                                 .order_by(frames.c.task_deadline).limit(1)).scalar()
         return min((t for t in (first, deadline) if t is not None), default=None)
 
 
 ANY = Serving()
+# The status as a literal, so both databases use the partial indexes of active frames (ix_frames_runnable,
+# ix_frames_task_deadline); with a bound value SQLite scanned and sorted every frame on each claim.
+ACTIVE = sa.text("frames.status = 'ACTIVE'")
 
 
 def family(execution_id: int) -> sa.Select:
@@ -137,11 +140,13 @@ def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: fl
           serving: Serving = ANY) -> list[Claimed]:
     """Lease up to ``limit`` runnable frames that ``serving`` allows. Runs inside the caller's transaction."""
     pick = (sa.select(frames.c.id)
-            .where(frames.c.status == "ACTIVE", frames.c.run_at <= now,
+            .where(ACTIVE, frames.c.run_at <= now,
                    sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now), *serving.where(now))
             .order_by(frames.c.run_at, frames.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
+    # Two statements: PostgreSQL may run a LIMIT ... SKIP LOCKED subquery of an UPDATE more than once, taking more
+    # than ``limit`` rows.
     ids = [row.id for row in conn.execute(pick)]
     if not ids:
         return []
@@ -413,21 +418,29 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         keep_children(conn, claimed.id)  # the Parallel/Map failed for good: a redrive re-runs only what failed
     elif left_join:
         delete_children(conn, claimed.id)  # joined: the children's results now live in this frame's output
-    # Compare-and-set: exactly one commit per frame version, and only by the lease holder.
-    if cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version, worker_id,
-                                                  t.frame.text if t.frame is not None else None)).rowcount != 1:
+    # The common writes in one round trip (PostgreSQL holds the execution row's lock from here to the commit).
+    child_done = t.frame is None and not is_root and t.status == "SUCCEEDED"
+    with hot.pipeline(conn):
+        moved = cursor.execute(statement, hot.frame_params(columns, values, claimed.id, claimed.version, worker_id,
+                                                           t.frame.text if t.frame is not None else None))
+        append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
+                      history.stamps, history.texts, counted)
+        woken = child_succeeded(conn, claimed.parent_id, now, head, base + len(t.events)) if child_done else None
+    # Compare-and-set: exactly one commit per frame version, and only by the lease holder (else all rolls back).
+    if moved.rowcount != 1:
         raise StaleTransition
-
-    append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
-                  history.stamps, history.texts, counted)
     if t.fan_out is not None:
         start_children(conn, claimed, t, now, head)
     if t.map_run is not None:
         map_runs.create(conn, claimed.execution_id, claimed.id, t.map_run, now)
-    if t.frame is None:
-        finish_frame(conn, claimed, t, now, is_root, head, base + len(t.events))
-    if t.fan_out is not None or (t.frame is None and not is_root):
-        notify(conn)  # children to run, or a parent/sibling woken: tell idle workers elsewhere
+    if woken is not None:
+        woke = woken()
+    else:
+        woke = t.frame is None and finish_frame(conn, claimed, t, now, is_root, head, base + len(t.events))
+    if t.fan_out is not None or (woke and not is_root):
+        # Children to run, or a parent/sibling woken: tell idle workers elsewhere. Only then: on PostgreSQL a
+        # NOTIFY serialises the commits of every notifying transaction, so an iteration that wakes nobody is silent.
+        notify(conn)
     t.last_event_id = head
     return t
 
@@ -487,9 +500,10 @@ def start_children(conn, claimed: Claimed, t: Transition, now: float, head: int)
                  .values(pending=len(rows), failure=sa.null()))
 
 
-def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool, head: int, last: int) -> None:
+def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: bool, head: int, last: int) -> bool:
     """A frame ended: close the execution (root), or tell the parent (``head`` and ``last``, the frame's head and
-    last event, become the parent's or a waiting sibling's head as history.chain describes)."""
+    last event, become the parent's or a waiting sibling's head as history.chain describes). Whether another frame
+    became runnable (the parent, or a sibling waiting for a free slot)."""
     if is_root:
         waiting = conn.execute(executions.update()
                                .where(executions.c.id == claimed.execution_id, executions.c.status == "RUNNING")
@@ -504,37 +518,29 @@ def finish_frame(conn, claimed: Claimed, t: Transition, now: float, is_root: boo
             map_runs.child_closed(conn, claimed.execution_id, t.status, now)
         if t.status != "SUCCEEDED":  # a Distributed Map still running elsewhere in it ends with it
             map_runs.abort_runs(conn, claimed.execution_id, now)
-        return
+        return False
     parent = claimed.parent_id
     if t.status == "SUCCEEDED":
-        remaining = conn.execute(frames.update().where(frames.c.id == parent)
-                                 .values(pending=frames.c.pending - 1)
-                                 .returning(frames.c.pending, frames.c.failure)).one()
-        if remaining.failure is None:
-            activate_next_pending(conn, parent, now, head)
-            if remaining.pending == 0:
-                conn.execute(frames.update().where(frames.c.id == parent).values(run_at=now, last_event_id=last))
-        return
+        return child_succeeded(conn, parent, now, head, last)()
     # First failure wins (guarded), wakes the parent and cancels the siblings still running or waiting.
     won = conn.execute(frames.update().where(frames.c.id == parent, frames.c.failure.is_(None))
                        .values(failure={"error": t.error, "cause": t.cause}, run_at=now,
                                last_event_id=head)).rowcount
     if won:
         cancel_descendants(conn, parent, now, exclude=claimed.id)
+    return bool(won)
 
 
-# The status as a literal, so both databases match the partial index ix_frames_pending (a bound value would not).
-_NEXT_PENDING = (sa.select(frames.c.id).where(frames.c.parent_id == sa.bindparam("parent"),
-                                              sa.text("frames.status = 'PENDING'"))
-                 .order_by(frames.c.idx).limit(1))
-
-
-def activate_next_pending(conn, parent: int, now: float, head: int) -> None:
-    """Start the first child still waiting for a free slot; its events follow ``head`` (the finished sibling's)."""
-    nxt = conn.execute(_NEXT_PENDING, {"parent": parent}).scalar()
-    if nxt is not None:
-        conn.execute(frames.update().where(frames.c.id == nxt).values(status="ACTIVE", run_at=now,
-                                                                      last_event_id=head))
+def child_succeeded(conn, parent: int, now: float, head: int, last: int) -> Callable[[], bool]:
+    """A child of ``parent`` succeeded: one fewer to wait for; start the next child waiting for a slot (its events
+    follow ``head``), or wake the parent when none is left (its head becomes ``last``), unless a sibling failed.
+    Three guarded statements that need no reply to go on, so they can share a pipeline; returns the call that says,
+    once their replies are in, whether another frame became runnable."""
+    sql = hot.statements(conn)
+    hot.cursor(conn).execute(sql.child_done, (parent,))
+    activated = hot.cursor(conn).execute(sql.activate_next, (now, head, parent, parent))
+    woken = hot.cursor(conn).execute(sql.wake_parent, (now, last, parent))
+    return lambda: activated.rowcount + woken.rowcount > 0
 
 
 def cancel_descendants(conn, parent: int, now: float, exclude: int | None = None) -> None:

@@ -340,6 +340,7 @@ class Worker:
             # Finished, or parked (a timer, a token, its children) perhaps for weeks: keep nothing of it in this
             # worker's memory. 100,000 parked executions must not grow it.
             self.client.forget(item.execution_id)
+            self._mocked.pop(item.execution_id, None)
         if self.on_transition is not None:
             self.on_transition({"execution": info.arn, "events": [(e.type, (e.details or {}).get("name"))
                                                                   for e in t.events],

@@ -8,6 +8,7 @@ serializer write: ``jsonvalue.dumps``, with NULL for None.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +51,16 @@ class HotStatements:
                               f"timestamp, details) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {as_json})")
         self.count_events = f"UPDATE executions SET event_count = {p} WHERE id = {p}"
         self.read_count = f"SELECT status, event_count FROM executions WHERE id = {p}"
+        # A Map iteration or Parallel branch ended: one fewer child to wait for (the parent's counter, only ever
+        # moved under the execution row's lock), start the next child waiting for a slot, or wake the parent once
+        # none is left; the last two only while no sibling failed (guarded, so they need no result to decide).
+        self.child_done = f"UPDATE frames SET pending = pending - 1 WHERE id = {p}"
+        self.activate_next = (f"UPDATE frames SET status = 'ACTIVE', run_at = {p}, last_event_id = {p} WHERE id = "
+                              f"(SELECT c.id FROM frames c WHERE c.parent_id = {p} AND c.status = 'PENDING' "
+                              f"ORDER BY c.idx LIMIT 1) "
+                              f"AND EXISTS (SELECT 1 FROM frames f WHERE f.id = {p} AND f.failure IS NULL)")
+        self.wake_parent = (f"UPDATE frames SET run_at = {p}, last_event_id = {p} "
+                            f"WHERE id = {p} AND pending = 0 AND failure IS NULL")
         # PostgreSQL: take the next event ids and the execution row's lock as the last statement of a transition.
         self.take_event_ids = (f"UPDATE executions SET event_count = event_count + {p} "
                                f"WHERE id = {p} AND status = 'RUNNING' RETURNING event_count")
@@ -84,3 +95,12 @@ def frame_params(columns: tuple[str, ...], values: dict[str, Any], frame_id: int
 
 
 _JSON = frozenset(("input", "data", "output"))
+
+
+def pipeline(conn: sa.Connection):
+    """PostgreSQL: the statements sent in the block go in one round trip (psycopg's pipeline mode), their results
+    (``rowcount``) are read after it; a transition holding the execution row's lock waits for one reply, not one
+    per statement. SQLite: the statements simply run one by one."""
+    if conn.dialect.name == "postgresql":
+        return conn.connection.dbapi_connection.pipeline()
+    return contextlib.nullcontext()
