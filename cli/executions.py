@@ -123,12 +123,15 @@ def exit_for(status: str) -> None:
     sys.exit(0 if status in ("SUCCEEDED", "RUNNING") else FAILED)
 
 
-def progress_printer(quiet: bool):
-    """A live view on stderr of the states each transition enters and leaves."""
+def progress_printer(quiet: bool, only: str | None = None):
+    """A live view on stderr of the states each transition enters and leaves (of execution ``only`` if given: `run`
+    shows its own execution's states, not those of the child executions a worker in it runs too)."""
     if quiet:
         return None
 
     def show(update: dict[str, Any]) -> None:
+        if only is not None and update["execution"] != only:
+            return
         for event_type, name in update["events"]:
             if event_type.endswith("StateEntered"):
                 err.print(f"  [cyan]→[/cyan] {markup(name)} [dim]({event_type[:-12]})[/dim]", markup=True,
@@ -170,7 +173,7 @@ def run(file, input_, name, machine_name, version_, alias_, db, as_json, handler
                              mock_config, test_case, machine["name"], client.machine(machine["id"])),
                          version=version_, alias=alias_)
     previous = signal.getsignal(signal.SIGTERM)
-    worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json))
+    worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json, only=arn))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:
         worker.run(until=lambda: engine.status(arn) in TERMINAL)
