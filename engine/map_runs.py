@@ -9,16 +9,18 @@ failures are exceeded, the run ends and the frame's transition (``joined``/``joi
 """
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, Iterator
 
 import sqlalchemy as sa
 
 from . import errors as E
+from . import history as h
 from .clock import iso
 from .history import dumps
 from .interpreter import Env, Trigger, item_inputs
-from .store.schema import executions, frames, history_events, map_runs
+from .store.schema import executions, frames, history_events, map_runs, task_tokens
 
 DEFAULT_CONCURRENCY = 10_000  # AWS: a Distributed Map without MaxConcurrency runs up to 10,000 children at once
 CHUNK = 100  # children started per transaction
@@ -93,6 +95,55 @@ def recount(conn: sa.Connection, run_id: int) -> None:
         values[f"exec_{kind}"] += count
         values[f"items_{kind}"] += int(items or 0)
     conn.execute(map_runs.update().where(map_runs.c.id == run_id).values(values))
+
+
+def redrive(conn: sa.Connection, arn: str, machine, state: str, now: float, head: int) -> int:
+    """RedriveExecution reached the Distributed Map ``state`` that was joining the run ``arn``: redrive that run, as
+    AWS does. Its succeeded children stay; the unsuccessful ones run again (STANDARD: each child execution is
+    redriven; EXPRESS: started again from the start, AWS's StartExecution, under the same name); the items never
+    started are started by the pump; the counters are recounted, so the failures count from zero. The parent's
+    MapRunRedriven event follows ``head``; returns its id (the frame's new head)."""
+    from .redrive import restart
+    from .runtime import append_events
+    run = conn.execute(sa.select(map_runs).where(map_runs.c.arn == arn)).one()
+    start_at = machine.state(state).processor.start_at
+    unsuccessful = conn.execute(sa.select(executions).where(
+        executions.c.map_run_id == run.id, executions.c.status.in_(("FAILED", "TIMED_OUT", "ABORTED")))
+        .order_by(executions.c.map_index)).all()
+    for child in unsuccessful:
+        if run.execution_type == "EXPRESS":
+            _start_again(conn, child, start_at, now)
+        else:
+            restart(conn, child, now, machine, None)
+    recount(conn, run.id)
+    conn.execute(map_runs.update().where(map_runs.c.id == run.id).values(
+        status="RUNNING", stopped_at=None, error=None, cause=None, writer_details=sa.null(), results_written=0))
+    count = len(_redrives(conn, run)) + 1
+    base = conn.execute(sa.select(executions.c.event_count).where(executions.c.id == run.execution_id)).scalar()
+    append_events(conn, run.execution_id, None, base,
+                  [h.Event("MapRunRedriven", {"mapRunArn": arn, "redriveCount": count})], [head], now)
+    return base + 1
+
+
+def _start_again(conn: sa.Connection, child, start_at: str, now: float) -> None:
+    """An EXPRESS child runs its item again from the ItemProcessor's start (its ExecutionStarted event stays)."""
+    conn.execute(task_tokens.delete().where(task_tokens.c.execution_id == child.id))
+    conn.execute(frames.delete().where(frames.c.execution_id == child.id))
+    conn.execute(history_events.delete().where(history_events.c.execution_id == child.id, history_events.c.id > 1))
+    conn.execute(frames.insert().values(
+        execution_id=child.id, parent_id=None, idx=0, status="ACTIVE", version=0, state=start_at, phase="enter",
+        input=child.input, data={}, run_at=now, last_event_id=0, pending=0))
+    conn.execute(executions.update().where(executions.c.id == child.id).values(
+        status="RUNNING", output=sa.null(), error=None, cause=None, started_at=now, stopped_at=None,
+        event_count=1))
+
+
+def _redrives(conn: sa.Connection, run) -> list[float]:
+    """When the run was redriven: the times of its MapRunRedriven events in the parent's history."""
+    rows = conn.execute(sa.select(history_events.c.details, history_events.c.timestamp).where(
+        history_events.c.execution_id == run.execution_id, history_events.c.type == "MapRunRedriven")).all()
+    return [stamp for details, stamp in rows
+            if (json.loads(details) if isinstance(details, str) else details or {}).get("mapRunArn") == run.arn]
 
 
 # ----------------------------------------------------------------------------------------------- the pump
@@ -279,7 +330,7 @@ def _records(conn, client, run, written: list) -> Iterator[tuple[str, dict]]:
              .execution_options(yield_per=500))
     for row in conn.execute(query):
         record = {"ExecutionArn": row.arn, "Input": dumps(row.input), "InputDetails": {"Included": True},
-                  "Name": row.name, "RedriveCount": 0, "RedriveStatus": "NOT_REDRIVABLE",
+                  "Name": row.name, "RedriveCount": row.redrive_count or 0, "RedriveStatus": "NOT_REDRIVABLE",
                   "StartDate": iso(row.started_at),
                   "StateMachineArn": client.machine_arn(row.machine_name), "Status": row.status,
                   "StopDate": iso(row.stopped_at) if row.stopped_at is not None else None}
@@ -314,6 +365,9 @@ def describe(conn: sa.Connection, arn: str) -> dict:
               "itemCounts": _counts(run, "items", total_items, run.items_read if run.results_written else 0),
               "executionCounts": _counts(run, "exec", run.children, run.results_written),
               "redriveCount": 0}
+    redrives = _redrives(conn, run)
+    if redrives:
+        result.update(redriveCount=len(redrives), redriveDate=iso(max(redrives)))
     if run.stopped_at is not None:
         result["stopDate"] = iso(run.stopped_at)
     return result

@@ -64,28 +64,34 @@ def redrive(client, arn: str) -> dict:
         reason = not_redrivable(row, now)
         if reason is not None:
             raise ExecutionNotRedrivable(f"{reason}: {arn}")
-        root = conn.execute(sa.select(frames).where(frames.c.execution_id == row.id, frames.c.parent_id.is_(None))
-                            ).one()
-        count = (row.redrive_count or 0) + 1
-        event_id = row.event_count + 1
-        append_events(conn, row.id, None, row.event_count, [h.Event("ExecutionRedriven", {"redriveCount": count})],
-                      [row.event_count], now)
-        revive(conn, root, now, event_id)
-        timeout = client.machine(row.machine_id).timeout_seconds
-        conn.execute(executions.update().where(executions.c.id == row.id).values(
-            status="RUNNING", output=sa.null(), error=None, cause=None, stopped_at=None, redrive_count=count,
-            redrive_date=now, deadline_at=now + timeout if timeout else None))
+        machine = client.machine(row.machine_id)
+        timeout = machine.timeout_seconds
+        restart(conn, row, now, machine, now + timeout if timeout else None)
         notify(conn)
     client.forget(row.id)
     return {"redriveDate": iso(now)}
 
 
-def revive(conn: sa.Connection, frame, now: float, head: int | None, active: bool = True) -> None:
+def restart(conn: sa.Connection, row, now: float, machine, deadline: float | None) -> None:
+    """Redrive the closed execution ``row`` in this transaction: ExecutionRedriven, its frames revived, RUNNING
+    again (also a Distributed Map's STANDARD child execution, see map_runs.redrive)."""
+    root = conn.execute(sa.select(frames).where(frames.c.execution_id == row.id, frames.c.parent_id.is_(None))).one()
+    count = (row.redrive_count or 0) + 1
+    append_events(conn, row.id, None, row.event_count, [h.Event("ExecutionRedriven", {"redriveCount": count})],
+                  [row.event_count], now)
+    revive(conn, root, now, row.event_count + 1, machine=machine)
+    conn.execute(executions.update().where(executions.c.id == row.id).values(
+        status="RUNNING", output=sa.null(), error=None, cause=None, stopped_at=None, redrive_count=count,
+        redrive_date=now, deadline_at=deadline))
+
+
+def revive(conn: sa.Connection, frame, now: float, head: int | None, active: bool = True, machine=None) -> None:
     """Make ``frame`` (a row) runnable again where it stopped; its events follow ``head`` (the root: the
     ExecutionRedriven event) or, for a branch or iteration, its own last event. A Parallel/Map that
     was joining its children goes on joining: the succeeded children stay, the others are revived (the first
     MaxConcurrency of them active, the rest waiting for a slot). Any other frame restarts its state from the
-    start; a waiting child restarts its state whole (its own children are dropped) when it gets a slot."""
+    start; a waiting child restarts its state whole (its own children are dropped) when it gets a slot. A
+    Distributed Map that was joining its map run redrives that run (map_runs.redrive; ``machine`` is needed)."""
     kids = conn.execute(sa.select(frames).where(frames.c.parent_id == frame.id).order_by(frames.c.idx)).all()
     data = frame.data or {}
     values = dict(status="ACTIVE" if active else "PENDING", version=frame.version + 1, lease_owner=None,
@@ -93,11 +99,17 @@ def revive(conn: sa.Connection, frame, now: float, head: int | None, active: boo
                   commit_failures=0)
     if head is not None:
         values["last_event_id"] = head
-    if active and frame.phase == "join" and kids:
+    if active and frame.phase == "join" and "map_run_arn" in data:
+        from .map_runs import redrive as redrive_run
+        kept = {k: v for k, v in data.items() if k not in _FORGET}
+        values.update(phase="join", data={**kept, "retries": [], "attempt": 0}, pending=0, run_at=now,
+                      last_event_id=redrive_run(conn, data["map_run_arn"], machine, frame.state, now,
+                                                frame.last_event_id if head is None else head))
+    elif active and frame.phase == "join" and kids:
         again = [kid for kid in kids if kid.status != "SUCCEEDED"]
         limit = data.get("concurrency") or len(again)
         for n, kid in enumerate(again):
-            revive(conn, kid, now, None, active=n < limit)
+            revive(conn, kid, now, None, active=n < limit, machine=machine)
         kept = {k: v for k, v in data.items() if k not in _FORGET}
         values.update(phase="join", data={**kept, "retries": [], "attempt": 0}, pending=len(again),
                       run_at=None if again else now)

@@ -1,0 +1,85 @@
+"""Redriving an execution whose Distributed Map failed redrives the same map run, as AWS does: the succeeded
+children keep their output, only the failed (or aborted, or never started) items run again, the parent's history
+gets MapRunRedriven and DescribeMapRun counts the redrive; the Map's output is whole and in item order.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import crash_worker
+from statemill.engine import Engine
+from statemill.engine.store.schema import executions
+
+ITEMS = 12
+FAILING = (0, 5, 11)  # the first and the last item too
+
+
+def definition(execution_type: str, concurrency: int) -> dict:
+    return {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": concurrency, "ResultPath": "$.out",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
+                          "StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": "py:flaky",
+                                                                 "End": True}}},
+        "End": True}}}
+
+
+def items(fixed: Path) -> list[dict]:
+    return [{"n": n, "fail": n in FAILING, "fixed": str(fixed), "zero": 0, "no": False, "empty": "", "null": None}
+            for n in range(ITEMS)]
+
+
+def calls(path: Path) -> Counter:
+    if not path.exists():
+        return Counter()
+    return Counter(c["input"]["n"] for c in map(json.loads, path.read_text().splitlines()))
+
+
+def succeeded(engine: Engine) -> set[int]:
+    """The indexes of the child executions that succeeded."""
+    with engine.db.connect() as conn:
+        return set(conn.execute(sa.select(executions.c.map_index).where(executions.c.map_index.is_not(None),
+                                                                        executions.c.status == "SUCCEEDED")).scalars())
+
+
+@pytest.fixture
+def flaky(db_url, fake_clock, tmp_path):
+    engine = Engine(db_url, clock=fake_clock, concurrency=4)
+    crash_worker.install_handlers(engine, str(tmp_path / "calls"))
+    yield engine
+    engine.db.dispose()
+
+
+@pytest.mark.parametrize("execution_type, concurrency", [("STANDARD", 0), ("STANDARD", 2), ("EXPRESS", 0)])
+def test_a_redriven_distributed_map_runs_only_the_failed_items_again(flaky, tmp_path, execution_type, concurrency):
+    value = {"items": items(tmp_path / "fixed")}
+    done = flaky.run(definition(execution_type, concurrency), value, machine_name="each")
+    assert done["status"] == "FAILED" and done["error"] == "States.ExceedToleratedFailureThreshold"
+    arn = done["executionArn"]
+    (run,) = flaky.list_map_runs(arn)
+    before = calls(tmp_path / "calls")
+    unfinished = sorted(set(range(ITEMS)) - succeeded(flaky))  # failed, aborted or never started
+    failed = flaky.describe_map_run(run["mapRunArn"])
+    assert failed["status"] == "FAILED" and failed["redriveCount"] == 0 and "redriveDate" not in failed
+
+    (tmp_path / "fixed").touch()
+    flaky.redrive(arn)
+    done = flaky.wait(arn)
+
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == {**value, "out": list(range(ITEMS))}
+    again = calls(tmp_path / "calls") - before
+    # The items that failed run once more; with MaxConcurrency 2 the first failure aborted or never started some.
+    assert sorted(again) == unfinished and set(again.values()) == {1}
+    assert flaky.list_map_runs(arn) == [run]  # the same map run, not a new one
+    described = flaky.describe_map_run(run["mapRunArn"])
+    assert described["status"] == "SUCCEEDED" and described["redriveCount"] == 1 and "redriveDate" in described
+    assert described["itemCounts"]["succeeded"] == ITEMS and described["itemCounts"]["failed"] == 0
+    assert described["executionCounts"]["total"] == ITEMS
+    events = [e["type"] for e in flaky.history(arn)]
+    assert events.count("MapRunStarted") == 1 and events.count("MapRunRedriven") == 1
+    assert events.index("ExecutionRedriven") < events.index("MapRunRedriven") < events.index("MapRunSucceeded")
