@@ -20,11 +20,14 @@ FAILING = (0, 5, 11)  # the first and the last item too
 
 
 def definition(execution_type: str, concurrency: int) -> dict:
+    """A Distributed Map over ``$.items`` running py:flaky in child executions, with no tolerated failures. Work is
+    retried once after 1 s, so without MaxConcurrency the failing items fail after every other one succeeded."""
+    work = {"Type": "Task", "Resource": "py:flaky", "End": True,
+            "Retry": [{"ErrorEquals": ["RuntimeError"], "IntervalSeconds": 1, "MaxAttempts": 1}]}
     return {"StartAt": "Each", "States": {"Each": {
         "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": concurrency, "ResultPath": "$.out",
         "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
-                          "StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": "py:flaky",
-                                                                 "End": True}}},
+                          "StartAt": "Work", "States": {"Work": work}},
         "End": True}}}
 
 
@@ -44,6 +47,13 @@ def succeeded(engine: Engine) -> set[int]:
     with engine.db.connect() as conn:
         return set(conn.execute(sa.select(executions.c.map_index).where(executions.c.map_index.is_not(None),
                                                                         executions.c.status == "SUCCEEDED")).scalars())
+
+
+def redriven(engine: Engine) -> set[int]:
+    """The indexes of the child executions that were redriven."""
+    with engine.db.connect() as conn:
+        return set(conn.execute(sa.select(executions.c.map_index).where(executions.c.map_index.is_not(None),
+                                                                        executions.c.redrive_count > 0)).scalars())
 
 
 @pytest.fixture
@@ -73,7 +83,11 @@ def test_a_redriven_distributed_map_runs_only_the_failed_items_again(flaky, tmp_
     assert done["status"] == "SUCCEEDED"
     assert done["output"] == {**value, "out": list(range(ITEMS))}
     again = calls(tmp_path / "calls") - before
-    # The items that failed run once more; with MaxConcurrency 2 the first failure aborted or never started some.
+    # The failed items run once more; with MaxConcurrency 2 the first failure also aborted or never started some.
+    if concurrency == 0:
+        assert unfinished == list(FAILING)
+        # STANDARD children are redriven themselves; EXPRESS ones are started again
+        assert redriven(flaky) == (set(FAILING) if execution_type == "STANDARD" else set())
     assert sorted(again) == unfinished and set(again.values()) == {1}
     assert flaky.list_map_runs(arn) == [run]  # the same map run, not a new one
     described = flaky.describe_map_run(run["mapRunArn"])
