@@ -97,3 +97,46 @@ def test_a_redriven_distributed_map_runs_only_the_failed_items_again(flaky, tmp_
     events = [e["type"] for e in flaky.history(arn)]
     assert events.count("MapRunStarted") == 1 and events.count("MapRunRedriven") == 1
     assert events.index("ExecutionRedriven") < events.index("MapRunRedriven") < events.index("MapRunSucceeded")
+
+
+def test_the_result_writer_writes_the_redriven_run_whole(db_url, fake_clock, tmp_path):
+    (tmp_path / "data").mkdir()
+    engine = Engine(db_url, clock=fake_clock, storage=str(tmp_path), concurrency=4)
+    crash_worker.install_handlers(engine, str(tmp_path / "calls"))
+    machine = definition("STANDARD", 0)
+    machine["States"]["Each"].update(ResultWriter={
+        "Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "data", "Prefix": ""}})
+    arn = engine.run(machine, {"items": items(tmp_path / "fixed")}, machine_name="each")["executionArn"]
+    (tmp_path / "fixed").touch()
+    engine.redrive(arn)
+    done = engine.wait(arn)
+    assert done["status"] == "SUCCEEDED"
+    manifest = json.loads((tmp_path / "data" / done["output"]["out"]["ResultWriterDetails"]["Key"]).read_text())
+    records = [r for f in manifest["ResultFiles"]["SUCCEEDED"]
+               for r in json.loads((tmp_path / "data" / f["Key"]).read_text())]
+    assert [json.loads(r["Output"]) for r in records] == list(range(ITEMS))
+    assert [n for n, r in enumerate(records) if r["RedriveCount"]] == list(FAILING)
+    assert manifest["ResultFiles"].get("FAILED", []) == []
+    assert engine.describe_map_run(manifest["MapRunArn"])["itemCounts"]["resultsWritten"] == ITEMS
+    engine.db.dispose()
+
+
+def test_a_map_run_whose_item_reader_failed_reads_its_items_when_redriven(db_url, fake_clock, tmp_path):
+    (tmp_path / "data").mkdir()
+    engine = Engine(db_url, clock=fake_clock, storage=str(tmp_path), concurrency=4)
+    crash_worker.install_handlers(engine, str(tmp_path / "calls"))
+    machine = definition("STANDARD", 0)
+    del machine["States"]["Each"]["ItemsPath"]
+    machine["States"]["Each"].update(ResultPath="$", ItemReader={
+        "Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSONL"},
+        "Parameters": {"Bucket": "data", "Key": "items.jsonl"}})
+    done = engine.run(machine, {}, machine_name="each")
+    assert done["status"] == "FAILED" and done["error"] == "States.ItemReaderFailed"
+    (tmp_path / "data" / "items.jsonl").write_text(
+        "".join(json.dumps({"n": n, "fixed": str(tmp_path), "fail": False, "null": None}) + "\n" for n in range(3)))
+    engine.redrive(done["executionArn"])
+    done = engine.wait(done["executionArn"])
+    assert done["status"] == "SUCCEEDED" and done["output"] == [0, 1, 2]
+    (run,) = engine.list_map_runs(done["executionArn"])
+    assert engine.describe_map_run(run["mapRunArn"])["redriveCount"] == 1
+    engine.db.dispose()
