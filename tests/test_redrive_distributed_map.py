@@ -140,3 +140,40 @@ def test_a_map_run_whose_item_reader_failed_reads_its_items_when_redriven(db_url
     (run,) = engine.list_map_runs(done["executionArn"])
     assert engine.describe_map_run(run["mapRunArn"])["redriveCount"] == 1
     engine.db.dispose()
+
+
+def test_a_stopped_map_run_redrives_its_aborted_children_and_starts_the_rest(flaky):
+    machine = definition("STANDARD", 2)
+    machine["States"]["Each"]["ItemProcessor"]["States"] = {"Work": {
+        "Type": "Task", "Resource": "py:ask.waitForTaskToken", "Parameters": {"n.$": "$.n", "token.$": "$$.Task.Token"},
+        "End": True}}
+    asked = []
+
+    @flaky.handler("py:ask.waitForTaskToken")
+    def ask(value, context):
+        asked.append(value["n"])
+
+    arn = flaky.start(flaky.register(machine, "each")["name"],
+                      {"items": [{"n": n} for n in range(ITEMS)]})["executionArn"]
+
+    def answer_until(done) -> None:
+        worker = flaky.worker()
+        try:
+            worker.run(until=lambda: len(flaky.pending_tokens()) == 2 or done())
+        finally:
+            worker.close()
+
+    answer_until(lambda: False)
+    flaky.stop(arn)
+    assert sorted(asked) == [0, 1]
+    flaky.redrive(arn)
+    while flaky.status(arn) == "RUNNING":
+        answer_until(lambda: flaky.status(arn) != "RUNNING")
+        for token in flaky.pending_tokens():
+            flaky.send_task_success(token["taskToken"], 0)
+    assert flaky.describe(arn)["status"] == "SUCCEEDED"
+    assert flaky.describe(arn)["output"]["out"] == [0] * ITEMS
+    assert sorted(asked) == [0, 0, 1, 1, *range(2, ITEMS)]  # the two aborted children asked again, once
+    (run,) = flaky.list_map_runs(arn)
+    counts = flaky.describe_map_run(run["mapRunArn"])["executionCounts"]
+    assert counts["succeeded"] == counts["total"] == ITEMS and counts["aborted"] == 0
