@@ -51,7 +51,7 @@ def map_run(arn, db, as_json):
         click.echo(json.dumps(run, ensure_ascii=False))
         return
     for key in ("mapRunArn", "executionArn", "status", "startDate", "stopDate", "maxConcurrency",
-                "toleratedFailureCount", "toleratedFailurePercentage"):
+                "toleratedFailureCount", "toleratedFailurePercentage", "redriveCount", "redriveDate"):
         if key in run:
             click.echo(f"{key:27} {safe(run[key])}")
     click.echo(f"{'items':27} {_counts(run['itemCounts'])}")

@@ -21,9 +21,9 @@ def describe_map_run(call: Call) -> dict:
         found = call.client.describe_map_run(_map_run(call))
     except MapRunDoesNotExist as exc:
         raise ApiError("ResourceNotFound", str(exc)) from None
-    found["startDate"] = epoch(found["startDate"])
-    if "stopDate" in found:
-        found["stopDate"] = epoch(found["stopDate"])
+    for key in ("startDate", "stopDate", "redriveDate"):
+        if key in found:
+            found[key] = epoch(found[key])
     return found
 
 

@@ -15,6 +15,8 @@ import crash_worker
 from statemill.engine import Engine
 from statemill.engine.store.schema import executions
 
+from servertools import serving
+
 ITEMS = 12
 FAILING = (0, 5, 11)  # the first and the last item too
 
@@ -177,3 +179,25 @@ def test_a_stopped_map_run_redrives_its_aborted_children_and_starts_the_rest(fla
     (run,) = flaky.list_map_runs(arn)
     counts = flaky.describe_map_run(run["mapRunArn"])["executionCounts"]
     assert counts["succeeded"] == counts["total"] == ITEMS and counts["aborted"] == 0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serving(tmp_path_factory.mktemp("dmredrive"), "--no-worker")
+
+
+def test_the_api_shows_the_map_run_redriven(server, sfn, tmp_path):
+    engine = Engine(server.db, concurrency=4)
+    crash_worker.install_handlers(engine, str(tmp_path / "calls"))
+    arn = engine.run(definition("STANDARD", 0), {"items": items(tmp_path / "fixed")},
+                     machine_name="apiredrive")["executionArn"]
+    (tmp_path / "fixed").touch()
+    sfn.redrive_execution(executionArn=arn)
+    assert engine.wait(arn)["status"] == "SUCCEEDED"
+    (run,) = sfn.list_map_runs(executionArn=arn)["mapRuns"]
+    described = sfn.describe_map_run(mapRunArn=run["mapRunArn"])
+    assert described["redriveCount"] == 1 and described["redriveDate"] >= described["startDate"]
+    events = sfn.get_execution_history(executionArn=arn)["events"]
+    (redriven,) = [e for e in events if e["type"] == "MapRunRedriven"]
+    assert redriven["mapRunRedrivenEventDetails"] == {"mapRunArn": run["mapRunArn"], "redriveCount": 1}
+    engine.db.dispose()
