@@ -5,7 +5,8 @@ The parent frame waits in the Map state's ``join`` phase. Whenever it is runnabl
 (``pump``): it starts children up to MaxConcurrency, a chunk per transaction that also saves the reader's cursor
 (so a crash neither skips nor repeats an item), and parks the frame. A child's closing transaction moves the
 counters and wakes the frame (``child_closed``). Once the reader is exhausted and no child runs, or the tolerated
-failures are exceeded, the run ends and the frame's transition (``joined``/``join_failed``) follows.
+failures are exceeded, the run ends and the frame's transition (``joined``/``join_failed``) follows. Redriving
+the parent redrives the same run (``redrive``): only its unsuccessful and never-started items run again.
 """
 from __future__ import annotations
 
