@@ -4,8 +4,8 @@ with the input it had there, on the revision it started with; the history goes o
 The state that did not succeed runs again from its start, with fresh retry counters. A Parallel or Map there is not
 entered again: the branches and iterations that succeeded keep their output (the runtime keeps a failed
 Parallel/Map's children, see runtime.keep_children), and each of the others restarts, recursively, at the state
-where it failed, was aborted or had not started, within the Map's MaxConcurrency. A Distributed Map redrives its map run
-(engine/map_runs.py ``redrive``): the run's unsuccessful child executions are redriven in the same transaction. Everything happens in one
+where it failed, was aborted or had not started, within the Map's MaxConcurrency. A Distributed Map redrives its
+map run (map_runs.redrive), whose unsuccessful child executions are redriven too. Everything happens in one
 transaction: a refused redrive writes nothing. Once the redrive window has passed, workers drop what was kept
 (``forget_expired``).
 """
