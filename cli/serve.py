@@ -34,7 +34,8 @@ def serve(host, port, credentials, quiet, db, handlers, storage, worker_count, n
     engine = open_engine_with_handlers(db, handlers, concurrency=concurrency, storage=storage_dir(storage))
     server = Server(engine, credentials=credentials, engine=None if no_worker else engine,
                     console_actions=console_actions)
-    workers = [] if no_worker else [engine.worker() for _ in range(worker_count)]
+    workers = [] if no_worker else [engine.worker(on_event=server.wakeups.on_transition)
+                                    for _ in range(worker_count)]
     threads = [threading.Thread(target=w.run, name=f"statemill-worker-{i}", daemon=True)
                for i, w in enumerate(workers)]
     for thread in threads:

@@ -3,12 +3,12 @@
 GetActivityTask is AWS's long poll: it answers as soon as a task of the activity is scheduled, else after the poll
 length (AWS: 60 s; ``STATEMILL_ACTIVITY_POLL_SECONDS`` shortens it, for tests) with no taskToken. It runs on the
 event loop and only each attempt (one short transaction) goes to the thread pool, so waiting pollers hold no thread
-and never block other requests. Between attempts it sleeps with a backoff from 5 ms to 25 ms; an attempt that finds nothing is one indexed
-read, never a write transaction.
+and never block other requests. A worker of this process that schedules a task wakes the waiting polls at once
+(``server/wakeups.py``); otherwise, for workers in other processes, a poll retries with a backoff from 5 ms to
+25 ms. An attempt that finds nothing is one indexed read, never a write transaction.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
@@ -87,12 +87,14 @@ async def get_activity_task(call: Call) -> dict:
                        "satisfy constraint: Member must have length between 1 and 80")
     deadline = time.monotonic() + poll_seconds()
     pause = FIRST_PAUSE
+    wakeups = call.server.wakeups
     while True:
+        seen = wakeups.generation
         task = await run_in_threadpool(a.take_task, call.client, arn, worker)
         if task is not None:
             return task
         left = deadline - time.monotonic()
         if left <= 0:
             return {}  # AWS: no taskToken when nothing came within the poll
-        await asyncio.sleep(min(pause, left))
+        await wakeups.wait(seen, min(pause, left))
         pause = min(pause * 2, LAST_PAUSE)

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from statemill.engine import Client
 
 from .protocol import ACTIONS, ApiError, Call, as_api_error
+from .wakeups import Wakeups
 
 log = logging.getLogger("statemill.server")
 
@@ -45,6 +46,7 @@ class Server:
         self.engine = engine  # the Engine whose workers run in this process (None with --no-worker)
         self._clients = {client.region: client}
         self._lock = threading.Lock()
+        self.wakeups = Wakeups()  # the in-process workers' on_event, waking GetActivityTask's waiting polls
 
     def client(self, region: str | None) -> Client:
         """The client forming ARNs in ``region`` (the request's credential scope), sharing the database."""
