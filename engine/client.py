@@ -288,14 +288,15 @@ class Client:
         return machines.settings_of(conn, revision_id).role_arn or self.role_arn
 
     def execution_info(self, execution_id: int) -> ExecutionInfo:
-        """What ``$$.Execution`` shows; it never changes, so it is read once per execution (bounded cache)."""
+        """What ``$$.Execution`` shows; it changes only on a redrive (which forgets it), so it is read once per run of
+        an execution (bounded cache)."""
         found = self._infos.get(execution_id)
         if found is None:
             with self.reader.connect() as conn:
                 row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).one()
                 role = self._role_of(conn, row.machine_id)
             found = ExecutionInfo(row.arn, row.name, row.input, row.started_at, self.machine_arn(row.machine_name),
-                                  row.machine_name, role, row.machine_id)
+                                  row.machine_name, role, row.machine_id, row.redrive_count or 0, row.redrive_date)
             if len(self._infos) >= 1_000:  # executions in flight; parked and finished ones are forgotten
                 self._infos.pop(next(iter(self._infos)))
             self._infos[execution_id] = found

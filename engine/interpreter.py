@@ -60,6 +60,8 @@ class ExecutionInfo:
     machine_name: str
     role_arn: str = ""
     machine_id: int = 0  # the stored definition revision the execution pinned
+    redrive_count: int = 0  # $$.Execution.RedriveCount, and RedriveTime once it was redriven
+    redrive_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +176,13 @@ class _Step:
         info = self.env.execution
         ctx = {
             "Execution": {"Id": info.arn, "Input": info.input, "StartTime": iso(info.start_time), "Name": info.name,
-                          "RoleArn": info.role_arn, "RedriveCount": 0},
+                          "RoleArn": info.role_arn, "RedriveCount": info.redrive_count},
             "StateMachine": {"Id": info.machine_arn, "Name": info.machine_name},
             "State": {"Name": self.state.name, "EnteredTime": self.data.get("entered_time") or iso(
                 self.env.now if self.entered_at is None else self.entered_at)},
         }
+        if info.redrive_time is not None:
+            ctx["Execution"]["RedriveTime"] = iso(info.redrive_time)
         if isinstance(self.state, (m.TaskState, m.ParallelState, m.MapState)):
             ctx["State"]["RetryCount"] = self.data.get("attempt", 0)
         if token is not None:

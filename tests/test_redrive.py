@@ -132,3 +132,26 @@ def test_statemill_redrive_command(db_url):
     result = CliRunner().invoke(cli, ["redrive", arn, "--db", db])
     assert result.exit_code != 0 and "RUNNING" in result.output
     engine.db.dispose()
+
+
+def test_the_context_object_counts_redrives_and_says_when(engine):
+    """$$.Execution.RedriveCount is 0 until a redrive, then counts them, with RedriveTime from the last one."""
+    seen = []
+
+    @engine.handler("look")
+    def look(value):
+        seen.append(value)
+        if len(seen) == 1:
+            raise Broken("first run")
+        return value
+
+    definition = {"StartAt": "Look", "States": {"Look": {
+        "Type": "Task", "Resource": "look", "Parameters": {"execution.$": "$$.Execution"}, "End": True}}}
+    arn = engine.run(definition, INPUT, machine_name="ctx")["executionArn"]
+    engine.redrive(arn)
+    done = engine.wait(arn)
+    assert done["status"] == "SUCCEEDED"
+    first, second = (call["execution"] for call in seen)
+    assert first["RedriveCount"] == 0 and "RedriveTime" not in first
+    assert second["RedriveCount"] == 1
+    assert second["RedriveTime"] == done["redriveDate"]
