@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from . import machines, versions
-from .history import dumps
+from .client import execution_row, root_frame, started_event
 from .store.schema import executions, frames, history_events
 
 
@@ -60,22 +60,15 @@ def _start_chunk(client, machine: str, chunk: list[tuple[str, Any]], notify) -> 
             timeout = compiled.timeout_seconds
             role = client._role_of(conn, target.revision_id)
             arns = [client.execution_arn(machine, name) for name, _ in chunk]
+            deadline = now + timeout if timeout else None
             ids = conn.execute(
                 executions.insert().returning(executions.c.id, sort_by_parameter_order=True),
-                [{"machine_id": target.revision_id, "machine_name": machine, "name": name, "arn": arn,
-                  "status": "RUNNING", "input": value, "started_at": now,
-                  "deadline_at": now + timeout if timeout else None, "event_count": 1, "version": target.version,
-                  "alias": target.alias} for (name, value), arn in zip(chunk, arns)]).scalars().all()
+                [execution_row(target, machine, name, arn, value, now, deadline)
+                 for (name, value), arn in zip(chunk, arns)]).scalars().all()
             started_on = client._started_on(machine, target.version, target.alias)
-            conn.execute(history_events.insert(), [
-                {"execution_id": i, "id": 1, "previous_event_id": 0, "frame_id": None, "type": "ExecutionStarted",
-                 "timestamp": now, "details": {"input": dumps(value), "inputDetails": {"truncated": False},
-                                               "roleArn": role, **started_on}}
-                for i, (_, value) in zip(ids, chunk)])
-            conn.execute(frames.insert(), [
-                {"execution_id": i, "parent_id": None, "idx": 0, "status": "ACTIVE", "version": 0,
-                 "state": compiled.start_at, "phase": "enter", "input": value, "data": {}, "run_at": now,
-                 "last_event_id": 0, "pending": 0} for i, (_, value) in zip(ids, chunk)])
+            conn.execute(history_events.insert(),
+                         [started_event(i, value, now, role, started_on) for i, (_, value) in zip(ids, chunk)])
+            conn.execute(frames.insert(), [root_frame(i, compiled, value, now) for i, (_, value) in zip(ids, chunk)])
             notify(conn)
         return arns
     except (sa.exc.IntegrityError, _OneByOne):

@@ -250,18 +250,12 @@ class Client:
                 timeout = min(timeout or EXPRESS_TIMEOUT, EXPRESS_TIMEOUT)
             deadline = now + timeout if timeout else None
             execution_id = conn.execute(executions.insert().values(
-                machine_id=machine_id, machine_name=machine, name=name, arn=arn, status="RUNNING", input=value,
-                started_at=now, deadline_at=deadline, event_count=1, version=target.version,
-                alias=target.alias, **(parent.columns(conn) if parent is not None else {}))).inserted_primary_key[0]
+                **execution_row(target, machine, name, arn, value, now, deadline),
+                **(parent.columns(conn) if parent is not None else {}))).inserted_primary_key[0]
+            started_on = self._started_on(machine, target.version, target.alias)
             conn.execute(history_events.insert().values(
-                execution_id=execution_id, id=1, previous_event_id=0, frame_id=None, type="ExecutionStarted",
-                timestamp=now, details={"input": dumps(value), "inputDetails": {"truncated": False},
-                                        "roleArn": self._role_of(conn, machine_id),
-                                        **self._started_on(machine, target.version, target.alias)}))
-            conn.execute(frames.insert().values(
-                execution_id=execution_id, parent_id=None, idx=0, status="ACTIVE", version=0,
-                state=compiled.start_at, phase="enter", input=value, data={}, run_at=now, last_event_id=0,
-                pending=0))
+                **started_event(execution_id, value, now, self._role_of(conn, machine_id), started_on)))
+            conn.execute(frames.insert().values(**root_frame(execution_id, compiled, value, now)))
             if mocks is not None:
                 from .mocks import store
                 mocks.check(compiled)
@@ -549,3 +543,24 @@ class Client:
         from .tokens import send_task_heartbeat
         return send_task_heartbeat(self, token)
 
+
+# The rows that start an execution (Client.start, and engine/bulk.py's start_many a batch at a time).
+def execution_row(target, machine: str, name: str, arn: str, value: Any, now: float, deadline: float | None) -> dict:
+    """The executions row of a new RUNNING execution of ``target`` (a versions.target: revision, version, alias)."""
+    return {"machine_id": target.revision_id, "machine_name": machine, "name": name, "arn": arn, "status": "RUNNING",
+            "input": value, "started_at": now, "deadline_at": deadline, "event_count": 1, "version": target.version,
+            "alias": target.alias}
+
+
+def started_event(execution_id: int, value: Any, now: float, role: str, started_on: dict) -> dict:
+    """Its ExecutionStarted history event (event id 1)."""
+    return {"execution_id": execution_id, "id": 1, "previous_event_id": 0, "frame_id": None,
+            "type": "ExecutionStarted", "timestamp": now,
+            "details": {"input": dumps(value), "inputDetails": {"truncated": False}, "roleArn": role, **started_on}}
+
+
+def root_frame(execution_id: int, compiled, value: Any, now: float) -> dict:
+    """Its root frame, runnable at once at the machine's StartAt."""
+    return {"execution_id": execution_id, "parent_id": None, "idx": 0, "status": "ACTIVE", "version": 0,
+            "state": compiled.start_at, "phase": "enter", "input": value, "data": {}, "run_at": now,
+            "last_event_id": 0, "pending": 0}
