@@ -172,22 +172,30 @@ def run(file, input_, name, machine_name, version_, alias_, db, as_json, handler
                          mocks=lambda client, machine: testing.load_test_case(
                              mock_config, test_case, machine["name"], client.machine(machine["id"])),
                          version=version_, alias=alias_)
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     worker = engine.worker(execution=arn, concurrency=concurrency, on_event=progress_printer(quiet or as_json, only=arn))
+    interrupted = []
+
+    def interrupt(*_) -> None:
+        # Ctrl-C: stop after the transitions in flight (a second Ctrl-C interrupts at once). No KeyboardInterrupt in
+        # the worker loop, which could land between handing a task to a thread and tracking it.
+        interrupted.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        worker.stop()
+
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, interrupt)
     try:
         worker.run(until=lambda: engine.status(arn) in TERMINAL)
-    except KeyboardInterrupt:
-        worker.stop()
-        if engine.status(arn) == "RUNNING":
-            err.print(f"interrupted: the execution goes on durably; resume it with `statemill worker` "
-                      f"({markup(arn)})")
-            sys.exit(130)
     except sa.exc.DBAPIError as exc:
         database_failed(exc)
     finally:
         worker.close()
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    if interrupted and engine.status(arn) == "RUNNING":
+        err.print(f"interrupted: the execution goes on durably; resume it with `statemill worker` ({markup(arn)})")
+        sys.exit(130)
     testing.record_coverage(coverage_file, engine, arn)
     description = engine.describe(arn)
     print_execution(description, as_json)

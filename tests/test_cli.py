@@ -392,3 +392,17 @@ def test_ctrl_c_after_the_execution_finished_prints_its_result_not_interrupted(t
     done = sm("run", name, "--handlers", "impatient", "-q", cwd=tmp_path)
     assert (done.returncode, json.loads(done.stdout)) == (0, {"done": True, "n": 0}), done.stderr
     assert "interrupted" not in done.stderr and "SUCCEEDED" in done.stderr
+
+
+def test_ctrl_c_while_the_execution_runs_stops_after_the_transition_in_flight_and_says_how_to_resume(tmp_path):
+    (tmp_path / "impatient.py").write_text(
+        "import os, signal\n\ndef first(value):\n    os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C\n"
+        "    return {'n': 0}\n\nHANDLERS = {'first': first}\n", encoding="utf-8")
+    name = write(tmp_path, "nap.json", {"StartAt": "First", "States": {
+        "First": {"Type": "Task", "Resource": "first", "Next": "Nap"},
+        "Nap": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+    done = sm("run", name, "--handlers", "impatient", "--name", "n", "-q", cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and "statemill worker" in done.stderr
+    events = [e["type"] for e in json.loads(sm("history", "nap:n", "--json", cwd=tmp_path).stdout)["events"]]
+    assert "TaskSucceeded" in events and events[-1] == "WaitStateEntered"  # the task's result was committed
