@@ -269,6 +269,13 @@ class PostgresTarget:
         engine.dispose()
         return self.url
 
+    def recreate(self) -> str:
+        """A new, empty database (no schema): for cells whose versions differ in schema."""
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{self.dbname}"'))
+        return self.url
+
     def commits(self) -> int:
         with self.admin.connect() as conn:
             conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))

@@ -6,7 +6,7 @@ server's CPU per transition, for this checkout and (``--baseline DIR``) an older
 
 ``DIR`` holds an older checkout as ``DIR/statemill`` (e.g. ``mkdir -p /tmp/base/statemill && git -C REPO archive
 main | tar -x -C /tmp/base/statemill``); its workers import statemill from there (PYTHONPATH), the bench's own code
-is this checkout's. Each cell empties the bench database, starts one execution of a Map of ``--items`` items
+is this checkout's. Each cell creates the bench database anew, starts one execution of a Map of ``--items`` items
 (iteration = one Pass, MaxConcurrency 0), starts K workers (``bench_scaling.py --worker``, concurrency 4 each),
 tells them to go together and times until the execution has ended. Transitions are the ``*StateEntered`` events
 the workers report. Server CPU is what this database's backends (and the WAL writer, checkpointer, background
@@ -34,7 +34,7 @@ from bench_scaling import SERVER, PostgresTarget, Sampler  # noqa: E402
 
 def cell(target: PostgresTarget, items: int, workers: int, pythonpath: str | None) -> dict:
     """One Map of ``items`` run by ``workers`` processes importing statemill from ``pythonpath`` (None: this one)."""
-    url = target.fresh()
+    url = target.recreate()  # each version creates its own schema
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath

@@ -147,6 +147,7 @@ class Transition:
     last_event_id: int = 0  # set by the runtime once the events have ids
     handler_key: str | None = None  # set by the runtime: the key of the task the frame is about to run
     leased: bool = False  # set by the runtime: the committer kept the frame's lease to go on with it at once
+    claimed: Any = None  # set by the runtime: another frame the committer leased to go on with (runtime.Claimed)
 
 
 # ----------------------------------------------------------------------------------------------- entry point

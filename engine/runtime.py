@@ -8,6 +8,8 @@ next side effect (a task, a timer, a token, children) or ends the frame, each wi
 """
 from __future__ import annotations
 
+import json
+
 import os
 import secrets
 import signal
@@ -138,26 +140,49 @@ def family(execution_id: int) -> sa.Select:
 
 def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: float,
           serving: Serving = ANY) -> list[Claimed]:
-    """Lease up to ``limit`` runnable frames that ``serving`` allows. Runs inside the caller's transaction."""
-    pick = (sa.select(frames.c.id)
-            .where(ACTIVE, frames.c.run_at <= now,
-                   sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now), *serving.where(now))
-            .order_by(frames.c.run_at, frames.c.id).limit(limit))
-    if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    # Two statements: PostgreSQL may run a LIMIT ... SKIP LOCKED subquery of an UPDATE more than once, taking more
-    # than ``limit`` rows.
-    ids = [row.id for row in conn.execute(pick)]
-    if not ids:
-        return []
-    # Guarded: only rows still unleased (or expired) are taken, so two claimers never share a frame.
-    rows = conn.execute(
-        frames.update()
-        .where(frames.c.id.in_(ids), frames.c.status == "ACTIVE",
-               sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now))
-        .values(lease_owner=worker_id, lease_until=now + lease)
-        .returning(*frames.c)).all()
-    return [Claimed.from_row(row) for row in rows]
+    """Lease up to ``limit`` runnable frames that ``serving`` allows, oldest due first. Runs inside the caller's
+    transaction: one prebuilt statement on the DBAPI cursor (hot.claim_sql), no SQLAlchemy per call."""
+    return _claimed(conn, _claim_cursor(conn, worker_id, now, lease, serving, limit).fetchall())
+
+
+def _claim_cursor(conn: sa.Connection, worker_id: str, now: float, lease: float, serving: Serving, limit: int = 1):
+    """The claim statement sent (its rows not read yet: it may be part of a pipeline)."""
+    text, names, fixed = _claim_sql(conn.dialect, serving)
+    values = {**fixed, "now": now, "limit": limit}
+    return hot.cursor(conn).execute(text, (*(values[name] for name in names), worker_id, now + lease, now))
+
+
+def _claimed(conn: sa.Connection, rows: list) -> list[Claimed]:
+    """The claim's rows as Claimed, oldest due first (RETURNING's order is the database's)."""
+    if conn.dialect.name != "postgresql":  # SQLite's JSON columns are text; psycopg decodes PostgreSQL's json
+        rows = [(*row[:6], _loads(row[6]), _loads(row[7]), *row[8:]) for row in rows]
+    claimed = [Claimed(*row[:7], row[7] or {}, *row[8:]) for row in rows]
+    claimed.sort(key=lambda c: (c.run_at, c.id))
+    return claimed
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+_CLAIM_SQL: dict[tuple[str, Serving], tuple[str, tuple[str, ...], dict]] = {}
+
+
+def _claim_sql(dialect, serving: Serving) -> tuple[str, tuple[str, ...], dict]:
+    """The claim statement of ``serving`` in ``dialect``, built once: its text, the names of its pick's parameters
+    in order (``now`` and ``limit`` vary; the rest are ``serving``'s handler keys and execution, in the dict)."""
+    found = _CLAIM_SQL.get((dialect.name, serving))
+    if found is None:
+        now = sa.bindparam("now", type_=sa.Float)
+        pick = (sa.select(frames.c.id)
+                .where(ACTIVE, frames.c.run_at <= now,
+                       sa.or_(frames.c.lease_until.is_(None), frames.c.lease_until < now), *serving.where(now))
+                .order_by(frames.c.run_at, frames.c.id).limit(sa.bindparam("limit", type_=sa.Integer)))
+        positional = type(dialect)(paramstyle="format" if dialect.name == "postgresql" else "qmark")
+        state = pick.compile(dialect=positional).construct_expanded_state({"now": 0.0, "limit": 1})
+        found = _CLAIM_SQL[(dialect.name, serving)] = (hot.claim_sql(dialect.name, state.statement),
+                                                       tuple(state.positiontup), dict(state.parameters))
+    return found
 
 
 def trigger_for(conn: sa.Connection, claimed: Claimed, now: float | None = None) -> Trigger:
@@ -250,11 +275,13 @@ class _History:
 def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, info: ExecutionInfo, worker_id: str,
            now: float, lease: float, is_root: bool, payload_limit: int, new_token: str | None = None,
            max_events: int | None = None, serving: Serving = ANY, clock: Callable[[], float] | None = None,
-           batch: Batch = BATCH) -> Transition:
+           batch: Batch = BATCH, claim_next: bool = False) -> Transition:
     """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction. While the
     frame runs on into side-effect-free states, they are advanced too (up to ``batch``; each at ``clock()``, else
     at ``now``) and committed together, each with its own events. The committer keeps the frame's lease when the
-    frame is runnable at once and ``serving`` allows it to go on (``leased`` on the returned transition).
+    frame is runnable at once and ``serving`` allows it to go on (``leased`` on the returned transition); else,
+    with ``claim_next``, it leases the next runnable frame ``serving`` allows in the same transaction (``claimed``
+    on the returned transition), so a worker's thread goes on without a claim of its own.
 
     On PostgreSQL the execution row (its event counter) is locked last: the batch is advanced with the counter as
     last read, then the ids are taken with one UPDATE, and the (pure) batch advanced again in the rare case another
@@ -282,7 +309,7 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     t.events = step.history.events
     left_join = claimed.phase == "join" and (len(nows) > 1 or t.frame is None or t.frame.phase != "join")
     return _persist(conn, claimed, t, base, step.history, worker_id, nows[-1], lease, is_root, serving, step.last,
-                    left_join, counted=lock_last)
+                    left_join, counted=lock_last, claim_next=claim_next)
 
 
 class _Stepper:
@@ -391,11 +418,11 @@ def _failed(data: dict, is_root: bool, error: str, cause: str) -> Transition:
 
 def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, history: _History, worker_id: str,
              now: float, lease: float, is_root: bool, serving: Serving, last: Frame,
-             left_join: bool, counted: bool = False) -> Transition:
+             left_join: bool, counted: bool = False, claim_next: bool = False) -> Transition:
     """Write transition ``t`` of ``claimed`` (whose execution's last event id is ``base``; ``history`` holds its
     events' rows; ``last`` is where the frame stood before its final step), fenced by the compare-and-set on the
     frame's version and lease. ``left_join``: the frame's children joined, so they are removed; ``counted``: the
-    execution's event counter was moved on already."""
+    execution's event counter was moved on already; ``claim_next``: see ``commit``."""
     head = history.head
     sql = hot.statements(conn)
     cursor = hot.cursor(conn)
@@ -426,6 +453,13 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
                       history.stamps, history.texts, counted)
         woken = child_succeeded(conn, claimed.parent_id, now, head, base + len(t.events)) if child_done else None
+        # The next frame to go on with, after the writes that may make one runnable (a sibling, the parent); in this
+        # round trip unless more writes follow (children to start, a frame's end to report).
+        claim_next = claim_next and not t.leased
+        if lazy_commit(conn, t, now, is_root):
+            hot.cursor(conn).execute(hot.ASYNC_COMMIT)
+        last_writes = t.fan_out is None and t.map_run is None and (woken is not None or t.frame is not None)
+        picked = _claim_cursor(conn, worker_id, now, lease, serving) if claim_next and last_writes else None
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder (else all rolls back).
     if moved.rowcount != 1:
         raise StaleTransition
@@ -441,8 +475,25 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         # Children to run, or a parent/sibling woken: tell idle workers elsewhere. Only then: on PostgreSQL a
         # NOTIFY serialises the commits of every notifying transaction, so an iteration that wakes nobody is silent.
         notify(conn)
+    if claim_next and picked is None:
+        picked = _claim_cursor(conn, worker_id, now, lease, serving)
+    if picked is not None:
+        t.claimed = next(iter(_claimed(conn, picked.fetchall())), None)
     t.last_event_id = head
     return t
+
+
+def lazy_commit(conn: sa.Connection, t: Transition, now: float, is_root: bool) -> bool:
+    """Whether transition ``t`` may commit without waiting for the disk (PostgreSQL): nothing outside the execution
+    can act on it, neither a task, a token, a child execution, a timer nor the execution's end. Its frame goes on
+    at once (in this or another worker), waits for its children, or is a child that ended. PostgreSQL's log is one
+    sequence, so the next commit that waits for the disk (the one before any side effect) makes this one durable
+    too; a server crash before then loses only such transitions, which run again."""
+    if conn.dialect.name != "postgresql" or t.task is not None or t.map_run is not None:
+        return False
+    if t.frame is None:
+        return not is_root
+    return t.fan_out is not None or (t.run_at is not None and t.run_at <= now)
 
 
 _STARTED = frozenset({"TaskStarted", "LambdaFunctionStarted"})
@@ -471,12 +522,16 @@ def append_events(conn, execution_id: int, frame_id: int | None, base: int, even
         stamps = [now if e.timestamp is None else e.timestamp for e in events]
     if texts is None:
         texts = [hot.json_text(e.details) for e in events]
-    rows = [(execution_id, event_id, before, frame_id, event.type, stamp, text)
-            for event_id, event, before, stamp, text in zip(range(base + 1, base + 1 + len(events)), events,
-                                                            previous, stamps, texts)]
     sql = hot.statements(conn)
     cursor = hot.cursor(conn)
-    cursor.executemany(sql.insert_events, rows)
+    ids = range(base + 1, base + 1 + len(events))
+    if sql.insert_event_arrays is not None:  # PostgreSQL: one statement, however many events
+        cursor.execute(sql.insert_event_arrays, (execution_id, frame_id, list(ids), previous,
+                                                 [e.type for e in events], stamps, texts))
+    else:
+        cursor.executemany(sql.insert_events, [(execution_id, event_id, before, frame_id, event.type, stamp, text)
+                                               for event_id, event, before, stamp, text
+                                               in zip(ids, events, previous, stamps, texts)])
     if not counted:
         cursor.execute(sql.count_events, (base + len(events), execution_id))
 

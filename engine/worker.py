@@ -72,7 +72,9 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.max_events = max_events
         self.on_transition = on_event
-        self._inflight: dict[int, Future] = {}
+        self._inflight: dict[int, Future] = {}  # by the id of the frame each was submitted with
+        self._claims_next = False
+        self._held: set[int] = set()  # the frames the threads go on with now (a thread leases its next one itself)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._last_expiry_check = float("-inf")
@@ -85,6 +87,9 @@ class Worker:
         self._tokens: dict[int, bool] = {}  # machine revision id -> whether it hands out task tokens
         self._keep = keeps_connections(client.db)  # frame threads keep a connection between their transactions
         self._local = threading.local()
+        self._serialise = client.db.dialect.name == "postgresql"
+        self._turns: dict[int, list] = {}  # execution id -> [its lock, threads holding or waiting] (see _turn)
+        self._turns_lock = threading.Lock()
         self._kept: list[sa.Connection] = []
 
     @property
@@ -99,6 +104,9 @@ class Worker:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Work until ``until()`` is true (checked between claims) or ``stop()`` is called."""
+        # A thread whose frame waits or ends leases the next runnable frame in the same transaction, unless the
+        # loop must check ``until`` between claims.
+        self._claims_next = until is None
         self.serving = Serving(execution_id=self.client.execution_id(self.execution)) if self.execution else \
             Serving(keys=frozenset(self.registry.keys()))
         helpers = [threading.Thread(target=self._housekeep, daemon=True, name="statemill-housekeeping")]
@@ -189,7 +197,7 @@ class Worker:
     def _housekeep_once(self) -> None:
         """One round of heartbeat, lease renewal and sweeping, in one transaction."""
         now = self.clock.now()
-        ids = list(self._inflight)
+        ids = sorted({*self._inflight, *self._held})
         with self.client.db.begin() as conn:
             conn.execute(workers.update().where(workers.c.id == self.id).values(last_heartbeat=now))
             if ids:
@@ -246,6 +254,28 @@ class Worker:
             yield conn
         committed(conn)  # wake-ups owed by the commit (a pooled connection sends them on its checkin)
 
+    @contextmanager
+    def _turn(self, execution_id: int):
+        """PostgreSQL: this worker's threads commit one execution's transitions one at a time. They would queue on
+        its row's lock (the event counter) anyway; waiting here instead keeps one of this worker's sessions, not
+        every one, in the database's lock queue, which wakes all its waiters at each commit."""
+        if not self._serialise:
+            yield
+            return
+        with self._turns_lock:
+            turn = self._turns.get(execution_id)
+            if turn is None:
+                turn = self._turns[execution_id] = [threading.Lock(), 0]
+            turn[1] += 1
+        try:
+            with turn[0]:
+                yield
+        finally:
+            with self._turns_lock:
+                turn[1] -= 1
+                if not turn[1]:
+                    del self._turns[execution_id]
+
     def _close_kept(self) -> None:
         """Give the frame threads' connections back (no frame is in flight)."""
         kept, self._kept = self._kept, []
@@ -300,9 +330,16 @@ class Worker:
 
     # -- one frame, as far as it goes without waiting
     def _process(self, item: Claimed) -> None:
+        """Go on with ``item`` as far as it goes, then with the frames its thread leased next."""
         try:
             while item is not None:
-                item = self._transition(item)
+                current, item = item, None
+                self._held.add(current.id)  # its lease is renewed while this thread holds it
+                try:
+                    item = self._transition(current)
+                finally:
+                    if item is None or item.id != current.id:
+                        self._held.discard(current.id)
         finally:
             self._wake.set()
 
@@ -320,10 +357,10 @@ class Worker:
         now = self.clock.now()
         token = new_token() if self._hands_out_tokens(info.machine_id, machine) else None
         try:
-            with self._transaction() as conn:
+            with self._turn(item.execution_id), self._transaction() as conn:
                 t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
                            item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving,
-                           self.clock.now)
+                           self.clock.now, claim_next=self._claims_next and not self._stop.is_set())
                 self._track_tokens(conn, item, t, token, now)
         except StaleTransition:
             return None
@@ -346,7 +383,7 @@ class Worker:
                                                                   for e in t.events],
                                 "state": t.frame.state if t.frame else None, "status": t.status})
         if not t.leased or self._stop.is_set():  # waiting, or not ours to run; a stopping worker lets it go
-            return None
+            return t.claimed  # the next frame this thread leased in the same transaction, if any
         return Claimed(item.id, item.execution_id, item.parent_id, item.version + 1, t.frame.state, t.frame.phase,
                        t.frame.input, t.frame.data, t.run_at, t.last_event_id)
 

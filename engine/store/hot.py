@@ -49,6 +49,13 @@ class HotStatements:
         self.finish_frame = f"UPDATE frames SET commit_failures = 0, {sets(_FINISH)} {cas}"
         self.insert_events = ("INSERT INTO history_events (execution_id, id, previous_event_id, frame_id, type, "
                               f"timestamp, details) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {as_json})")
+        # PostgreSQL: a batch's events as one INSERT of arrays (execution, frame, ids, previous ids, types,
+        # timestamps, details); a statement per event cost a round trip's share each under the execution's lock.
+        self.insert_event_arrays = (
+            "INSERT INTO history_events (execution_id, id, previous_event_id, frame_id, type, timestamp, details) "
+            "SELECT %s, e.id, e.previous, %s, e.type, e.stamp, CAST(e.details AS json) FROM unnest("
+            "%s::integer[], %s::integer[], %s::text[], %s::float8[], %s::text[]) AS e(id, previous, type, stamp, "
+            "details) ORDER BY e.id") if postgres else None
         self.count_events = f"UPDATE executions SET event_count = {p} WHERE id = {p}"
         self.read_count = f"SELECT status, event_count FROM executions WHERE id = {p}"
         # A Map iteration or Parallel branch ended: one fewer child to wait for (the parent's counter, only ever
@@ -65,6 +72,26 @@ class HotStatements:
         self.take_event_ids = (f"UPDATE executions SET event_count = event_count + {p} "
                                f"WHERE id = {p} AND status = 'RUNNING' RETURNING event_count")
 
+
+CLAIMED_COLUMNS = "id, execution_id, parent_id, version, state, phase, input, data, run_at, last_event_id"
+
+
+def claim_sql(dialect: str, pick: str) -> str:
+    """The claim of runnable frames: lease those ``pick`` selects (the ids of frames due, unleased, oldest due first,
+    LIMIT a placeholder) and return them. Placeholders: ``pick``'s, then owner, lease end, now (the guard: still
+    unleased). PostgreSQL: the pick is a materialised CTE, evaluated once (a LIMIT ... SKIP LOCKED subquery of an
+    UPDATE may run again and take more rows), and skips rows another claimer has locked; SQLite has one writer."""
+    p = "%s" if dialect == "postgresql" else "?"
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    returned = ", ".join(f"frames.{c}" for c in CLAIMED_COLUMNS.split(", "))
+    return (f"WITH picked AS MATERIALIZED ({pick}{lock}) "
+            f"UPDATE frames SET lease_owner = {p}, lease_until = {p} WHERE frames.id IN (SELECT id FROM picked) "
+            f"AND frames.status = 'ACTIVE' AND (frames.lease_until IS NULL OR frames.lease_until < {p}) "
+            f"RETURNING {returned}")
+
+
+# PostgreSQL: this transaction's COMMIT returns before its log record is on disk (runtime.lazy_commit).
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
 _BY_DIALECT: dict[str, HotStatements] = {}
 

@@ -144,12 +144,22 @@ def _v12_map_runs(conn: sa.Connection) -> None:
     next(i for i in executions.indexes if i.name == "ix_executions_map_run").create(conn, checkfirst=True)
 
 
+def _v13_claim_in_index_order(conn: sa.Connection) -> None:
+    """Runnable frames indexed by (run_at, id), the claim's order: PostgreSQL sorted every due frame of a Map on
+    each claim (its iterations are due at the same moment). SQLite's index held the id (rowid) already."""
+    import sqlalchemy as sa
+
+    from .schema import frames
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_frames_runnable"))
+    next(i for i in frames.indexes if i.name == "ix_frames_runnable").create(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
                                                      _v7_index_executions_for_the_console, _v8_versions_and_aliases,
                                                      _v9_worker_wake_address, _v10_activities, _v11_child_executions,
-                                                     _v12_map_runs]
+                                                     _v12_map_runs, _v13_claim_in_index_order]
 LATEST = len(MIGRATIONS)
 
 

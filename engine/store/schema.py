@@ -174,7 +174,8 @@ frames = Table(
     # Failed commits of the current version (reset by the next commit): a transition that can never be stored
     # fails the frame after a few tries instead of being redelivered forever.
     Column("commit_failures", Integer, nullable=False, default=0, server_default="0"),
-    Index("ix_frames_runnable", "run_at", postgresql_where=text("status = 'ACTIVE'"),
+    # Claims take the oldest due first, ties by id (a Map's iterations are all due at once): no sort on PostgreSQL.
+    Index("ix_frames_runnable", "run_at", "id", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
     Index("ix_frames_task_deadline", "task_deadline", postgresql_where=text("status = 'ACTIVE'"),
           sqlite_where=text("status = 'ACTIVE'")),
