@@ -456,7 +456,7 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         # The next frame to go on with, after the writes that may make one runnable (a sibling, the parent); in this
         # round trip unless more writes follow (children to start, a frame's end to report).
         claim_next = claim_next and not t.leased
-        if lazy_commit(conn, t, now, is_root):
+        if lazy_commit(conn.dialect.name, t, now, is_root):
             hot.cursor(conn).execute(hot.ASYNC_COMMIT)
         last_writes = t.fan_out is None and t.map_run is None and (woken is not None or t.frame is not None)
         picked = _claim_cursor(conn, worker_id, now, lease, serving) if claim_next and last_writes else None
@@ -483,13 +483,13 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
     return t
 
 
-def lazy_commit(conn: sa.Connection, t: Transition, now: float, is_root: bool) -> bool:
+def lazy_commit(dialect: str, t: Transition, now: float, is_root: bool) -> bool:
     """Whether transition ``t`` may commit without waiting for the disk (PostgreSQL): nothing outside the execution
     can act on it, neither a task, a token, a child execution, a timer nor the execution's end. Its frame goes on
     at once (in this or another worker), waits for its children, or is a child that ended. PostgreSQL's log is one
     sequence, so the next commit that waits for the disk (the one before any side effect) makes this one durable
     too; a server crash before then loses only such transitions, which run again."""
-    if conn.dialect.name != "postgresql" or t.task is not None or t.map_run is not None:
+    if dialect != "postgresql" or t.task is not None or t.map_run is not None:
         return False
     if t.frame is None:
         return not is_root

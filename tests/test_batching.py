@@ -17,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from statemill.engine import Engine
-from statemill.engine.interpreter import STEP
-from statemill.engine.runtime import SINGLE, Batch, Claimed, claim, commit
+from statemill.engine.handlers import handler_key
+from statemill.engine.interpreter import STEP, FanOut, TaskRequest
+from statemill.engine.runtime import SINGLE, Batch, Claimed, Serving, claim, commit, lazy_commit
 from statemill.engine.store.schema import frames
 
 from test_durability import assert_gapless, finish, read_calls, spawn
@@ -224,3 +225,61 @@ def test_map_iterations_committing_at_once_keep_gapless_ids_and_their_own_chains
             assert index(before) == index(event), (event, before)
             linked += 1
     assert linked == 5 * len(items), "A exited, B entered/exited, C entered/exited follow their own iteration"
+
+
+def _transition(**fields) -> "Transition":
+    from statemill.engine.interpreter import Frame, Transition
+    frame = fields.pop("frame", Frame("Next", "enter", {"zero": 0}, {}))
+    return Transition(frame=frame, **fields)
+
+
+@pytest.mark.parametrize("dialect, transition, is_root, lazy", [
+    pytest.param("postgresql", _transition(run_at=10.0), False, True, id="goes-on-at-once"),
+    pytest.param("postgresql", _transition(run_at=None, fan_out=FanOut(())), True, True, id="starts-its-children"),
+    pytest.param("postgresql", _transition(frame=None, status="SUCCEEDED"), False, True, id="a-child-ended"),
+    pytest.param("postgresql", _transition(frame=None, status="FAILED"), False, True, id="a-child-failed"),
+    pytest.param("postgresql", _transition(frame=None, status="SUCCEEDED"), True, False, id="the-execution-ended"),
+    pytest.param("postgresql", _transition(run_at=10.0, task=TaskRequest("r", 0, None, None, 0)), True, False,
+                 id="a-task-to-run"),
+    pytest.param("postgresql", _transition(run_at=None), True, False, id="waits-for-a-token"),
+    pytest.param("postgresql", _transition(run_at=70.0), True, False, id="a-timer"),
+    pytest.param("sqlite", _transition(run_at=10.0), False, False, id="sqlite-has-no-such-commit"),
+])
+def test_only_transitions_nobody_outside_can_act_on_commit_lazily(dialect, transition, is_root, lazy):
+    """On PostgreSQL a transition commits without waiting for the disk only when no side effect can follow it
+    before a later commit that waits: a task, a token, a timer or the execution's end always wait."""
+    assert lazy_commit(dialect, transition, 10.0, is_root) is lazy
+
+
+@pytest.mark.parametrize("serving, takes_the_task", [
+    pytest.param(Serving(keys=frozenset({handler_key("arn:aws:lambda:us-east-1:000000000000:function:work")})), True,
+                 id="a-task-it-serves"),
+    pytest.param(Serving(keys=frozenset()), False, id="not-a-task-it-does-not-serve")])
+def test_a_frame_that_waits_hands_its_thread_the_next_runnable_frame(engine, serving, takes_the_task):
+    """A committer whose frame parks (a timer) leases the next runnable frame its claimer serves in the same
+    transaction, so the worker's thread goes on without a claim of its own."""
+    nap = engine.register({"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 60, "End": True}}},
+                          "nap")["name"]
+    work = engine.register({"StartAt": "Work", "States": {"Work": {
+        "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:work", "End": True}}},
+        "work")["name"]
+    napping = engine.execution_id(engine.start(nap, DATA)["executionArn"])
+    working = engine.execution_id(engine.start(work, DATA)["executionArn"])
+    with engine.db.begin() as conn:  # the task frame reaches its task phase, handed back to the queue
+        (item,) = claim(conn, "other", 1, engine.clock.now(), 30.0, Serving(execution_id=working))
+        info = engine.execution_info(working)
+        commit(conn, engine.machine(info.machine_id), item, STEP, info, "other", engine.clock.now(), 30.0, True,
+               engine.payload_limit, serving=Serving(keys=frozenset()))
+    with engine.db.begin() as conn:
+        (item,) = claim(conn, "driver", 1, engine.clock.now(), 30.0, Serving(execution_id=napping))
+        info = engine.execution_info(napping)
+        t = commit(conn, engine.machine(info.machine_id), item, STEP, info, "driver", engine.clock.now(), 30.0,
+                   True, engine.payload_limit, serving=serving, claim_next=True)
+    assert not t.leased and t.frame.state == "Nap", "parked on its timer"
+    with engine.db.connect() as conn:
+        owner = conn.execute(sa.select(frames.c.lease_owner).where(frames.c.execution_id == working)).scalar()
+    if takes_the_task:
+        assert (t.claimed.execution_id, t.claimed.phase, t.claimed.input) == (working, "task", DATA)
+        assert owner == "driver"
+    else:
+        assert t.claimed is None and owner is None
