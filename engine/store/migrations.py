@@ -144,12 +144,23 @@ def _v12_map_runs(conn: sa.Connection) -> None:
     next(i for i in executions.indexes if i.name == "ix_executions_map_run").create(conn, checkfirst=True)
 
 
+def _v13_index_what_idle_workers_read(conn: sa.Connection) -> None:
+    """Two indexes for what a worker reads while everything waits. The running executions' deadlines
+    (TimeoutSeconds): an idle worker looks, every poll, for the earliest one and for those already past. The leased
+    frames: the housekeeping sweep looks for expired leases every ten seconds. Without them each read every running
+    execution or every frame, which with 100,000 parked cost a scan of the table each time and filled the page cache
+    of the connection that read it."""
+    from .schema import executions, frames
+    next(i for i in executions.indexes if i.name == "ix_executions_deadline").create(conn, checkfirst=True)
+    next(i for i in frames.indexes if i.name == "ix_frames_leased").create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,
                                                      _v3_count_commit_failures, _v4_machines_and_tags,
                                                      _v5_index_pending_children, _v6_execution_mocks,
                                                      _v7_index_executions_for_the_console, _v8_versions_and_aliases,
                                                      _v9_worker_wake_address, _v10_activities, _v11_child_executions,
-                                                     _v12_map_runs]
+                                                     _v12_map_runs, _v13_index_what_idle_workers_read]
 LATEST = len(MIGRATIONS)
 
 
