@@ -7,6 +7,7 @@ handlers run; a crashed worker's leases simply expire and any worker claims thos
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import queue
@@ -122,6 +123,7 @@ class Worker:
         for thread in helpers:
             thread.start()
         failures = 0
+        worked = False  # frames were claimed since the worker last had nothing in flight
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # before looking for work, so a frame finishing meanwhile still wakes us
@@ -140,6 +142,10 @@ class Worker:
                             claimed = claim(conn, self.id, free, now, self.lease, self.serving)
                     for item in claimed:
                         self._inflight[item.id] = self._frames_pool.submit(self._process, item)
+                    worked = worked or bool(claimed)
+                    if worked and not claimed and not self._inflight:  # a burst of work is over
+                        release_memory()
+                        worked = False
                     if len(claimed) < max(free, 1):  # nothing more to take now: wait for a wake-up
                         self._idle(now)
                     failures = 0
@@ -485,6 +491,28 @@ class Worker:
         except ValueError as exc:
             return Trigger("error", error=MARSHAL_ERROR, cause=f"Unable to marshal response: {exc}")
         return Trigger("submitted" if data.get("token") else "result", result)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError, TypeError):  # another C library (musl, macOS, Windows): nothing to do
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Give the C heap's free pages back to the system, once a burst of work is over (glibc only).
+
+    glibc's malloc gives each thread that allocates at the same time its own arena (up to 8 per core), and keeps
+    the pages freed in an arena for that arena's next allocations: after parking 10,000 executions the worker's
+    16 frame threads held some 4 MiB of freed heap, resident, that no thread was going to use while everything
+    waits. ``malloc_trim`` returns those pages (a fraction of a millisecond when there is little to return); it is
+    called with no frame in flight, so no frame thread waits on an arena's lock meanwhile."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def problem(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from statemill.engine import Engine, HandlerRegistry, StatesError
 from statemill.engine.handlers import LAMBDA_INVOKE, handler_key
 from statemill.engine.store import migrations
 from statemill.engine.store.db import normalise_url
-from statemill.engine.store.schema import frames, history_events, workers
+from statemill.engine.store.schema import executions, frames, history_events, workers
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 ANY_FUNCTION = "arn:aws:lambda:*:*:function:"
@@ -373,3 +373,29 @@ def test_the_probe_through_the_cli_other_processes_leave_the_trip_alone(tmp_path
         assert "TaskFailed" not in types(client, arn)
     finally:
         client.db.dispose()
+
+
+def test_migration_13_indexes_what_an_idle_worker_reads_each_poll_and_sweep(db_url):
+    # With 100,000 executions parked, the earliest running deadline, the timed-out executions (each poll) and the
+    # expired leases (each sweep) read every execution or every frame, and filled a pooled connection's page cache.
+    engine = Engine(db_url)
+    with engine.db.begin() as conn:  # back to version 12
+        conn.execute(sa.text("DROP INDEX ix_executions_deadline"))
+        conn.execute(sa.text("DROP INDEX ix_frames_leased"))
+        conn.execute(sa.text("UPDATE statemill_schema SET version = 12"))
+    assert migrations.upgrade(engine.db) == (12, migrations.LATEST)
+    with engine.db.connect() as conn:
+        assert "ix_executions_deadline" in {i["name"] for i in sa.inspect(conn).get_indexes("executions")}
+        assert "ix_frames_leased" in {i["name"] for i in sa.inspect(conn).get_indexes("frames")}
+        if conn.dialect.name != "sqlite":
+            return  # EXPLAIN QUERY PLAN is SQLite's
+        for query, index in [
+                (sa.select(executions.c.id).where(executions.c.status == "RUNNING", executions.c.deadline_at <= 5.0),
+                 "ix_executions_deadline"),
+                (sa.select(sa.func.min(executions.c.deadline_at)).where(executions.c.status == "RUNNING"),
+                 "ix_executions_deadline"),
+                (frames.update().where(frames.c.lease_until < 5.0).values(lease_owner=None, lease_until=None),
+                 "ix_frames_leased")]:
+            plan = " ".join(str(r[-1]) for r in conn.execute(sa.text("EXPLAIN QUERY PLAN " + str(
+                query.compile(conn, compile_kwargs={"literal_binds": True})))))
+            assert f"INDEX {index}" in plan, plan
