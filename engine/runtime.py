@@ -132,6 +132,14 @@ ANY = Serving()
 ACTIVE = sa.text("frames.status = 'ACTIVE'")
 
 
+def expired_leases(now: float) -> sa.Update:
+    """SQL: hand back the frames whose lease expired (a crashed worker's). A leased frame is active and was due when
+    it was leased, so only the frames due are read (ix_frames_runnable), not the parked ones; and no index of its own
+    is rewritten each time a transition renews a lease."""
+    return (frames.update().where(ACTIVE, frames.c.run_at <= now, frames.c.lease_until < now)
+            .values(lease_owner=None, lease_until=None))
+
+
 def family(execution_id: int) -> sa.Select:
     """SQL: the ids of an execution and of every child workflow below it."""
     return sa.select(executions.c.id).where(sa.or_(executions.c.id == execution_id,

@@ -35,7 +35,7 @@ from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .model import TaskState
-from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, family, fault,
+from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, expired_leases, family, fault,
                       new_token, trigger_for)
 from .redrive import FORGET_EVERY, forget_expired
 from .storage import Storage, storage_root
@@ -209,8 +209,7 @@ class Worker:
             if ids:
                 conn.execute(frames.update().where(frames.c.id.in_(ids), frames.c.lease_owner == self.id)
                              .values(lease_until=now + self.lease))
-            conn.execute(frames.update().where(frames.c.lease_until < now)
-                         .values(lease_owner=None, lease_until=None))
+            conn.execute(expired_leases(now))
             conn.execute(workers.delete().where(workers.c.last_heartbeat < now - 3 * self.lease))
         if self.serving.execution_id is None and (self._forgot_at is None or now - self._forgot_at >= FORGET_EVERY):
             with self.client.db.begin() as conn:  # hourly: what failed executions kept for a redrive, once too late

@@ -147,18 +147,16 @@ def _v12_map_runs(conn: sa.Connection) -> None:
 def _v13_index_claims_and_idle_reads(conn: sa.Connection) -> None:
     """Indexes for the claim and for what a worker reads while everything waits. Runnable frames by (run_at, id),
     the claim's order: PostgreSQL sorted every due frame of a Map on each claim (its iterations are due at the same
-    moment; SQLite's index held the id, its rowid, already). The running executions' deadlines (TimeoutSeconds):
-    an idle worker looks, every poll, for the earliest one and for those already past. The leased frames: the
-    housekeeping sweep looks for expired leases every ten seconds. Without the last two each read every running
-    execution or every frame, which with 100,000 parked cost a scan of the table each time and filled the page
-    cache of the connection that read it."""
+    moment; SQLite's index held the id, its rowid, already; the housekeeping sweep of expired leases reads only
+    the frames due, through it). The running executions' deadlines (TimeoutSeconds): an idle worker looks, every
+    poll, for the earliest one and for those already past, which with 100,000 parked read every execution each
+    time and filled the page cache of the connection that read it."""
     import sqlalchemy as sa
 
     from .schema import executions, frames
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_frames_runnable"))
     next(i for i in frames.indexes if i.name == "ix_frames_runnable").create(conn)
     next(i for i in executions.indexes if i.name == "ix_executions_deadline").create(conn, checkfirst=True)
-    next(i for i in frames.indexes if i.name == "ix_frames_leased").create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_create_tables, _v2_route_tasks_to_workers,

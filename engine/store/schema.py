@@ -187,10 +187,6 @@ frames = Table(
     Index("ix_frames_pending", "parent_id", "idx", postgresql_where=text("status = 'PENDING'"),
           sqlite_where=text("status = 'PENDING'")),
     Index("ix_frames_execution", "execution_id"),
-    # The housekeeping sweep (every ten seconds) looks for expired leases among the few leased frames, instead of
-    # reading every frame: 100,000 parked ones filled its connection's page cache (migration 13).
-    Index("ix_frames_leased", "lease_until", postgresql_where=text("lease_until IS NOT NULL"),
-          sqlite_where=text("lease_until IS NOT NULL")),
 )
 
 history_events = Table(
