@@ -68,11 +68,6 @@ class Claimed:
     run_at: float | None
     last_event_id: int = 0
 
-    @classmethod
-    def from_row(cls, row) -> "Claimed":
-        return cls(row.id, row.execution_id, row.parent_id, row.version, row.state, row.phase, row.input,
-                   row.data or {}, row.run_at, row.last_event_id)
-
     @property
     def frame(self) -> Frame:
         return Frame(self.state, self.phase, self.input, self.data)
@@ -461,11 +456,11 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         append_events(conn, claimed.execution_id, claimed.id, base, t.events, history.previous, now,
                       history.stamps, history.texts, counted)
         woken = child_succeeded(conn, claimed.parent_id, now, head, base + len(t.events)) if child_done else None
+        if lazy_commit(conn.dialect.name, t, now, is_root):
+            hot.cursor(conn).execute(hot.ASYNC_COMMIT)
         # The next frame to go on with, after the writes that may make one runnable (a sibling, the parent); in this
         # round trip unless more writes follow (children to start, a frame's end to report).
         claim_next = claim_next and not t.leased
-        if lazy_commit(conn.dialect.name, t, now, is_root):
-            hot.cursor(conn).execute(hot.ASYNC_COMMIT)
         last_writes = t.fan_out is None and t.map_run is None and (woken is not None or t.frame is not None)
         picked = _claim_cursor(conn, worker_id, now, lease, serving) if claim_next and last_writes else None
     # Compare-and-set: exactly one commit per frame version, and only by the lease holder (else all rolls back).

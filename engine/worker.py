@@ -35,8 +35,8 @@ from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .model import TaskState
-from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution, expired_leases, family, fault,
-                      new_token, trigger_for)
+from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution,
+                      expired_leases, family, fault, new_token, trigger_for)
 from .redrive import FORGET_EVERY, forget_expired
 from .storage import Storage, storage_root
 from .store.db import keeps_connections, lasting

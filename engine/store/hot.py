@@ -73,6 +73,7 @@ class HotStatements:
                                f"WHERE id = {p} AND status = 'RUNNING' RETURNING event_count")
 
 
+# runtime.Claimed's fields, in their order.
 CLAIMED_COLUMNS = "id, execution_id, parent_id, version, state, phase, input, data, run_at, last_event_id"
 
 
