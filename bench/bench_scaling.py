@@ -121,8 +121,15 @@ def serve_cell(db_url: str, concurrency: int, deadline: float) -> int:
     sys.stdin.readline()
     give_up = time.monotonic() + deadline
     cpu = time.process_time()
+
+    def watch() -> None:  # the worker runs as `statemill worker` does (no ``until``: its threads claim as they commit)
+        while not finished():
+            time.sleep(0.02)
+        worker.stop()
+
+    threading.Thread(target=watch, daemon=True).start()
     try:
-        worker.run(until=finished)
+        worker.run()
     finally:
         worker.close()
     with engine.reader.connect() as conn:

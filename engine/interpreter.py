@@ -148,6 +148,7 @@ class Transition:
     handler_key: str | None = None  # set by the runtime: the key of the task the frame is about to run
     leased: bool = False  # set by the runtime: the committer kept the frame's lease to go on with it at once
     claimed: Any = None  # set by the runtime: another frame the committer leased to go on with (runtime.Claimed)
+    cites_event_ids: bool = False  # an event id went into a text (a cause, a map run's id): its value is final
 
 
 # ----------------------------------------------------------------------------------------------- entry point
@@ -194,8 +195,7 @@ class _Step:
 
     def scope(self, value: Any, *, result: Any = MISSING, error_output: Any = MISSING, **ctx: Any) -> Scope:
         return Scope(value, None, self.data.get("variables") or {}, self.state.name,
-                     self.data.get("entered_id", 0), make_context=lambda: self.context(**ctx), result=result,
-                     error_output=error_output)
+                     make_context=lambda: self.context(**ctx), result=result, error_output=error_output)
 
     @property
     def jsonata(self) -> bool:
@@ -346,6 +346,7 @@ class _Step:
         A JSONata evaluation failure is logged as ``EvaluationFailed`` first, and is catchable even on entry."""
         error, cause = exc.error, exc.cause
         if error in _PREFIXED:
+            self.t.cites_event_ids = True
             cause = (f"An error occurred while executing the state '{self.state.name}' "
                      f"(entered at the event id #{self.data.get('entered_id', 0)}). {cause}")
         state = self.state
@@ -786,6 +787,7 @@ class _Step:
     def map_run_arn(self) -> str:
         """``arn:…:mapRun:<machine>/<label or state>:<id>``, the id fixed by the execution and this event's id."""
         info = self.env.execution
+        self.t.cites_event_ids = True
         run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{info.arn}#{self.env.next_event_id + len(self.t.events)}")
         label = getattr(self.state, "label", None) or self.state.name
         return f"{info.machine_arn.replace(':stateMachine:', ':mapRun:', 1)}/{label}:{run_id}"

@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -150,9 +150,15 @@ def claim(conn: sa.Connection, worker_id: str, limit: int, now: float, lease: fl
 
 def _claim_cursor(conn: sa.Connection, worker_id: str, now: float, lease: float, serving: Serving, limit: int = 1):
     """The claim statement sent (its rows not read yet: it may be part of a pipeline)."""
+    return hot.cursor(conn).execute(*_claim_statement(conn, worker_id, now, lease, serving, limit))
+
+
+def _claim_statement(conn: sa.Connection, worker_id: str, now: float, lease: float, serving: Serving,
+                     limit: int = 1) -> tuple[str, tuple]:
+    """The claim's SQL text and parameters."""
     text, names, fixed = _claim_sql(conn.dialect, serving)
     values = {**fixed, "now": now, "limit": limit}
-    return hot.cursor(conn).execute(text, (*(values[name] for name in names), worker_id, now + lease, now))
+    return text, (*(values[name] for name in names), worker_id, now + lease, now)
 
 
 def _claimed(conn: sa.Connection, rows: list) -> list[Claimed]:
@@ -278,7 +284,7 @@ class _History:
 def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, info: ExecutionInfo, worker_id: str,
            now: float, lease: float, is_root: bool, payload_limit: int, new_token: str | None = None,
            max_events: int | None = None, serving: Serving = ANY, clock: Callable[[], float] | None = None,
-           batch: Batch = BATCH, claim_next: bool = False) -> Transition:
+           batch: Batch = BATCH, claim_next: bool = False, at_once: bool = False) -> Transition:
     """Advance ``claimed`` by ``trigger`` and persist the transition, all in the caller's transaction. While the
     frame runs on into side-effect-free states, they are advanced too (up to ``batch``; each at ``clock()``, else
     at ``now``) and committed together, each with its own events. The committer keeps the frame's lease when the
@@ -287,18 +293,32 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
     on the returned transition), so a worker's thread goes on without a claim of its own.
 
     On PostgreSQL the execution row (its event counter) is locked last: the batch is advanced with the counter as
-    last read, then the ids are taken with one UPDATE, and the (pure) batch advanced again in the rare case another
-    thread of the execution took ids meanwhile. So iterations of a Map or branches of a Parallel hold the row only
-    for their writes. SQLite's BEGIN IMMEDIATE serialises writers anyway: the row is read first.
+    last read, then the ids are taken with one UPDATE, and the (pure) batch advanced again when another thread of
+    the execution took ids meanwhile. SQLite's BEGIN IMMEDIATE serialises writers anyway: the row is read first.
+
+    ``at_once`` (PostgreSQL): the caller has nothing more to write in this transaction, so the transition may be
+    committed here, in one round trip whose server-side statements take the ids last (``commit_at_once``); it is,
+    unless an id of this batch went into a text or the transition starts or joins children. Raises TakeIdsFirst
+    when that commit took no ids: the caller commits the transition again without ``at_once``.
 
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
     committed this frame's version first.
     """
     lock_last = conn.dialect.name == "postgresql"
-    base = _lock_running(conn, claimed, lock=not lock_last)
+    at_once = at_once and lock_last
+    # At once, the ids are numbered after the frame's own head (no id the frame holds is above it) and moved after
+    # the counter by the server; else after the counter as read.
+    base = claimed.last_event_id if at_once else _lock_running(conn, claimed, lock=not lock_last)
     step = _Stepper(machine, info, is_root, payload_limit, new_token, max_events,
                     lambda arn: activities.exists(conn, arn))
     nows = step.run(claimed, trigger, base, now, clock, batch)
+    t = step.t
+    left_join = claimed.phase == "join" and (len(nows) > 1 or t.frame is None or t.frame.phase != "join")
+    if (at_once and not step.cites_event_ids and t.fan_out is None and t.map_run is None and not left_join
+            and (t.frame is not None or (not is_root and t.status == "SUCCEEDED"))):
+        t.events = step.history.events
+        return commit_at_once(conn, claimed, t, base, step.history, worker_id, nows[-1], lease, is_root, serving,
+                              step.last, max_events, claim_next)
     if lock_last:
         taken = _take_event_ids(conn, claimed, len(step.history.events))
         if taken != base:  # another thread of this execution committed events since we read the counter
@@ -310,7 +330,6 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
                                          (base + len(step.history.events), claimed.execution_id))
     t = step.t
     t.events = step.history.events
-    left_join = claimed.phase == "join" and (len(nows) > 1 or t.frame is None or t.frame.phase != "join")
     return _persist(conn, claimed, t, base, step.history, worker_id, nows[-1], lease, is_root, serving, step.last,
                     left_join, counted=lock_last, claim_next=claim_next)
 
@@ -330,6 +349,7 @@ class _Stepper:
         nows = []
         frame = claimed.frame
         self.history = _History(claimed.last_event_id)
+        self.cites_event_ids = False
         while True:
             nows.append(now)
             self.step(frame, trigger, base, now)
@@ -361,6 +381,7 @@ class _Stepper:
                         f"The execution reached the history limit of {self.max_events} events.")
         self.history.add(t.events, first, now, trigger.started_at)
         self.t, self.last = t, frame
+        self.cites_event_ids = self.cites_event_ids or t.cites_event_ids
 
 
 def commit_failed(conn: sa.Connection, claimed: Claimed, worker_id: str, now: float, is_root: bool,
@@ -429,21 +450,9 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
     head = history.head
     sql = hot.statements(conn)
     cursor = hot.cursor(conn)
-    values: dict[str, Any] = {"version": claimed.version + 1, "last_event_id": head}
-    if t.frame is not None:
-        t.handler_key = handler_key(t.task.resource, t.task.input) if t.task is not None else None
-        keep = t.leased = t.run_at is not None and t.run_at <= now and serving.serves(t.handler_key)
-        values.update(state=t.frame.state, phase=t.frame.phase, input=t.frame.input, data=t.frame.data,
-                      run_at=t.run_at, lease_owner=worker_id if keep else None,
-                      lease_until=now + lease if keep else None, handler_key=t.handler_key,
-                      task_deadline=t.task.timeout_at if t.task is not None else None)
-        statement, columns = sql.move_frame, hot.MOVE_COLUMNS
-    else:
-        values.update(state=last.state, status=t.status, run_at=None, lease_owner=None, lease_until=None,
-                      handler_key=None, task_deadline=None, output=t.output,
-                      data={**last.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
-                      else last.data)
-        statement, columns = sql.finish_frame, hot.FINISH_COLUMNS
+    values = _frame_values(claimed, t, head, worker_id, now, lease, serving, last)
+    statement, columns = ((sql.move_frame, hot.MOVE_COLUMNS) if t.frame is not None
+                          else (sql.finish_frame, hot.FINISH_COLUMNS))
     if left_join and t.frame is None and t.status == "FAILED" and last.phase == "join":
         keep_children(conn, claimed.id)  # the Parallel/Map failed for good: a redrive re-runs only what failed
     elif left_join:
@@ -484,6 +493,116 @@ def _persist(conn: sa.Connection, claimed: Claimed, t: Transition, base: int, hi
         t.claimed = next(iter(_claimed(conn, picked.fetchall())), None)
     t.last_event_id = head
     return t
+
+
+def _frame_values(claimed: Claimed, t: Transition, head: int, worker_id: str, now: float, lease: float,
+                  serving: Serving, last: Frame) -> dict[str, Any]:
+    """The frame row's new columns after transition ``t`` (hot.MOVE_COLUMNS while it goes on, else
+    hot.FINISH_COLUMNS); sets ``t.handler_key`` and ``t.leased``."""
+    values: dict[str, Any] = {"version": claimed.version + 1, "last_event_id": head}
+    if t.frame is not None:
+        t.handler_key = handler_key(t.task.resource, t.task.input) if t.task is not None else None
+        keep = t.leased = t.run_at is not None and t.run_at <= now and serving.serves(t.handler_key)
+        values.update(state=t.frame.state, phase=t.frame.phase, input=t.frame.input, data=t.frame.data,
+                      run_at=t.run_at, lease_owner=worker_id if keep else None,
+                      lease_until=now + lease if keep else None, handler_key=t.handler_key,
+                      task_deadline=t.task.timeout_at if t.task is not None else None)
+    else:
+        values.update(state=last.state, status=t.status, run_at=None, lease_owner=None, lease_until=None,
+                      handler_key=None, task_deadline=None, output=t.output,
+                      data={**last.data, "error": t.error, "cause": t.cause} if t.status == "FAILED"
+                      else last.data)
+    return values
+
+
+class TakeIdsFirst(Exception):
+    """A transition committed at once (``commit_at_once``) took no event ids: the execution ended, or the events
+    would pass its history limit. Commit it again the other way, which tells the two apart."""
+
+
+_NO_LIMIT = 2 ** 31 - 1
+
+
+def commit_at_once(conn: sa.Connection, claimed: Claimed, t: Transition, guess: int, history: _History,
+                   worker_id: str, now: float, lease: float, is_root: bool, serving: Serving, last: Frame,
+                   max_events: int | None, claim_next: bool) -> Transition:
+    """PostgreSQL: write transition ``t`` of ``claimed`` (a frame that goes on, or a child that succeeded) and
+    COMMIT, in one round trip. Its events were numbered after ``guess``: the ids above it are the batch's own, and
+    the statements after the one that takes the ids from the execution's counter move them after it, server-side.
+    So the execution row (and a Map's or Parallel's join counter) stays locked only while the server runs the rest
+    of the trip, never across a round trip: iterations of one Map commit side by side. The frame's compare-and-set
+    comes after the ids; its miss rolls everything back (hot.STALE)."""
+    sql = hot.statements(conn)
+    count, execution = len(history.events), claimed.execution_id
+    head = history.head
+    values = _frame_values(claimed, t, head, worker_id, now, lease, serving, last)
+    columns = hot.MOVE_COLUMNS if t.frame is not None else hot.FINISH_COLUMNS
+    params = list(hot.frame_params(columns, {**values, "data": None}, claimed.id, claimed.version, worker_id,
+                                   t.frame.text if t.frame is not None else None))
+    at = columns.index("data")  # after last_event_id: splice it first
+    params[at:at + 1] = _spliced(values["data"], guess)
+    at = columns.index("last_event_id")
+    params[at:at + 1] = _an_id(head, guess)
+    claim_next = claim_next and not t.leased
+    script: list[tuple[str, tuple]] = []
+
+    def add(statement: str, *values) -> None:
+        script.append((statement, values))
+
+    if claim_next:  # the next frame first: the claim's scan holds none of the locks below
+        text, values = _claim_statement(conn, worker_id, now, lease, serving)
+        add(text, *values)
+    add(sql.take_ids_at_once, count, execution, count, max_events or _NO_LIMIT)
+    add(sql.move_frame_at_once if t.frame is not None else sql.finish_frame_at_once, count, execution, *params)
+    if count:
+        add(sql.insert_events_at_once, execution, claimed.id, count, execution,
+            [p if p <= guess else guess - p for p in history.previous],  # relative ones negated
+            [e.type for e in history.events], history.stamps, history.texts)
+    if t.frame is None:  # a child succeeded (see child_succeeded)
+        parent = claimed.parent_id
+        add(sql.child_done, parent)
+        add(sql.activate_next_at_once, count, execution, now, *_an_id(head, guess), parent, parent)
+        add(sql.wake_parent_at_once, count, execution, now, count, parent)
+    if lazy_commit("postgresql", t, now, is_root):
+        add(hot.ASYNC_COMMIT)
+    add("COMMIT")
+    # One query message: the server runs it through without waiting for this process, whose thread may wait for
+    # the GIL between two statements of a pipeline (which the server would run as they come, holding the locks).
+    try:
+        cursor = hot.run_script(conn, script)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == "22P02":  # invalid_text_representation: our guards' casts
+            if hot.STALE in str(exc):
+                raise StaleTransition from None
+            if hot.NOT_TAKEN in str(exc):
+                raise TakeIdsFirst from None
+        raise
+    picked = cursor.fetchall() if claim_next else None
+    if claim_next:
+        cursor.nextset()
+    shift = cursor.fetchone()[0] - count - guess
+    if t.frame is not None and t.frame.data.get("entered_id", 0) > guess:
+        t.frame = replace(t.frame, data={**t.frame.data, "entered_id": t.frame.data["entered_id"] + shift})
+    t.last_event_id = head + shift if head > guess else head
+    if picked is not None:
+        t.claimed = next(iter(_claimed(conn, picked)), None)
+    return t
+
+
+def _an_id(event_id: int, guess: int) -> tuple[int | None, int | None]:
+    """An id for hot.HotStatements' ``COALESCE(b.base + rel, abs)``: relative to ``guess`` when it is the batch's
+    own, else as it is."""
+    return (event_id - guess, None) if event_id > guess else (None, event_id)
+
+
+def _spliced(data: dict | None, guess: int) -> tuple[str | None, int | None, str | None]:
+    """Frame data for hot.HotStatements' splice: its text; or when its ``entered_id`` is one of the batch's, the
+    text around that id (which leads it) and the id relative to ``guess``."""
+    entered = data.get("entered_id", 0) if data else 0
+    if entered <= guess:
+        return None, None, hot.json_text(data)
+    rest = {k: v for k, v in data.items() if k != "entered_id"}
+    return '{"entered_id":', entered - guess, "," + hot.json_text(rest)[1:] if rest else "}"
 
 
 def lazy_commit(dialect: str, t: Transition, now: float, is_root: bool) -> bool:

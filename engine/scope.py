@@ -12,11 +12,10 @@ class Scope:
     use only, since most expressions never read ``$$``. ``result`` and ``error_output`` are JSONata's
     ``$states.result`` and ``$states.errorOutput`` (MISSING where the state has none)."""
 
-    __slots__ = ("input", "_context", "_make_context", "variables", "state_name", "entered_event_id", "result",
-                 "error_output")
+    __slots__ = ("input", "_context", "_make_context", "variables", "state_name", "result", "error_output")
 
     def __init__(self, input: Any, context: Mapping[str, Any] | None = None,
-                 variables: Mapping[str, Any] | None = None, state_name: str = "", entered_event_id: int = 0,
+                 variables: Mapping[str, Any] | None = None, state_name: str = "",
                  make_context: Callable[[], Mapping[str, Any]] | None = None, result: Any = MISSING,
                  error_output: Any = MISSING):
         self.input = input
@@ -26,7 +25,6 @@ class Scope:
         self._make_context = make_context
         self.variables = variables if variables is not None else {}
         self.state_name = state_name
-        self.entered_event_id = entered_event_id
 
     @property
     def context(self) -> Mapping[str, Any]:
@@ -35,8 +33,8 @@ class Scope:
         return self._context
 
     def with_input(self, value: Any) -> "Scope":
-        return Scope(value, self._context, self.variables, self.state_name, self.entered_event_id,
-                     self._make_context)
+        return Scope(value, self._context, self.variables, self.state_name,
+                     make_context=self._make_context)
 
     def __repr__(self) -> str:
         return f"Scope(input={self.input!r}, state_name={self.state_name!r})"

@@ -35,8 +35,8 @@ from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .model import TaskState
-from .runtime import (ANY, Claimed, Serving, StaleTransition, claim, commit, commit_failed, end_execution,
-                      expired_leases, family, fault, new_token, trigger_for)
+from .runtime import (ANY, Claimed, Serving, StaleTransition, TakeIdsFirst, claim, commit, commit_failed,
+                      end_execution, expired_leases, family, fault, new_token, trigger_for)
 from .redrive import FORGET_EVERY, forget_expired
 from .storage import Storage, storage_root
 from .store.db import keeps_connections, lasting
@@ -361,12 +361,20 @@ class Worker:
             trigger = replace(trigger, started_at=started_at)
         now = self.clock.now()
         token = new_token() if self._hands_out_tokens(info.machine_id, machine) else None
+        # With no token to keep in step (_track_tokens), commit() may end the transaction itself (PostgreSQL).
+        at_once = token is None and "token" not in item.data
         try:
-            with self._turn(item.execution_id), self._transaction() as conn:
-                t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now, self.lease,
-                           item.parent_id is None, self.client.payload_limit, token, self.max_events, self.serving,
-                           self.clock.now, claim_next=self._claims_next and not self._stop.is_set())
-                self._track_tokens(conn, item, t, token, now)
+            while True:
+                try:
+                    with self._turn(item.execution_id), self._transaction() as conn:
+                        t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now,
+                                   self.lease, item.parent_id is None, self.client.payload_limit, token,
+                                   self.max_events, self.serving, self.clock.now,
+                                   claim_next=self._claims_next and not self._stop.is_set(), at_once=at_once)
+                        self._track_tokens(conn, item, t, token, now)
+                    break
+                except TakeIdsFirst:
+                    at_once = False
         except StaleTransition:
             return None
         except Exception as exc:  # noqa: BLE001 - rolled back; counted, so a poison transition ends (commit_failed)

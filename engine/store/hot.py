@@ -9,6 +9,10 @@ serializer write: ``jsonvalue.dumps``, with NULL for None.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import re
+import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,6 +75,63 @@ class HotStatements:
         # PostgreSQL: take the next event ids and the execution row's lock as the last statement of a transition.
         self.take_event_ids = (f"UPDATE executions SET event_count = event_count + {p} "
                                f"WHERE id = {p} AND status = 'RUNNING' RETURNING event_count")
+        if postgres:
+            self._at_once()
+
+    def _at_once(self) -> None:
+        """PostgreSQL: a transition in one round trip, COMMIT included (runtime.commit_at_once). Its event ids are
+        taken from the execution's counter in the trip's first statement that needs them; the statements after it
+        turn ids given relative to the transition's first (``rel``) into ids, reading ``base`` (the last id before
+        them) from the counter they moved. A compare-and-set that misses raises (``guard``), so the COMMIT that
+        follows in the trip rolls everything back. Placeholders: n (events), execution, then the statement's own."""
+        base = "b AS (SELECT event_count - %s AS base FROM executions WHERE id = %s)"
+        # An id either as it is (``abs``, from before the transition) or ``rel``: ``COALESCE(b.base + rel, abs)``.
+        an_id = "COALESCE(b.base + %s, %s)"
+        self.take_ids_at_once = (
+            "WITH c AS (UPDATE executions SET event_count = event_count + %s WHERE id = %s AND status = 'RUNNING' "
+            "AND event_count + %s <= %s RETURNING event_count) "
+            f"SELECT CAST(CASE WHEN count(*) = 1 THEN max(event_count)::text ELSE '{NOT_TAKEN}' END AS integer) "
+            "FROM c")
+
+        def frame_at_once(columns) -> str:
+            sets = []
+            for column, is_json in columns:
+                if column == "last_event_id":
+                    sets.append(f"last_event_id = {an_id}")
+                elif column == "data":  # {"entered_id": <id>, ...}: the id is spliced in (prefix, rel, rest)
+                    sets.append("data = CAST(COALESCE(%s || (b.base + %s)::text, '') || %s AS json)")
+                else:
+                    sets.append(f"{column} = {'CAST(%s AS json)' if is_json else '%s'}")
+            return (f"WITH {base}, f AS (UPDATE frames SET commit_failures = 0, {', '.join(sets)} FROM b "
+                    "WHERE frames.id = %s AND frames.version = %s AND frames.lease_owner = %s RETURNING 1) "
+                    f"SELECT CAST(CASE WHEN count(*) = 1 THEN '1' ELSE '{STALE}' END AS integer) FROM f")
+
+        self.move_frame_at_once = frame_at_once(_MOVE)
+        self.finish_frame_at_once = frame_at_once(_FINISH)
+        # Previous ids as in history.chain, a relative one sent negated.
+        self.insert_events_at_once = (
+            "INSERT INTO history_events (execution_id, id, previous_event_id, frame_id, type, timestamp, details) "
+            "SELECT %s, b.base + e.n, CASE WHEN e.previous < 0 THEN b.base - e.previous ELSE e.previous END, %s, "
+            "e.type, e.stamp, CAST(e.details AS json) FROM (SELECT event_count - %s AS base FROM executions "
+            "WHERE id = %s) b, unnest(%s::integer[], %s::text[], %s::float8[], %s::text[]) WITH ORDINALITY "
+            "AS e(previous, type, stamp, details, n) ORDER BY e.n")
+        # child_done's siblings: they notify idle workers themselves when they make a frame runnable.
+        self.activate_next_at_once = (
+            f"WITH {base}, w AS (UPDATE frames SET status = 'ACTIVE', run_at = %s, last_event_id = {an_id} FROM b "
+            "WHERE frames.id = (SELECT c.id FROM frames c WHERE c.parent_id = %s AND c.status = 'PENDING' "
+            "ORDER BY c.idx LIMIT 1) AND EXISTS (SELECT 1 FROM frames f WHERE f.id = %s AND f.failure IS NULL) "
+            "RETURNING 1) SELECT pg_notify('statemill', '') FROM w")
+        self.wake_parent_at_once = (
+            f"WITH {base}, w AS (UPDATE frames SET run_at = %s, last_event_id = b.base + %s FROM b "
+            "WHERE frames.id = %s AND frames.pending = 0 AND frames.failure IS NULL RETURNING 1) "
+            "SELECT pg_notify('statemill', '') FROM w")
+
+
+# The errors a transition committed at once raises on the server (hot.HotStatements._at_once), so that its COMMIT
+# rolls back: the frame moved on (or its lease is gone); or no ids were taken, the execution having ended or the
+# transition's events going past the history limit (the caller then commits it taking the ids first).
+STALE = "statemill: stale transition"
+NOT_TAKEN = "statemill: event ids not taken"
 
 
 # runtime.Claimed's fields, in their order.
@@ -123,6 +184,50 @@ def frame_params(columns: tuple[str, ...], values: dict[str, Any], frame_id: int
 
 
 _JSON = frozenset(("input", "data", "output"))
+
+
+def run_script(conn: sa.Connection, statements: list[tuple[str, tuple]]):
+    """PostgreSQL: run ``statements`` (SQL text with psycopg's ``%s`` placeholders, and their values) as one query
+    message, so the server runs them through without waiting for this process; the cursor, on the first result.
+    Each statement with values is prepared once per connection (PREPARE) and run with EXECUTE, its values bound
+    here (psycopg's ClientCursor): a plan is not made anew each time."""
+    from psycopg import ClientCursor
+    dbapi = conn.connection.dbapi_connection
+    cursor = ClientCursor(dbapi)
+    with _PREPARED_LOCK:
+        prepared = _PREPARED.setdefault(dbapi, set())
+    parts, values = [], []
+    for text, args in statements:
+        if not args:
+            parts.append(text)
+            continue
+        name = _prepared_name(text)
+        if name not in prepared:
+            cursor.execute(f"PREPARE {name} AS {_numbered(text)}")
+            prepared.add(name)
+        parts.append(f"EXECUTE {name}({', '.join(['%s'] * len(args))})")
+        values.extend(args)
+    cursor.execute(";\n".join(parts), values)
+    return cursor
+
+
+_NAMES: dict[str, str] = {}  # statement text -> its prepared statement's name, the same on every connection
+_PREPARED: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()  # connection -> names prepared
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared_name(text: str) -> str:
+    with _PREPARED_LOCK:
+        name = _NAMES.get(text)
+        if name is None:
+            name = _NAMES[text] = f"statemill_{len(_NAMES)}"
+    return name
+
+
+def _numbered(text: str) -> str:
+    """psycopg's placeholders as PREPARE's: ``%s`` becomes $1, $2, ... and ``%%`` a ``%``."""
+    count = itertools.count(1)
+    return re.sub(r"%[s%]", lambda m: "%" if m.group() == "%%" else f"${next(count)}", text)
 
 
 def pipeline(conn: sa.Connection):
