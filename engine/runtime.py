@@ -298,7 +298,7 @@ def commit(conn: sa.Connection, machine, claimed: Claimed, trigger: Trigger, inf
 
     ``at_once`` (PostgreSQL): the caller has nothing more to write in this transaction, so the transition may be
     committed here, in one round trip whose server-side statements take the ids last (``commit_at_once``); it is,
-    unless an id of this batch went into a text or the transition starts or joins children. Raises TakeIdsFirst
+    unless an id of this batch went into a text or the transition starts or joins children. Raises CommitAgain
     when that commit took no ids: the caller commits the transition again without ``at_once``.
 
     Raises StaleTransition (the caller rolls back) when the execution is no longer running or another worker
@@ -515,9 +515,10 @@ def _frame_values(claimed: Claimed, t: Transition, head: int, worker_id: str, no
     return values
 
 
-class TakeIdsFirst(Exception):
-    """A transition committed at once (``commit_at_once``) took no event ids: the execution ended, or the events
-    would pass its history limit. Commit it again the other way, which tells the two apart."""
+class CommitAgain(Exception):
+    """A transition was not committed at once (``commit_at_once``): it took no event ids (the execution ended, or
+    its events would pass the history limit), or the connection lost its prepared statements. Commit it again
+    without ``at_once``, which tells those cases apart."""
 
 
 _NO_LIMIT = 2 ** 31 - 1
@@ -575,7 +576,9 @@ def commit_at_once(conn: sa.Connection, claimed: Claimed, t: Transition, guess: 
             if hot.STALE in str(exc):
                 raise StaleTransition from None
             if hot.NOT_TAKEN in str(exc):
-                raise TakeIdsFirst from None
+                raise CommitAgain from None
+        if getattr(exc, "sqlstate", None) == "26000":  # hot.run_script prepares them again next time
+            raise CommitAgain from None
         raise
     picked = cursor.fetchall() if claim_next else None
     if claim_next:

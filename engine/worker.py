@@ -35,7 +35,7 @@ from .interpreter import Trigger
 from .jsonvalue import MARSHAL_ERROR, stored_form
 from .mocks import mocked_trigger
 from .model import TaskState
-from .runtime import (ANY, Claimed, Serving, StaleTransition, TakeIdsFirst, claim, commit, commit_failed,
+from .runtime import (ANY, Claimed, CommitAgain, Serving, StaleTransition, claim, commit, commit_failed,
                       end_execution, expired_leases, family, fault, new_token, trigger_for)
 from .redrive import FORGET_EVERY, forget_expired
 from .storage import Storage, storage_root
@@ -373,7 +373,7 @@ class Worker:
                                    claim_next=self._claims_next and not self._stop.is_set(), at_once=at_once)
                         self._track_tokens(conn, item, t, token, now)
                     break
-                except TakeIdsFirst:
+                except CommitAgain:
                     at_once = False
         except StaleTransition:
             return None

@@ -88,7 +88,9 @@ def open_engine(url: str | None = None, *, create: bool = True, read_only: bool 
         engine = _sqlite_engine(url, create, read_only)
     else:
         engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                                  connect_args={"connect_timeout": 10},
+                                  # prepare_threshold: psycopg prepares no statement of its own, so it never sends
+                                  # DEALLOCATE ALL (after a ROLLBACK), which would drop hot.run_script's too
+                                  connect_args={"connect_timeout": 10, "prepare_threshold": None},
                                   # the `json` columns refuse NaN and Infinity as schema.JsonText does on SQLite
                                   json_serializer=dumps)
     shown = given if "://" not in given else sa.engine.make_url(given).render_as_string(hide_password=True)

@@ -207,7 +207,13 @@ def run_script(conn: sa.Connection, statements: list[tuple[str, tuple]]):
             prepared.add(name)
         parts.append(f"EXECUTE {name}({', '.join(['%s'] * len(args))})")
         values.extend(args)
-    cursor.execute(";\n".join(parts), values)
+    try:
+        cursor.execute(";\n".join(parts), values)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == "26000":  # invalid_sql_statement_name: someone ran DEALLOCATE ALL
+            with _PREPARED_LOCK:
+                _PREPARED.pop(dbapi, None)
+        raise
     return cursor
 
 
