@@ -1,6 +1,7 @@
 """Time as the engine sees it: the system clock, or a fake one that tests advance instantly."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import datetime, timezone
@@ -45,6 +46,19 @@ class FakeClock:
 
 
 def iso(epoch: float) -> str:
-    """RFC 3339 with milliseconds and Z, as the context object and the CLI show times."""
-    stamp = datetime.fromtimestamp(epoch, tz=timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    """RFC 3339 with milliseconds and Z, as the context object and the CLI show times. (As datetime would give
+    it: the microseconds rounded half to even first; the text of the last second is kept, as most calls share it.)"""
+    fraction, second = math.modf(epoch)
+    micros = round(fraction * 1e6)
+    if micros < 0:  # before 1970
+        second, micros = second - 1, micros + 1_000_000
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    global _LAST_SECOND
+    last = _LAST_SECOND
+    if last[0] != second:
+        last = _LAST_SECOND = (second, datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{last[1]}{micros // 1000:03d}Z"
+
+
+_LAST_SECOND: tuple[float, str] = (math.nan, "")

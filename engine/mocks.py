@@ -317,7 +317,6 @@ def mocked_trigger(client, cache: dict, execution_id: int, state: str, attempt_k
     its handler runs). ``cache`` keeps each execution's mocked states (they never change). A ``.waitForTaskToken``
     task hands its token out and the mock answers it (SendTaskSuccess/SendTaskFailure), as Step Functions Local
     generates and completes the token; any other task (``.sync`` included) ends with the mocked result or error."""
-    from .interpreter import Trigger
     states = cache.get(execution_id)
     if states is None:
         with client.reader.connect() as conn:
@@ -327,6 +326,7 @@ def mocked_trigger(client, cache: dict, execution_id: int, state: str, attempt_k
         cache[execution_id] = states
     if state not in states:
         return None
+    from .interpreter import Trigger
     invocation, response = answer(client.db, execution_id, state, attempt_key)
     if response is None:
         with client.reader.connect() as conn:

@@ -159,3 +159,17 @@ def test_waits_in_parallel_branches_and_map_iterations_overlap_on_the_virtual_cl
     result = engine.run(machine, {"waits": [3600, 0, 7200]}, machine_name="m")
     assert result["status"] == "SUCCEEDED" and result["output"] == [3600, 0, 7200]
     assert span(engine.history(result["executionArn"])) == 2 * DAY + 7200
+
+
+@pytest.mark.parametrize("epoch, text", [
+    (0.0, "1970-01-01T00:00:00.000Z"),
+    (1.9994999, "1970-01-01T00:00:01.999Z"),
+    (1.9999996, "1970-01-01T00:00:02.000Z"),  # the microseconds round up into the next second
+    (86399.9999996, "1970-01-02T00:00:00.000Z"),
+    (1764579000.123, "2025-12-01T08:50:00.123Z"),
+    (-0.0000004, "1970-01-01T00:00:00.000Z"),
+    (-1.5, "1969-12-31T23:59:58.500Z"),
+])
+def test_times_show_as_rfc3339_with_milliseconds(epoch, text):
+    assert iso(epoch) == text
+    assert iso(epoch + 7) != text and iso(epoch) == text, "the remembered second is not reused for another"
