@@ -20,7 +20,8 @@ from statemill.engine.store.schema import executions, history_events
 from test_durability import assert_gapless
 
 CHAIN = {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "C"}, "C": {"Type": "Pass", "End": True}}
-DATA = {"zero": 0, "no": False, "empty": "", "none": None}
+# Values bound into the statements' text (hot.run_script): placeholders, quotes and backslashes in them stay data.
+DATA = {"zero": 0, "no": False, "empty": "", "none": None, "text": "50%s %% it's \\ \"quoted\" $1 ;COMMIT"}
 
 
 def map_of(limit: int) -> dict:

@@ -196,7 +196,7 @@ def run_script(conn: sa.Connection, statements: list[tuple[str, tuple]]):
     cursor = ClientCursor(dbapi)
     with _PREPARED_LOCK:
         prepared = _PREPARED.setdefault(dbapi, set())
-    parts, values = [], []
+    parts = []
     for text, args in statements:
         if not args:
             parts.append(text)
@@ -205,10 +205,10 @@ def run_script(conn: sa.Connection, statements: list[tuple[str, tuple]]):
         if name not in prepared:
             cursor.execute(f"PREPARE {name} AS {_numbered(text)}")
             prepared.add(name)
-        parts.append(f"EXECUTE {name}({', '.join(['%s'] * len(args))})")
-        values.extend(args)
+        # Bound statement by statement: psycopg caches the parse of a short query, not of one with 50 values.
+        parts.append(cursor.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(args))})", args))
     try:
-        cursor.execute(";\n".join(parts), values)
+        cursor.execute(";\n".join(parts))
     except Exception as exc:
         if getattr(exc, "sqlstate", None) == "26000":  # invalid_sql_statement_name: someone ran DEALLOCATE ALL
             with _PREPARED_LOCK:
