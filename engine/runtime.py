@@ -550,9 +550,6 @@ def commit_at_once(conn: sa.Connection, claimed: Claimed, t: Transition, guess: 
     def add(statement: str, *values) -> None:
         script.append((statement, values))
 
-    if claim_next:  # the next frame first: the claim's scan holds none of the locks below
-        text, values = _claim_statement(conn, worker_id, now, lease, serving)
-        add(text, *values)
     add(sql.take_ids_at_once, count, execution, count, max_events or _NO_LIMIT)
     add(sql.move_frame_at_once if t.frame is not None else sql.finish_frame_at_once, count, execution, *params)
     if count:
@@ -564,6 +561,13 @@ def commit_at_once(conn: sa.Connection, claimed: Claimed, t: Transition, guess: 
         add(sql.child_done, parent)
         add(sql.activate_next_at_once, count, execution, now, *_an_id(head, guess), parent, parent)
         add(sql.wake_parent_at_once, count, execution, now, count, parent)
+    if claim_next:
+        # Last, as in _persist: a claim may keep the lock of a frame it found leased meanwhile (its pick rechecks
+        # the newest version, still locking it); before the ids, it could hold a frame whose transition holds the
+        # execution's row, waiting for the ids: a deadlock.
+        text, values = _claim_statement(conn, worker_id, now, lease, serving)
+        claim_at = len(script)
+        add(text, *values)
     if lazy_commit("postgresql", t, now, is_root):
         add(hot.ASYNC_COMMIT)
     add("COMMIT")
@@ -580,10 +584,12 @@ def commit_at_once(conn: sa.Connection, claimed: Claimed, t: Transition, guess: 
         if getattr(exc, "sqlstate", None) == "26000":  # hot.run_script prepares them again next time
             raise CommitAgain from None
         raise
-    picked = cursor.fetchall() if claim_next else None
-    if claim_next:
-        cursor.nextset()
     shift = cursor.fetchone()[0] - count - guess
+    picked = None
+    if claim_next:  # one result per statement
+        for _ in range(claim_at):
+            cursor.nextset()
+        picked = cursor.fetchall()
     if t.frame is not None and t.frame.data.get("entered_id", 0) > guess:
         t.frame = replace(t.frame, data={**t.frame.data, "entered_id": t.frame.data["entered_id"] + shift})
     t.last_event_id = head + shift if head > guess else head

@@ -260,11 +260,13 @@ class Worker:
         committed(conn)  # wake-ups owed by the commit (a pooled connection sends them on its checkin)
 
     @contextmanager
-    def _turn(self, execution_id: int):
-        """PostgreSQL: this worker's threads commit one execution's transitions one at a time. They would queue on
-        its row's lock (the event counter) anyway; waiting here instead keeps one of this worker's sessions, not
-        every one, in the database's lock queue, which wakes all its waiters at each commit."""
-        if not self._serialise:
+    def _turn(self, execution_id: int, wanted: bool = True):
+        """PostgreSQL: this worker's threads commit one execution's transitions one at a time, unless they may
+        commit at once (not ``wanted``: they hold its row only while the server runs their last statements). A
+        transition that takes the ids first holds the row (the event counter) across round trips, and the others
+        would queue on its lock anyway; waiting here instead keeps one of this worker's sessions, not every one, in
+        the database's lock queue, which wakes all its waiters at each commit."""
+        if not self._serialise or not wanted:
             yield
             return
         with self._turns_lock:
@@ -366,7 +368,7 @@ class Worker:
         try:
             while True:
                 try:
-                    with self._turn(item.execution_id), self._transaction() as conn:
+                    with self._turn(item.execution_id, not at_once), self._transaction() as conn:
                         t = commit(conn, machine, item, trigger or trigger_for(conn, item, now), info, self.id, now,
                                    self.lease, item.parent_id is None, self.client.payload_limit, token,
                                    self.max_events, self.serving, self.clock.now,
