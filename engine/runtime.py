@@ -581,8 +581,8 @@ def commit_at_once(conn: sa.Connection, claimed: Claimed, t: Transition, guess: 
                 raise StaleTransition from None
             if hot.NOT_TAKEN in str(exc):
                 raise CommitAgain from None
-        if getattr(exc, "sqlstate", None) == "26000":  # hot.run_script prepares them again next time
-            raise CommitAgain from None
+        if getattr(exc, "sqlstate", None) in ("26000", "42P05"):  # the session's prepared statements were not
+            raise CommitAgain from None  # as hot.run_script knew them (DEALLOCATE ALL, a pooler): it knows now
         raise
     shift = cursor.fetchone()[0] - count - guess
     picked = None

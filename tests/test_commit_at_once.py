@@ -244,3 +244,34 @@ def test_an_iteration_crossing_the_history_limit_fails_the_execution_there(db_ur
         assert running_ends and max(running_ends) <= limit
     finally:
         engine.db.dispose()
+
+
+def test_a_session_that_lost_its_prepared_statements_commits_the_other_way_then_prepares_again(postgres_url,
+                                                                                                db_url):
+    """DEALLOCATE ALL (or a pooler handing over another session) makes the commit at once fail before it writes:
+    CommitAgain, so the worker commits that transition taking the ids first; the next commit prepares again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("prepared statements are PostgreSQL's")
+    engine = Engine(db_url)
+    try:
+        _arn, execution, (first, second) = two_iterations(engine, OK)
+        info = engine.execution_info(execution)
+        machine = engine.machine(info.machine_id)
+
+        def at_once(conn, item):
+            with conn.begin():
+                return commit(conn, machine, item, STEP, info, "w", engine.clock.now(), 30.0, False,
+                              engine.payload_limit, serving=Serving(execution_id=execution), at_once=True)
+
+        with engine.db.connect() as conn:
+            at_once(conn, first)  # prepares them on this session
+            conn.exec_driver_sql("DEALLOCATE ALL")
+            conn.commit()
+            before = snapshot(engine, execution)
+            with pytest.raises(CommitAgain):
+                at_once(conn, second)
+            assert snapshot(engine, execution) == before, "nothing written"
+            t = at_once(conn, second)  # prepared again
+        assert t.frame is None and snapshot(engine, execution)[0] > before[0]
+    finally:
+        engine.db.dispose()

@@ -203,7 +203,12 @@ def run_script(conn: sa.Connection, statements: list[tuple[str, tuple]]):
             continue
         name = _prepared_name(text)
         if name not in prepared:
-            cursor.execute(f"PREPARE {name} AS {_numbered(text)}")
+            try:
+                cursor.execute(f"PREPARE {name} AS {_numbered(text)}")
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == "42P05":  # it was after all (a pooler changed the session)
+                    prepared.add(name)
+                raise
             prepared.add(name)
         # Bound statement by statement: psycopg caches the parse of a short query, not of one with 50 values.
         parts.append(cursor.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(args))})", args))
