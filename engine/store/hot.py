@@ -79,11 +79,12 @@ class HotStatements:
             self._at_once()
 
     def _at_once(self) -> None:
-        """PostgreSQL: a transition in one round trip, COMMIT included (runtime.commit_at_once). Its event ids are
-        taken from the execution's counter in the trip's first statement that needs them; the statements after it
-        turn ids given relative to the transition's first (``rel``) into ids, reading ``base`` (the last id before
-        them) from the counter they moved. A compare-and-set that misses raises (``guard``), so the COMMIT that
-        follows in the trip rolls everything back. Placeholders: n (events), execution, then the statement's own."""
+        """PostgreSQL: the statements of a transition committed at once (runtime.commit_at_once, one message with
+        the COMMIT). The first takes its event ids from the execution's counter; the others turn the ids given
+        relative to the transition's (``rel``) into ids, reading ``base`` (the last id before them) from the counter
+        it moved. A guard that finds no row (the ids not taken, the frame's compare-and-set missed) fails a cast
+        with hot.NOT_TAKEN or hot.STALE, so the COMMIT after it rolls everything back. Placeholders: n (events),
+        execution, then the statement's own."""
         base = "b AS (SELECT event_count - %s AS base FROM executions WHERE id = %s)"
         # An id either as it is (``abs``, from before the transition) or ``rel``: ``COALESCE(b.base + rel, abs)``.
         an_id = "COALESCE(b.base + %s, %s)"
