@@ -7,7 +7,6 @@ them, and a worker killed in the middle of a batch loses only what nobody saw: t
 from __future__ import annotations
 
 import itertools
-import json
 import signal
 import threading
 import time
@@ -22,7 +21,7 @@ from statemill.engine.interpreter import STEP, FanOut, TaskRequest
 from statemill.engine.runtime import SINGLE, Batch, Claimed, Serving, claim, commit, lazy_commit
 from statemill.engine.store.schema import frames
 
-from test_durability import assert_gapless, finish, read_calls, spawn
+from test_durability import assert_gapless, finish, links_within_iterations, read_calls, spawn
 
 DATA = {"zero": 0, "no": False, "empty": "", "none": None}
 
@@ -210,20 +209,7 @@ def test_map_iterations_committing_at_once_keep_gapless_ids_and_their_own_chains
     assert result["output"] == [{"index": i, "data": DATA} for i in items]
     history = engine.history(result["executionArn"])
     assert_gapless(history)
-    by_id = {e["id"]: e for e in history}
-
-    def index(event: dict) -> int | None:
-        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
-        if details is None or details["name"] not in chain:
-            return None
-        return json.loads(details.get("input") or details["output"])["index"]
-
-    linked = 0
-    for event in history:
-        before = by_id.get(event["previousEventId"])
-        if index(event) is not None and before is not None and index(before) is not None:
-            assert index(before) == index(event), (event, before)
-            linked += 1
+    linked = links_within_iterations(history, chain)
     assert linked == 5 * len(items), "A exited, B entered/exited, C entered/exited follow their own iteration"
 
 

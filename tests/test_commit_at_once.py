@@ -5,7 +5,6 @@ interleaving, ids stay gapless, each event points at its own thread's, a cause t
 and a commit that lost its frame or its execution writes nothing."""
 from __future__ import annotations
 
-import json
 import re
 import threading
 
@@ -17,7 +16,7 @@ from statemill.engine.interpreter import STEP
 from statemill.engine.runtime import Serving, StaleTransition, CommitAgain, claim, commit
 from statemill.engine.store.schema import executions, history_events
 
-from test_durability import assert_gapless
+from test_durability import assert_gapless, links_within_iterations
 
 CHAIN = {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "C"}, "C": {"Type": "Pass", "End": True}}
 # Values bound into the statements' text (hot.run_script): placeholders, quotes and backslashes in them stay data.
@@ -56,14 +55,6 @@ def serve(engine: Engine, arn: str, workers: int) -> None:
         worker.close()
 
 
-def thread_of(event: dict) -> int | None:
-    """The iteration (or branch input index) a chain state's event belongs to, from its input or output."""
-    details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
-    if details is None or details["name"] not in CHAIN:
-        return None
-    return json.loads(details.get("input") or details["output"])["index"]
-
-
 @pytest.mark.parametrize("limit", [0, 3], ids=["all-at-once", "three-at-a-time"])
 def test_iterations_run_by_free_running_workers_keep_gapless_ids_and_their_own_chains(db_url, limit, caplog):
     """...and no commit fails on the way (a deadlock, say: a claim holding a frame another transition of the
@@ -79,13 +70,7 @@ def test_iterations_run_by_free_running_workers_keep_gapless_ids_and_their_own_c
         assert described["output"] == [{"index": i, "data": DATA} for i in items]
         history = engine.history(arn)
         assert_gapless(history)
-        by_id = {e["id"]: e for e in history}
-        linked = 0
-        for event in history:
-            before = by_id.get(event["previousEventId"])
-            if thread_of(event) is not None and before is not None and thread_of(before) is not None:
-                assert thread_of(before) == thread_of(event), (event, before)
-                linked += 1
+        linked = links_within_iterations(history, CHAIN)
         assert linked == 5 * len(items), "A exited, B entered/exited, C entered/exited follow their own iteration"
         assert not [r.getMessage() for r in caplog.records if "could not be stored" in r.getMessage()]
     finally:
@@ -187,26 +172,17 @@ def test_a_cause_citing_an_event_id_cites_the_state_entered_event(db_url):
         engine.db.dispose()
 
 
-def test_a_commit_whose_frame_moved_on_writes_nothing(db_url):
-    engine = Engine(db_url)
-    try:
-        _arn, execution, (first, _second) = two_iterations(engine, OK)
-        step(engine, execution, first)
-        before = snapshot(engine, execution)
-        with pytest.raises(StaleTransition):
-            step(engine, execution, first)  # the same version again: a zombie's commit
-        assert snapshot(engine, execution) == before
-    finally:
-        engine.db.dispose()
-
-
-def test_a_commit_after_the_execution_stopped_writes_nothing(db_url):
+@pytest.mark.parametrize("lost", ["its frame moved on", "its execution stopped"])
+def test_a_commit_that_lost_its_frame_or_execution_writes_nothing(db_url, lost):
     engine = Engine(db_url)
     try:
         arn, execution, (first, _second) = two_iterations(engine, OK)
-        engine.stop(arn)
+        if lost == "its frame moved on":
+            step(engine, execution, first)  # and the same version again below: a zombie's commit
+        else:
+            engine.stop(arn)
         before = snapshot(engine, execution)
-        with pytest.raises((StaleTransition, CommitAgain)):
+        with pytest.raises((StaleTransition, CommitAgain)):  # CommitAgain: the other way says StaleTransition
             step(engine, execution, first)
         assert snapshot(engine, execution) == before
     finally:

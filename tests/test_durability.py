@@ -108,6 +108,26 @@ def assert_gapless(history: list[dict]) -> None:
     assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionSucceeded"
 
 
+def links_within_iterations(history: list[dict], states) -> int:
+    """Assert that each event of ``states`` whose previous event is also one of theirs follows an event of the same
+    Map iteration (its input or output's ``index``); how many such links there are."""
+    by_id = {e["id"]: e for e in history}
+
+    def index(event: dict) -> int | None:
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+        if details is None or details["name"] not in states:
+            return None
+        return json.loads(details.get("input") or details["output"])["index"]
+
+    linked = 0
+    for event in history:
+        before = by_id.get(event["previousEventId"])
+        if index(event) is not None and before is not None and index(before) is not None:
+            assert index(before) == index(event), (event, before)
+            linked += 1
+    return linked
+
+
 def entered_counts(history: list[dict]) -> Counter:
     return Counter(e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered"))
 
